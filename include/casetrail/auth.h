@@ -1,0 +1,36 @@
+/* auth.h: staff roles, API token generation and hashing, and who may do what.
+ * Tokens are 256 random bits; only their SHA-256 is stored, so a database leak reveals none. */
+#ifndef CASETRAIL_AUTH_H
+#define CASETRAIL_AUTH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum ct_role { CT_ROLE_NONE = 0, CT_ROLE_AGENT, CT_ROLE_SUPERVISOR, CT_ROLE_QA, CT_ROLE_ADMIN };
+
+#define CT_TOKEN_PREFIX "ct_"
+#define CT_TOKEN_LEN 46      /* "ct_" + 43 base64url characters */
+#define CT_TOKEN_HASH_LEN 64 /* hex SHA-256 */
+
+/* Parses "agent|supervisor|qa|admin"; CT_ROLE_NONE on anything else. */
+enum ct_role ct_auth_role_parse(const char *s);
+/* Static name of a role ("agent"...); "none" for CT_ROLE_NONE. */
+const char *ct_auth_role_name(enum ct_role role);
+
+/* Writes a new random token (NUL-terminated, CT_TOKEN_LEN chars) into out[CT_TOKEN_LEN + 1].
+ * Returns false when the system random source fails. */
+bool ct_auth_token_new(char out[CT_TOKEN_LEN + 1]);
+/* Writes the lowercase hex SHA-256 of token into out[CT_TOKEN_HASH_LEN + 1]. */
+void ct_auth_token_hash(const char *token, char out[CT_TOKEN_HASH_LEN + 1]);
+/* True when token has the shape of one of ours (prefix, length, alphabet): lets the server
+ * answer 401 without a database round trip for garbage. */
+bool ct_auth_token_well_formed(const char *token);
+/* Extracts the token from an "Authorization: Bearer TOKEN" header value; NULL when absent or
+ * malformed. Returns a pointer into header (borrowed). */
+const char *ct_auth_bearer(const char *header);
+
+/* Minimum-role check for a route: CT_ROLE_NONE means any authenticated user. qa is read-only,
+ * admin has every right a supervisor has. */
+bool ct_auth_role_at_least(enum ct_role have, enum ct_role need);
+
+#endif

@@ -1,0 +1,46 @@
+/* config.h: the process configuration, read once from the environment at start.
+ * Field names mirror their environment variables (cfg->max_body is CASETRAIL_MAX_BODY). */
+#ifndef CASETRAIL_CONFIG_H
+#define CASETRAIL_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "casetrail/err.h"
+#include "casetrail/log.h"
+
+#define CT_DEFAULT_GRAPH_URL "https://graph.facebook.com/v21.0"
+
+struct ct_config {
+    char *database_url;      /* DATABASE_URL; NULL means libpq defaults (PG* variables) */
+    char listen_host[64];    /* CASETRAIL_LISTEN host part */
+    int listen_port;         /* CASETRAIL_LISTEN port part; 0 picks a free port */
+    int threads;             /* CASETRAIL_THREADS */
+    int db_pool;             /* CASETRAIL_DB_POOL */
+    char *web_root;          /* CASETRAIL_WEB_ROOT */
+    char *migrations_dir;    /* CASETRAIL_MIGRATIONS_DIR */
+    size_t max_body;         /* CASETRAIL_MAX_BODY, bytes */
+    char *app_secret;        /* WHATSAPP_APP_SECRET; secret, never logged */
+    char *verify_token;      /* WHATSAPP_VERIFY_TOKEN; secret, never logged */
+    char *access_token;      /* WHATSAPP_ACCESS_TOKEN; secret, never logged */
+    char *graph_url;         /* WHATSAPP_GRAPH_URL, no trailing slash */
+    bool insecure_no_signature; /* CASETRAIL_INSECURE_NO_SIGNATURE=1 */
+    char currency[4];        /* CASETRAIL_CURRENCY, ISO 4217 */
+    enum ct_log_level log_level; /* CASETRAIL_LOG_LEVEL */
+};
+
+/* Looks a variable up; NULL when unset. Tests pass their own table instead of getenv. */
+typedef const char *(*ct_getenv_fn)(const char *name, void *arg);
+
+/* Fills cfg from the environment seen through get (getenv when get is NULL).
+ * On a bad value returns CT_E_INVALID with a message naming the variable; cfg is then freed.
+ * On success the caller releases cfg with ct_config_free(). */
+ct_rc ct_config_load(struct ct_config *cfg, ct_getenv_fn get, void *arg, struct ct_err *err);
+void ct_config_free(struct ct_config *cfg);
+
+/* Parses "HOST:PORT" (HOST may be an IPv4 address or "localhost"). */
+bool ct_config_parse_listen(const char *s, char *host, size_t hostlen, int *port);
+/* Parses a byte size: digits with an optional K, M or G suffix (powers of 1024). */
+bool ct_config_parse_size(const char *s, size_t *out);
+
+#endif

@@ -1,0 +1,32 @@
+/* err.h: one return-code type and one error record shared by every module.
+ * A failing function fills a struct ct_err (machine code + human message) and returns its rc. */
+#ifndef CASETRAIL_ERR_H
+#define CASETRAIL_ERR_H
+
+typedef enum {
+    CT_OK = 0,
+    CT_E_INVALID,      /* 400: malformed or badly typed input */
+    CT_E_UNAUTHORIZED, /* 401 */
+    CT_E_FORBIDDEN,    /* 403 */
+    CT_E_NOT_FOUND,    /* 404 */
+    CT_E_CONFLICT,     /* 409 */
+    CT_E_TOO_LARGE,    /* 413 */
+    CT_E_UNPROCESSABLE,/* 422 */
+    CT_E_UNAVAILABLE,  /* 503: the database could not be reached */
+    CT_E_INTERNAL      /* 500 */
+} ct_rc;
+
+struct ct_err {
+    ct_rc rc;
+    char code[48];     /* stable machine code, e.g. "invalid_transition" */
+    char message[320]; /* lower case, no final period; never holds a secret */
+};
+
+/* Fills err (when non-NULL) and returns rc, so callers can write `return ct_err_set(...)`. */
+ct_rc ct_err_set(struct ct_err *err, ct_rc rc, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* HTTP status for an rc (200 for CT_OK). */
+int ct_err_http_status(ct_rc rc);
+
+#endif

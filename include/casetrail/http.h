@@ -1,0 +1,60 @@
+/* http.h: what a request handler sees: the request, its route captures, the caller, and the
+ * helpers that read bodies and send JSON answers. Handlers never call civetweb directly for
+ * responses, so every answer is logged and counted the same way. */
+#ifndef CASETRAIL_HTTP_H
+#define CASETRAIL_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "casetrail/err.h"
+#include "casetrail/server.h"
+#include "casetrail/store.h"
+
+struct mg_connection;
+
+#define CT_ROUTE_MAX_PARAMS 4
+
+struct ct_req {
+    struct mg_connection *conn;
+    struct ct_server *srv;
+    const char *method;
+    const char *path;        /* decoded path, no query string */
+    const char *query;       /* raw query string or NULL */
+    char params[CT_ROUTE_MAX_PARAMS][128]; /* route captures, e.g. {id} */
+    int nparams;
+    bool authed;
+    struct ct_user user;     /* valid when authed */
+    int status;              /* status sent, for the access log and metrics */
+};
+
+/* Sends body (borrowed) as the response with the given status and content type. */
+void ct_http_send(struct ct_req *req, int status, const char *content_type, const char *body,
+                  size_t len);
+/* Serialises json (borrowed; caller still owns it) and sends it. */
+void ct_http_send_json(struct ct_req *req, int status, const cJSON *json);
+/* Sends {"error":{"code","message"}} with the status of err->rc. */
+void ct_http_send_error(struct ct_req *req, const struct ct_err *err);
+/* Shorthand: fills a ct_err and sends it. */
+void ct_http_fail(struct ct_req *req, ct_rc rc, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* Reads the whole body, at most max bytes. On success *out is a malloc'd NUL-terminated copy
+ * (caller frees) and *len its length. CT_E_TOO_LARGE (without reading it whole) when the body
+ * exceeds max. */
+ct_rc ct_http_read_body(struct ct_req *req, size_t max, char **out, size_t *len,
+                        struct ct_err *err);
+/* Reads and discards what is left of the body (bounded), so a refused client reads our answer
+ * instead of a reset connection. */
+void ct_http_discard_body(struct ct_req *req);
+/* Reads and parses a JSON object body; *out is owned by the caller (cJSON_Delete). */
+ct_rc ct_http_read_json(struct ct_req *req, cJSON **out, struct ct_err *err);
+
+/* Copies the URL-decoded query parameter name into buf; false when absent. */
+bool ct_http_query(const struct ct_req *req, const char *name, char *buf, size_t len);
+/* Header value or NULL (case-insensitive name). */
+const char *ct_http_header(const struct ct_req *req, const char *name);
+
+#endif

@@ -1,0 +1,19 @@
+/* metrics.h: Prometheus counters and a latency histogram, safe to update from every worker. */
+#ifndef CASETRAIL_METRICS_H
+#define CASETRAIL_METRICS_H
+
+#include <stddef.h>
+
+struct ct_metrics;
+struct ct_pool;
+
+/* nslots: one counter family per route slot, labelled by label(i). Returns NULL on OOM;
+ * free with ct_metrics_free(). */
+struct ct_metrics *ct_metrics_new(size_t nslots, void (*label)(size_t i, char *buf, size_t len));
+void ct_metrics_free(struct ct_metrics *m);
+/* Counts one request of slot with its status and duration. */
+void ct_metrics_observe(struct ct_metrics *m, size_t slot, int status, double seconds);
+/* Renders the exposition text, including pool gauges. Returns malloc'd text (caller frees). */
+char *ct_metrics_render(struct ct_metrics *m, struct ct_pool *pool);
+
+#endif

@@ -1,0 +1,26 @@
+/* server.h: struct ct_server, the one shared context of a running casetrail process. Everything
+ * a request handler may touch hangs off it; there is no other mutable global state. */
+#ifndef CASETRAIL_SERVER_H
+#define CASETRAIL_SERVER_H
+
+#include "casetrail/config.h"
+#include "casetrail/err.h"
+
+struct mg_context;
+struct ct_pool;
+struct ct_metrics;
+
+struct ct_server {
+    struct ct_config cfg;       /* owned; read-only after start */
+    struct ct_pool *pool;       /* owned; thread-safe */
+    struct ct_metrics *metrics; /* owned; thread-safe */
+    struct mg_context *mg;      /* owned; civetweb worker threads */
+    int schema_latest;          /* highest migration shipped with this binary's migrations dir */
+    int port;                   /* the port actually bound (CASETRAIL_LISTEN may say 0) */
+};
+
+/* Runs `casetrail serve`: migrates, starts civetweb, waits for SIGTERM/SIGINT, drains in-flight
+ * requests, closes connections. Takes ownership of cfg. Returns the process exit code. */
+int ct_server_run(struct ct_config *cfg);
+
+#endif

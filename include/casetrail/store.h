@@ -1,0 +1,104 @@
+/* store.h: the storage layer. The only module that talks SQL; everything above it passes plain
+ * structs. Connections come from a bounded pool that reconnects after the database restarts. */
+#ifndef CASETRAIL_STORE_H
+#define CASETRAIL_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <cjson/cJSON.h>
+
+#include "casetrail/auth.h"
+#include "casetrail/err.h"
+
+struct ct_pool;
+struct ct_tx; /* a borrowed connection, inside a transaction when made by ct_store_in_tx */
+
+/* Creates a pool of at most size connections to database_url (NULL: libpq defaults).
+ * Connects lazily. Returns NULL on OOM. Free with ct_pool_free(). */
+struct ct_pool *ct_pool_new(const char *database_url, int size);
+void ct_pool_free(struct ct_pool *pool);
+int ct_pool_size(const struct ct_pool *pool);
+int ct_pool_in_use(struct ct_pool *pool);
+/* True when the last attempt to use the database succeeded. */
+bool ct_pool_db_up(struct ct_pool *pool);
+
+typedef ct_rc (*ct_tx_fn)(struct ct_tx *tx, void *arg, struct ct_err *err);
+
+/* Runs fn between BEGIN and COMMIT on a pooled connection; ROLLBACK when fn fails. Retries the
+ * whole of fn on serialization failure or deadlock (at most 3 times) and once on a connection
+ * that broke before BEGIN, so fn must have no effect outside tx. CT_E_UNAVAILABLE when the
+ * database cannot be reached. Returns only after COMMIT has been acknowledged. */
+ct_rc ct_store_in_tx(struct ct_pool *pool, ct_tx_fn fn, void *arg, struct ct_err *err);
+/* Runs fn on a pooled connection in autocommit mode (reads). */
+ct_rc ct_store_with_conn(struct ct_pool *pool, ct_tx_fn fn, void *arg, struct ct_err *err);
+
+/* ---- migrations (dedicated connection, not the pool) ---- */
+
+/* Highest version number among the NNNN_*.sql files in dir; -1 when none or unreadable. */
+int ct_migrations_latest(const char *dir);
+/* Applies pending migrations under an advisory lock; *applied counts new ones (may be NULL). */
+ct_rc ct_store_migrate(const char *database_url, const char *dir, int *applied,
+                       struct ct_err *err);
+/* Highest applied version, -1 when schema_migrations does not exist yet. */
+ct_rc ct_store_schema_version(struct ct_tx *tx, int *version, struct ct_err *err);
+
+/* ---- users ---- */
+
+#define CT_USER_NAME_MAX 64
+
+struct ct_user {
+    long long id;
+    char name[CT_USER_NAME_MAX + 1];
+    enum ct_role role;
+    bool has_limit;
+    long long approval_limit_minor;
+    bool active;
+    char created_at[40]; /* ISO 8601 UTC */
+};
+
+/* Looks up an active or inactive user by token hash; CT_E_NOT_FOUND when none. */
+ct_rc ct_store_user_by_token(struct ct_tx *tx, const char *token_hash, struct ct_user *out,
+                             struct ct_err *err);
+/* Looks up by name; with lock, takes a row lock (FOR UPDATE). CT_E_NOT_FOUND when none. */
+ct_rc ct_store_user_by_name(struct ct_tx *tx, const char *name, bool lock, struct ct_user *out,
+                            struct ct_err *err);
+/* Inserts a user; CT_E_CONFLICT when the name is taken. Sets u->id. */
+ct_rc ct_store_user_insert(struct ct_tx *tx, struct ct_user *u, const char *token_hash,
+                           struct ct_err *err);
+/* Updates role / active / token hash (NULL keeps the current one). */
+ct_rc ct_store_user_update(struct ct_tx *tx, const struct ct_user *u, const char *token_hash,
+                           struct ct_err *err);
+/* Lists all users by name; *out is a calloc'd array the caller frees. */
+ct_rc ct_store_user_list(struct ct_tx *tx, struct ct_user **out, size_t *n, struct ct_err *err);
+
+/* ---- events ---- */
+
+struct ct_event_text {
+    const char *field;      /* "reason", "note", "subject_name", ... */
+    const char *body;       /* free text; NULL entries are skipped */
+    const char *salt_scope; /* "staff" or "contact:<id>" */
+};
+
+#define CT_EVENT_MAX_TEXTS 6
+
+struct ct_event_new {
+    const char *chain_kind;  /* "ticket" or "user" */
+    long long chain_id;
+    const char *action;
+    const char *actor_type;  /* "agent" | "system" | "customer" */
+    const char *actor_id;
+    const char *from_value;  /* enum value or id; NULL allowed */
+    const char *to_value;
+    long long occurred_us;   /* 0 means the recording time */
+    const cJSON *data;       /* borrowed; ids, enums, amounts only; NULL allowed */
+    struct ct_event_text texts[CT_EVENT_MAX_TEXTS];
+    int ntexts;
+};
+
+/* Appends one event to its chain inside tx: locks the chain's owner row, takes the next seq,
+ * digests texts with their salts, hashes, inserts. Sets *seq_out when non-NULL. */
+ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, long long *seq_out,
+                            struct ct_err *err);
+
+#endif

@@ -1,0 +1,40 @@
+/* users.h: staff identity changes. Each change and its user event commit in one transaction;
+ * the CLI acts as actor "system". */
+#ifndef CASETRAIL_USERS_H
+#define CASETRAIL_USERS_H
+
+#include "casetrail/auth.h"
+#include "casetrail/err.h"
+#include "casetrail/store.h"
+
+/* Who did something, as recorded in events. Strings are borrowed. */
+struct ct_actor {
+    const char *type; /* "agent" | "system" | "customer" */
+    const char *id;   /* user id as text, "cli", a wa_id ... */
+    const char *name; /* display name as it was; NULL for system */
+};
+
+extern const struct ct_actor CT_ACTOR_CLI;
+
+/* True when name is a valid user name (1-64 of A-Z a-z 0-9 . _ @ -, starting alphanumeric). */
+bool ct_users_name_valid(const char *name);
+
+/* Creates a user with a new token written to token_out. limit < 0 means no approval limit.
+ * CT_E_CONFLICT when the name is taken, CT_E_INVALID on a bad name or role. */
+ct_rc ct_users_add(struct ct_pool *pool, const struct ct_actor *actor, const char *name,
+                   enum ct_role role, long long limit, char token_out[CT_TOKEN_LEN + 1],
+                   struct ct_err *err);
+/* Changes the role (event user.role_changed); no event and CT_OK when unchanged. */
+ct_rc ct_users_set_role(struct ct_pool *pool, const struct ct_actor *actor, const char *name,
+                        enum ct_role role, struct ct_err *err);
+/* Deactivates (event user.deactivated); CT_E_CONFLICT when already inactive. */
+ct_rc ct_users_deactivate(struct ct_pool *pool, const struct ct_actor *actor, const char *name,
+                          struct ct_err *err);
+/* Replaces the token (event user.token_rotated); the old one stops working at once. */
+ct_rc ct_users_rotate_token(struct ct_pool *pool, const struct ct_actor *actor, const char *name,
+                            char token_out[CT_TOKEN_LEN + 1], struct ct_err *err);
+/* Resolves a bearer token to an active user. CT_E_UNAUTHORIZED for unknown or inactive. */
+ct_rc ct_users_authenticate(struct ct_pool *pool, const char *token, struct ct_user *out,
+                            struct ct_err *err);
+
+#endif

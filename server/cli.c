@@ -1,0 +1,370 @@
+/* cli.c: `casetrail COMMAND ...`. Each command is one row in a table; usage errors print a
+ * clear message and exit 2, runtime failures exit 1. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "casetrail/cli.h"
+#include "casetrail/config.h"
+#include "casetrail/server.h"
+#include "casetrail/store.h"
+#include "casetrail/users.h"
+
+#define EXIT_USAGE 2
+
+struct command {
+    const char *name;
+    int (*run)(int argc, char **argv); /* argv[0] is the command (or sub-command) name */
+    const char *usage;
+    const char *help;
+};
+
+static int usage_error(const char *usage, const char *fmt, const char *arg)
+{
+    fprintf(stderr, "casetrail: ");
+    fprintf(stderr, fmt, arg);
+    fprintf(stderr, "\nusage: %s\n", usage);
+    return EXIT_USAGE;
+}
+
+static bool wants_help(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+            return true;
+    }
+    return false;
+}
+
+/* Loads the configuration or prints why not (naming the variable). */
+static bool load_config(struct ct_config *cfg)
+{
+    struct ct_err err;
+    if (ct_config_load(cfg, NULL, NULL, &err) != CT_OK) {
+        fprintf(stderr, "casetrail: %s\n", err.message);
+        return false;
+    }
+    ct_log_set_level(cfg->log_level);
+    return true;
+}
+
+static int cmd_serve(int argc, char **argv)
+{
+    struct ct_config cfg;
+    if (argc > 1)
+        return usage_error("casetrail serve", "unrecognized argument \"%s\"", argv[1]);
+    if (!load_config(&cfg))
+        return 1;
+    return ct_server_run(&cfg);
+}
+
+static int cmd_migrate(int argc, char **argv)
+{
+    struct ct_config cfg;
+    struct ct_err err;
+    int applied = 0;
+    if (argc > 1)
+        return usage_error("casetrail migrate", "unrecognized argument \"%s\"", argv[1]);
+    if (!load_config(&cfg))
+        return 1;
+    ct_rc rc = ct_store_migrate(cfg.database_url, cfg.migrations_dir, &applied, &err);
+    ct_config_free(&cfg);
+    if (rc != CT_OK) {
+        fprintf(stderr, "casetrail: %s\n", err.message);
+        return 1;
+    }
+    printf("migrations applied: %d\n", applied);
+    return 0;
+}
+
+/* Runs fn with a one-connection pool built from the environment. */
+static int with_pool(int (*fn)(struct ct_pool *pool, void *arg), void *arg)
+{
+    struct ct_config cfg;
+    struct ct_pool *pool;
+    int code;
+    if (!load_config(&cfg))
+        return 1;
+    pool = ct_pool_new(cfg.database_url, 1);
+    ct_config_free(&cfg);
+    if (pool == NULL) {
+        fprintf(stderr, "casetrail: out of memory\n");
+        return 1;
+    }
+    code = fn(pool, arg);
+    ct_pool_free(pool);
+    return code;
+}
+
+static int report(ct_rc rc, const struct ct_err *err)
+{
+    if (rc == CT_OK)
+        return 0;
+    fprintf(stderr, "casetrail: %s\n", err->message);
+    return 1;
+}
+
+struct user_args {
+    const char *name;
+    enum ct_role role;
+    long long limit;
+    bool json;
+};
+
+static int do_user_add(struct ct_pool *pool, void *arg)
+{
+    struct user_args *a = arg;
+    struct ct_err err;
+    char token[CT_TOKEN_LEN + 1];
+    ct_rc rc = ct_users_add(pool, &CT_ACTOR_CLI, a->name, a->role, a->limit, token, &err);
+    if (rc != CT_OK)
+        return report(rc, &err);
+    fprintf(stderr, "created %s %s; its API token follows and is shown only this once:\n",
+            ct_auth_role_name(a->role), a->name);
+    printf("%s\n", token); /* DECISIONS: the token alone on the last line of stdout */
+    fflush(stdout);
+    memset(token, 0, sizeof(token));
+    return 0;
+}
+
+static bool parse_limit(const char *s, long long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (s[0] == '\0' || *end != '\0' || errno != 0 || v < 0 || v > 9007199254740991LL)
+        return false;
+    *out = v;
+    return true;
+}
+
+#define USAGE_ADD "casetrail user add NAME --role agent|supervisor|qa|admin [--approval-limit AMOUNT_MINOR]"
+
+static int cmd_user_add(int argc, char **argv)
+{
+    struct user_args a = {NULL, CT_ROLE_NONE, -1, false};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) {
+            a.role = ct_auth_role_parse(argv[++i]);
+            if (a.role == CT_ROLE_NONE)
+                return usage_error(USAGE_ADD, "invalid role \"%s\": expected agent, supervisor, qa or admin", argv[i]);
+        } else if (strcmp(argv[i], "--approval-limit") == 0 && i + 1 < argc) {
+            if (!parse_limit(argv[++i], &a.limit))
+                return usage_error(USAGE_ADD, "invalid approval limit \"%s\": expected a non-negative integer in minor units", argv[i]);
+        } else if (argv[i][0] == '-') {
+            return usage_error(USAGE_ADD, "unrecognized option \"%s\" (or missing value)", argv[i]);
+        } else if (a.name == NULL) {
+            a.name = argv[i];
+        } else {
+            return usage_error(USAGE_ADD, "unexpected argument \"%s\"", argv[i]);
+        }
+    }
+    if (a.name == NULL)
+        return usage_error(USAGE_ADD, "%s", "missing NAME");
+    if (a.role == CT_ROLE_NONE)
+        return usage_error(USAGE_ADD, "%s", "missing --role");
+    if (!ct_users_name_valid(a.name))
+        return usage_error(USAGE_ADD, "invalid user name \"%s\": use 1 to 64 letters, digits, '.', '_', '@' or '-'", a.name);
+    return with_pool(do_user_add, &a);
+}
+
+static ct_rc list_users(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct user_args *a = arg;
+    struct ct_user *u = NULL;
+    size_t n = 0;
+    ct_rc rc = ct_store_user_list(tx, &u, &n, err);
+    if (rc != CT_OK)
+        return rc;
+    if (a->json) {
+        printf("[");
+        for (size_t i = 0; i < n; i++) {
+            printf("%s{\"name\":\"%s\",\"role\":\"%s\",\"active\":%s,\"approval_limit_minor\":", i ? "," : "",
+                   u[i].name, ct_auth_role_name(u[i].role), u[i].active ? "true" : "false");
+            if (u[i].has_limit)
+                printf("%lld", u[i].approval_limit_minor);
+            else
+                printf("null");
+            printf(",\"created_at\":\"%s\"}", u[i].created_at);
+        }
+        printf("]\n");
+    } else {
+        printf("%-24s %-10s %-8s %-14s %s\n", "NAME", "ROLE", "ACTIVE", "LIMIT", "CREATED");
+        for (size_t i = 0; i < n; i++) {
+            char limit[32] = "-";
+            if (u[i].has_limit)
+                snprintf(limit, sizeof(limit), "%lld", u[i].approval_limit_minor);
+            printf("%-24s %-10s %-8s %-14s %s\n", u[i].name, ct_auth_role_name(u[i].role),
+                   u[i].active ? "yes" : "no", limit, u[i].created_at);
+        }
+    }
+    free(u);
+    return CT_OK;
+}
+
+static int do_user_list(struct ct_pool *pool, void *arg)
+{
+    struct ct_err err;
+    return report(ct_store_with_conn(pool, list_users, arg, &err), &err);
+}
+
+static int cmd_user_list(int argc, char **argv)
+{
+    struct user_args a = {NULL, CT_ROLE_NONE, -1, false};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            a.json = true;
+        else
+            return usage_error("casetrail user list [--json]", "unrecognized argument \"%s\"", argv[i]);
+    }
+    return with_pool(do_user_list, &a);
+}
+
+static int do_set_role(struct ct_pool *pool, void *arg)
+{
+    struct user_args *a = arg;
+    struct ct_err err;
+    ct_rc rc = ct_users_set_role(pool, &CT_ACTOR_CLI, a->name, a->role, &err);
+    if (rc == CT_OK)
+        fprintf(stderr, "%s is now %s\n", a->name, ct_auth_role_name(a->role));
+    return report(rc, &err);
+}
+
+static int cmd_user_set_role(int argc, char **argv)
+{
+    const char *usage = "casetrail user set-role NAME agent|supervisor|qa|admin";
+    struct user_args a = {NULL, CT_ROLE_NONE, -1, false};
+    if (argc != 3)
+        return usage_error(usage, "%s", "expected NAME and ROLE");
+    a.name = argv[1];
+    a.role = ct_auth_role_parse(argv[2]);
+    if (a.role == CT_ROLE_NONE)
+        return usage_error(usage, "invalid role \"%s\": expected agent, supervisor, qa or admin", argv[2]);
+    return with_pool(do_set_role, &a);
+}
+
+static int do_deactivate(struct ct_pool *pool, void *arg)
+{
+    struct user_args *a = arg;
+    struct ct_err err;
+    ct_rc rc = ct_users_deactivate(pool, &CT_ACTOR_CLI, a->name, &err);
+    if (rc == CT_OK)
+        fprintf(stderr, "%s is deactivated; its token no longer works\n", a->name);
+    return report(rc, &err);
+}
+
+static int cmd_user_deactivate(int argc, char **argv)
+{
+    struct user_args a = {NULL, CT_ROLE_NONE, -1, false};
+    if (argc != 2)
+        return usage_error("casetrail user deactivate NAME", "%s", "expected exactly one NAME");
+    a.name = argv[1];
+    return with_pool(do_deactivate, &a);
+}
+
+static int do_rotate(struct ct_pool *pool, void *arg)
+{
+    struct user_args *a = arg;
+    struct ct_err err;
+    char token[CT_TOKEN_LEN + 1];
+    ct_rc rc = ct_users_rotate_token(pool, &CT_ACTOR_CLI, a->name, token, &err);
+    if (rc != CT_OK)
+        return report(rc, &err);
+    fprintf(stderr, "new API token for %s (the old one stopped working):\n", a->name);
+    printf("%s\n", token);
+    fflush(stdout);
+    memset(token, 0, sizeof(token));
+    return 0;
+}
+
+static int cmd_user_rotate(int argc, char **argv)
+{
+    struct user_args a = {NULL, CT_ROLE_NONE, -1, false};
+    if (argc != 2)
+        return usage_error("casetrail user rotate-token NAME", "%s", "expected exactly one NAME");
+    a.name = argv[1];
+    return with_pool(do_rotate, &a);
+}
+
+static const struct command user_commands[] = {
+    {"add", cmd_user_add, USAGE_ADD,
+     "Creates a user and prints its API token once, alone on the last line of stdout."},
+    {"list", cmd_user_list, "casetrail user list [--json]", "Lists users (never their tokens)."},
+    {"set-role", cmd_user_set_role, "casetrail user set-role NAME agent|supervisor|qa|admin",
+     "Changes a user's role; recorded as a user.role_changed event."},
+    {"deactivate", cmd_user_deactivate, "casetrail user deactivate NAME",
+     "Deactivates a user; its token stops working at once."},
+    {"rotate-token", cmd_user_rotate, "casetrail user rotate-token NAME",
+     "Replaces a user's token and prints the new one alone on the last line of stdout."},
+};
+
+static void print_table(const struct command *t, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        fprintf(stdout, "  %s\n      %s\n", t[i].usage, t[i].help);
+}
+
+static int run_table(const struct command *t, size_t n, const char *what, int argc, char **argv)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(argv[0], t[i].name) != 0)
+            continue;
+        if (wants_help(argc, argv)) {
+            printf("usage: %s\n\n%s\n", t[i].usage, t[i].help);
+            return 0;
+        }
+        return t[i].run(argc, argv);
+    }
+    fprintf(stderr, "casetrail: unrecognized %s \"%s\" (see casetrail --help)\n", what, argv[0]);
+    return EXIT_USAGE;
+}
+
+static int cmd_user(int argc, char **argv)
+{
+    size_t n = sizeof(user_commands) / sizeof(user_commands[0]);
+    if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        printf("usage: casetrail user SUBCOMMAND ...\n\n");
+        print_table(user_commands, n);
+        return argc < 2 ? EXIT_USAGE : 0;
+    }
+    return run_table(user_commands, n, "user subcommand", argc - 1, argv + 1);
+}
+
+static const struct command commands[] = {
+    {"serve", cmd_serve, "casetrail serve",
+     "Applies pending migrations, then serves HTTP on CASETRAIL_LISTEN until SIGTERM/SIGINT."},
+    {"migrate", cmd_migrate, "casetrail migrate",
+     "Applies pending migrations from CASETRAIL_MIGRATIONS_DIR (idempotent)."},
+    {"user", cmd_user, "casetrail user add|list|set-role|deactivate|rotate-token ...",
+     "Manages staff users and their API tokens (casetrail user --help)."},
+};
+
+static void print_help(void)
+{
+    printf("casetrail: WhatsApp-first ticketing with a tamper-evident audit trail\n\n"
+           "usage: casetrail COMMAND [ARGS]\n\ncommands:\n");
+    print_table(commands, sizeof(commands) / sizeof(commands[0]));
+    printf("\nConfiguration comes from the environment (DATABASE_URL, CASETRAIL_*, WHATSAPP_*);"
+           " see README.md.\n");
+}
+
+int ct_cli_main(int argc, char **argv)
+{
+    if (argc < 2) {
+        print_help();
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+        print_help();
+        return 0;
+    }
+    if (argv[1][0] == '-') {
+        fprintf(stderr, "casetrail: unrecognized option \"%s\" (see casetrail --help)\n", argv[1]);
+        return EXIT_USAGE;
+    }
+    if (strcmp(argv[1], "user") == 0)
+        return cmd_user(argc - 1, argv + 1);
+    return run_table(commands, sizeof(commands) / sizeof(commands[0]), "command", argc - 1,
+                     argv + 1);
+}

@@ -1,0 +1,166 @@
+/* http_util.c: bounded body reads, query parameters, and the only code that writes responses. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <civetweb.h>
+
+#include "casetrail/http.h"
+
+void ct_http_send(struct ct_req *req, int status, const char *content_type, const char *body,
+                  size_t len)
+{
+    char clen[32];
+    snprintf(clen, sizeof(clen), "%zu", len);
+    mg_response_header_start(req->conn, status);
+    mg_response_header_add(req->conn, "Content-Type", content_type, -1);
+    mg_response_header_add(req->conn, "Content-Length", clen, -1);
+    mg_response_header_add(req->conn, "Cache-Control", "no-store", -1);
+    mg_response_header_add(req->conn, "X-Content-Type-Options", "nosniff", -1);
+    mg_response_header_send(req->conn);
+    if (len > 0 && strcmp(req->method, "HEAD") != 0)
+        mg_write(req->conn, body, len);
+    req->status = status;
+}
+
+void ct_http_send_json(struct ct_req *req, int status, const cJSON *json)
+{
+    char *text = cJSON_PrintUnformatted(json);
+    if (text == NULL) {
+        static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        ct_http_send(req, 500, "application/json", oom, sizeof(oom) - 1);
+        return;
+    }
+    ct_http_send(req, status, "application/json", text, strlen(text));
+    free(text);
+}
+
+void ct_http_send_error(struct ct_req *req, const struct ct_err *err)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(e, "code", err->code);
+    cJSON_AddStringToObject(e, "message", err->message);
+    ct_http_send_json(req, ct_err_http_status(err->rc), root);
+    cJSON_Delete(root);
+}
+
+void ct_http_fail(struct ct_req *req, ct_rc rc, const char *code, const char *fmt, ...)
+{
+    struct ct_err err;
+    va_list ap;
+    err.rc = rc;
+    snprintf(err.code, sizeof(err.code), "%s", code);
+    va_start(ap, fmt);
+    vsnprintf(err.message, sizeof(err.message), fmt, ap);
+    va_end(ap);
+    ct_http_send_error(req, &err);
+}
+
+/* Reads and throws away what is left of an oversized body (bounded), so the client sees our
+ * 413 instead of a reset connection while it is still sending. */
+static void discard_rest(struct ct_req *req)
+{
+    char sink[16384];
+    size_t total = 0;
+    int n;
+    while (total < 64u * 1024 * 1024 && (n = mg_read(req->conn, sink, sizeof(sink))) > 0)
+        total += (size_t)n;
+}
+
+ct_rc ct_http_read_body(struct ct_req *req, size_t max, char **out, size_t *len,
+                        struct ct_err *err)
+{
+    const struct mg_request_info *ri = mg_get_request_info(req->conn);
+    size_t cap, used = 0;
+    char *buf;
+
+    *out = NULL;
+    *len = 0;
+    if (ri->content_length > 0 && (unsigned long long)ri->content_length > max) {
+        /* B-ingest 3: refuse from the header, before reading the body */
+        return ct_err_set(err, CT_E_TOO_LARGE, "body_too_large",
+                          "request body of %lld bytes exceeds the limit of %zu bytes",
+                          ri->content_length, max);
+    }
+    cap = ri->content_length >= 0 ? (size_t)ri->content_length + 1 : 65536;
+    buf = malloc(cap);
+    if (buf == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    for (;;) {
+        if (used + 1 >= cap) {
+            if (cap > max + 1) {
+                free(buf);
+                return ct_err_set(err, CT_E_TOO_LARGE, "body_too_large",
+                                  "request body exceeds the limit of %zu bytes", max);
+            }
+            size_t ncap = cap * 2 > max + 2 ? max + 2 : cap * 2;
+            char *nb = realloc(buf, ncap);
+            if (nb == NULL) {
+                free(buf);
+                return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        int n = mg_read(req->conn, buf + used, cap - used - 1);
+        if (n < 0) {
+            free(buf);
+            return ct_err_set(err, CT_E_INVALID, "body_unreadable", "could not read the request body");
+        }
+        if (n == 0)
+            break;
+        used += (size_t)n;
+        if (used > max) {
+            free(buf);
+            return ct_err_set(err, CT_E_TOO_LARGE, "body_too_large",
+                              "request body exceeds the limit of %zu bytes", max);
+        }
+    }
+    buf[used] = '\0';
+    *out = buf;
+    *len = used;
+    return CT_OK;
+}
+
+ct_rc ct_http_read_json(struct ct_req *req, cJSON **out, struct ct_err *err)
+{
+    char *body = NULL;
+    size_t len = 0;
+    ct_rc rc;
+
+    *out = NULL;
+    /* API bodies are small; webhooks have their own larger limit */
+    size_t max = req->srv->cfg.max_body < 1024 * 1024 ? req->srv->cfg.max_body : 1024 * 1024;
+    rc = ct_http_read_body(req, max, &body, &len, err);
+    if (rc != CT_OK)
+        return rc;
+    *out = cJSON_ParseWithLength(body, len);
+    free(body);
+    if (*out == NULL)
+        return ct_err_set(err, CT_E_INVALID, "invalid_json", "request body is not valid JSON");
+    if (!cJSON_IsObject(*out)) {
+        cJSON_Delete(*out);
+        *out = NULL;
+        return ct_err_set(err, CT_E_INVALID, "invalid_json", "request body must be a JSON object");
+    }
+    return CT_OK;
+}
+
+bool ct_http_query(const struct ct_req *req, const char *name, char *buf, size_t len)
+{
+    if (req->query == NULL)
+        return false;
+    return mg_get_var(req->query, strlen(req->query), name, buf, len) >= 0;
+}
+
+const char *ct_http_header(const struct ct_req *req, const char *name)
+{
+    return mg_get_header(req->conn, name);
+}
+
+void ct_http_discard_body(struct ct_req *req)
+{
+    discard_rest(req);
+}

@@ -1,0 +1,208 @@
+/* router.c: the route table, path matching, the auth gate, static files, the access log and
+ * request metrics. Every request passes through ct_router_dispatch exactly once. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include <civetweb.h>
+
+#include "api.h"
+#include "casetrail/log.h"
+#include "casetrail/metrics.h"
+#include "casetrail/router.h"
+#include "casetrail/users.h"
+
+static const struct ct_route routes[] = {
+    {"GET", "/healthz", ct_api_healthz, CT_AUTH_PUBLIC, CT_ROLE_NONE},
+    {"GET", "/readyz", ct_api_readyz, CT_AUTH_PUBLIC, CT_ROLE_NONE},
+    {"GET", "/metrics", ct_api_metrics, CT_AUTH_PUBLIC, CT_ROLE_NONE},
+    {"GET", "/api/me", ct_api_me, CT_AUTH_TOKEN, CT_ROLE_NONE},
+};
+
+#define NROUTES (sizeof(routes) / sizeof(routes[0]))
+
+const struct ct_route *ct_router_routes(size_t *n)
+{
+    *n = NROUTES;
+    return routes;
+}
+
+/* Matches one pattern against path, capturing {name} segments. */
+static bool match_pattern(const char *pat, const char *path, char params[][128], int *np)
+{
+    int n = 0;
+    while (*pat != '\0' && *path != '\0') {
+        if (*pat == '{') {
+            const char *close = strchr(pat, '}');
+            size_t seg = strcspn(path, "/");
+            if (close == NULL || seg == 0 || seg >= 128 || n >= CT_ROUTE_MAX_PARAMS)
+                return false;
+            memcpy(params[n], path, seg);
+            params[n][seg] = '\0';
+            n++;
+            pat = close + 1;
+            path += seg;
+        } else if (*pat == *path) {
+            pat++;
+            path++;
+        } else {
+            return false;
+        }
+    }
+    if (*pat != '\0' || *path != '\0')
+        return false;
+    *np = n;
+    return true;
+}
+
+const struct ct_route *ct_router_match(const char *method, const char *path,
+                                       char params[CT_ROUTE_MAX_PARAMS][128], int *nparams,
+                                       bool *path_known)
+{
+    *path_known = false;
+    *nparams = 0;
+    for (size_t i = 0; i < NROUTES; i++) {
+        int np = 0;
+        if (!match_pattern(routes[i].pattern, path, params, &np))
+            continue;
+        bool same = strcmp(routes[i].method, method) == 0 ||
+                    (strcmp(method, "HEAD") == 0 && strcmp(routes[i].method, "GET") == 0);
+        if (same) {
+            *nparams = np;
+            return &routes[i];
+        }
+        *path_known = true;
+    }
+    return NULL;
+}
+
+void ct_router_label(size_t i, char *buf, size_t len)
+{
+    if (i < NROUTES)
+        snprintf(buf, len, "%s %s", routes[i].method, routes[i].pattern);
+    else
+        snprintf(buf, len, "%s", i == NROUTES ? "static" : "unmatched");
+}
+
+size_t ct_router_slots(void)
+{
+    return NROUTES + 2;
+}
+
+void ct_api_metrics(struct ct_req *req)
+{
+    char *text = ct_metrics_render(req->srv->metrics, req->srv->pool);
+    if (text == NULL) {
+        ct_http_fail(req, CT_E_INTERNAL, "internal", "out of memory");
+        return;
+    }
+    ct_http_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
+    free(text);
+}
+
+/* Serves a file under the web root. Paths with ".." or hidden segments never leave it. */
+static void serve_static(struct ct_req *req)
+{
+    char path[1024];
+    const char *p = req->path;
+    struct stat st;
+
+    if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+        ct_http_fail(req, CT_E_NOT_FOUND, "not_found", "no route for %s %s", req->method,
+                     req->path);
+        return;
+    }
+    if (strstr(p, "/.") != NULL || strstr(p, "\\") != NULL) {
+        ct_http_fail(req, CT_E_NOT_FOUND, "not_found", "file not found");
+        return;
+    }
+    if (strcmp(p, "/") == 0)
+        p = "/index.html";
+    if ((size_t)snprintf(path, sizeof(path), "%s%s", req->srv->cfg.web_root, p) >= sizeof(path) ||
+        stat(path, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ct_http_fail(req, CT_E_NOT_FOUND, "not_found", "file not found");
+        return;
+    }
+    mg_send_mime_file2(req->conn, path, NULL,
+                       "X-Content-Type-Options: nosniff\r\n"
+                       "Content-Security-Policy: default-src 'self'; object-src 'none'\r\n");
+    req->status = 200;
+}
+
+/* The auth gate: resolves the bearer token and checks the route's minimum role. */
+static bool authorize(struct ct_req *req, const struct ct_route *r)
+{
+    struct ct_err err;
+    const char *token = ct_auth_bearer(ct_http_header(req, "Authorization"));
+    ct_rc rc;
+
+    if (token == NULL) {
+        ct_http_fail(req, CT_E_UNAUTHORIZED, "unauthorized",
+                     "missing API token: send Authorization: Bearer TOKEN");
+        return false;
+    }
+    rc = ct_users_authenticate(req->srv->pool, token, &req->user, &err);
+    if (rc != CT_OK) {
+        ct_http_send_error(req, &err);
+        return false;
+    }
+    req->authed = true;
+    if (!ct_auth_role_at_least(req->user.role, r->min_role)) {
+        ct_http_fail(req, CT_E_FORBIDDEN, "forbidden", "role %s may not %s %s",
+                     ct_auth_role_name(req->user.role), r->method, r->pattern);
+        return false;
+    }
+    return true;
+}
+
+static double elapsed_s(const struct timespec *t0)
+{
+    struct timespec t1;
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+int ct_router_dispatch(struct ct_server *srv, struct mg_connection *conn)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct ct_req req;
+    struct timespec t0;
+    const struct ct_route *r;
+    bool known = false;
+    size_t slot;
+
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    memset(&req, 0, sizeof(req));
+    req.conn = conn;
+    req.srv = srv;
+    req.method = ri->request_method;
+    req.path = ri->local_uri != NULL ? ri->local_uri : "/";
+    req.query = ri->query_string;
+
+    r = ct_router_match(req.method, req.path, req.params, &req.nparams, &known);
+    if (r != NULL) {
+        slot = (size_t)(r - routes);
+        if (r->auth == CT_AUTH_PUBLIC || authorize(&req, r))
+            r->handler(&req);
+    } else if (known) {
+        slot = NROUTES + 1;
+        char body[400];
+        int n = snprintf(body, sizeof(body),
+                         "{\"error\":{\"code\":\"method_not_allowed\",\"message\":"
+                         "\"method %.20s is not allowed on this path\"}}", req.method);
+        ct_http_send(&req, 405, "application/json", body, (size_t)n);
+    } else if (strncmp(req.path, "/api/", 5) == 0 || strncmp(req.path, "/webhooks/", 10) == 0) {
+        slot = NROUTES + 1;
+        ct_http_fail(&req, CT_E_NOT_FOUND, "not_found", "no route for %s %s", req.method, req.path);
+    } else {
+        slot = NROUTES;
+        serve_static(&req);
+    }
+    double s = elapsed_s(&t0);
+    ct_metrics_observe(srv->metrics, slot, req.status, s);
+    /* the path only: a query string may carry the webhook verify token */
+    ct_log_access(req.method, req.path, req.status, s * 1000.0, req.authed ? req.user.name : NULL);
+    return req.status != 0 ? req.status : 500;
+}

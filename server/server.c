@@ -1,0 +1,131 @@
+/* server.c: builds struct ct_server, runs civetweb, and shuts down cleanly on SIGTERM/SIGINT:
+ * stop accepting, let in-flight requests finish, close database connections, exit 0. */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <civetweb.h>
+
+#include "casetrail/log.h"
+#include "casetrail/metrics.h"
+#include "casetrail/router.h"
+#include "casetrail/server.h"
+#include "casetrail/store.h"
+
+static int begin_request(struct mg_connection *conn)
+{
+    struct ct_server *srv = mg_get_user_data(mg_get_context(conn));
+    return ct_router_dispatch(srv, conn);
+}
+
+static int log_message(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    ct_log_warn("civetweb: %s", message);
+    return 1;
+}
+
+static ct_rc start_http(struct ct_server *srv, struct ct_err *err)
+{
+    char listen[96], threads[16];
+    struct mg_callbacks cb;
+    struct mg_server_port ports[1];
+
+    snprintf(listen, sizeof(listen), "%s:%d", srv->cfg.listen_host, srv->cfg.listen_port);
+    snprintf(threads, sizeof(threads), "%d", srv->cfg.threads);
+    const char *options[] = {
+        "listening_ports", listen,
+        "num_threads", threads,
+        "request_timeout_ms", "30000",
+        "enable_keep_alive", "no",
+        NULL, NULL,
+    };
+    memset(&cb, 0, sizeof(cb));
+    cb.begin_request = begin_request;
+    cb.log_message = log_message;
+    srv->mg = mg_start(&cb, srv, options);
+    if (srv->mg == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "listen_failed",
+                          "could not listen on %s (CASETRAIL_LISTEN): address in use or invalid",
+                          listen);
+    memset(ports, 0, sizeof(ports));
+    if (mg_get_server_ports(srv->mg, 1, ports) >= 1)
+        srv->port = ports[0].port;
+    return CT_OK;
+}
+
+static void server_free(struct ct_server *srv)
+{
+    if (srv->mg != NULL)
+        mg_stop(srv->mg); /* joins workers: in-flight requests finish first */
+    ct_pool_free(srv->pool);
+    ct_metrics_free(srv->metrics);
+    ct_config_free(&srv->cfg);
+    mg_exit_library();
+}
+
+int ct_server_run(struct ct_config *cfg)
+{
+    struct ct_server srv;
+    struct ct_err err;
+    sigset_t sigs;
+    int applied = 0, sig = 0, code = 1;
+
+    memset(&srv, 0, sizeof(srv));
+    srv.cfg = *cfg;
+    memset(cfg, 0, sizeof(*cfg));
+    mg_init_library(0);
+
+    /* Block the stop signals before any thread starts so only sigwait below receives them. */
+    /* a shell may start us with SIGINT ignored (background job): restore it so sigwait sees it */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    if (srv.cfg.app_secret == NULL) {
+        if (!srv.cfg.insecure_no_signature) {
+            ct_log_error("WHATSAPP_APP_SECRET is not set: refusing to accept unsigned webhooks "
+                         "(set it, or CASETRAIL_INSECURE_NO_SIGNATURE=1 for local experiments)");
+            goto out;
+        }
+        ct_log_warn("INSECURE: CASETRAIL_INSECURE_NO_SIGNATURE=1 and no WHATSAPP_APP_SECRET; "
+                    "webhook signatures are NOT checked, anyone can post fake customer messages");
+    }
+    srv.schema_latest = ct_migrations_latest(srv.cfg.migrations_dir);
+    if (srv.schema_latest < 0) {
+        ct_log_error("no migrations found in \"%s\" (set CASETRAIL_MIGRATIONS_DIR)",
+                     srv.cfg.migrations_dir);
+        goto out;
+    }
+    if (ct_store_migrate(srv.cfg.database_url, srv.cfg.migrations_dir, &applied, &err) != CT_OK) {
+        ct_log_error("%s", err.message);
+        goto out;
+    }
+    srv.pool = ct_pool_new(srv.cfg.database_url, srv.cfg.db_pool);
+    srv.metrics = ct_metrics_new(ct_router_slots(), ct_router_label);
+    if (srv.pool == NULL || srv.metrics == NULL) {
+        ct_log_error("out of memory at start");
+        goto out;
+    }
+    if (start_http(&srv, &err) != CT_OK) {
+        ct_log_error("%s", err.message);
+        goto out;
+    }
+    ct_log_info("listening on %s:%d (threads %d, db pool %d, schema %d, %d migrations applied now)",
+                srv.cfg.listen_host, srv.port, srv.cfg.threads, srv.cfg.db_pool,
+                srv.schema_latest, applied);
+    sigwait(&sigs, &sig);
+    ct_log_info("received %s: draining in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    code = 0;
+out:
+    server_free(&srv);
+    if (code == 0)
+        ct_log_info("stopped");
+    return code;
+}

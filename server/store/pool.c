@@ -1,0 +1,293 @@
+/* pool.c: a bounded pool of libpq connections, the transaction helper and SQLSTATE mapping.
+ * A broken connection is dropped and reopened on the next borrow, so casetrail recovers by
+ * itself once PostgreSQL is back. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "casetrail/log.h"
+#include "store_internal.h"
+
+struct ct_pool {
+    pthread_mutex_t mu;
+    pthread_cond_t freed;
+    char *database_url;
+    int size;
+    int in_use;
+    PGconn **conns; /* conns[i] == NULL: slot free and not connected */
+    bool *busy;
+    atomic_bool db_up;
+};
+
+PGconn *ct_store_connect(const char *database_url)
+{
+    /* Defaults first; with expand_dbname the caller's URL/conninfo is processed after them and
+     * wins where it sets the same keyword. */
+    const char *keys[] = {"connect_timeout", "application_name", "options", "dbname", NULL};
+    const char *vals[] = {"3", "casetrail", "-c TimeZone=UTC", database_url, NULL};
+    if (database_url == NULL)
+        keys[3] = NULL;
+    return PQconnectdbParams(keys, vals, 1);
+}
+
+struct ct_pool *ct_pool_new(const char *database_url, int size)
+{
+    struct ct_pool *p = calloc(1, sizeof(*p));
+    if (p == NULL)
+        return NULL;
+    p->size = size;
+    p->conns = calloc((size_t)size, sizeof(*p->conns));
+    p->busy = calloc((size_t)size, sizeof(*p->busy));
+    p->database_url = database_url ? strdup(database_url) : NULL;
+    if (p->conns == NULL || p->busy == NULL || (database_url != NULL && p->database_url == NULL)) {
+        free(p->conns);
+        free(p->busy);
+        free(p->database_url);
+        free(p);
+        return NULL;
+    }
+    pthread_mutex_init(&p->mu, NULL);
+    pthread_cond_init(&p->freed, NULL);
+    atomic_init(&p->db_up, false);
+    return p;
+}
+
+void ct_pool_free(struct ct_pool *p)
+{
+    if (p == NULL)
+        return;
+    for (int i = 0; i < p->size; i++) {
+        if (p->conns[i] != NULL)
+            PQfinish(p->conns[i]);
+    }
+    pthread_mutex_destroy(&p->mu);
+    pthread_cond_destroy(&p->freed);
+    free(p->conns);
+    free(p->busy);
+    free(p->database_url);
+    free(p);
+}
+
+int ct_pool_size(const struct ct_pool *p)
+{
+    return p->size;
+}
+
+int ct_pool_in_use(struct ct_pool *p)
+{
+    pthread_mutex_lock(&p->mu);
+    int n = p->in_use;
+    pthread_mutex_unlock(&p->mu);
+    return n;
+}
+
+bool ct_pool_db_up(struct ct_pool *p)
+{
+    return atomic_load(&p->db_up);
+}
+
+/* Waits (bounded) for a free slot; returns its index or -1 on timeout. */
+static int take_slot(struct ct_pool *p)
+{
+    struct timespec deadline;
+    int slot = -1;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 10;
+    pthread_mutex_lock(&p->mu);
+    while (p->in_use == p->size) {
+        if (pthread_cond_timedwait(&p->freed, &p->mu, &deadline) == ETIMEDOUT)
+            break;
+    }
+    if (p->in_use < p->size) {
+        for (int i = 0; i < p->size; i++) {
+            if (!p->busy[i]) {
+                p->busy[i] = true;
+                p->in_use++;
+                slot = i;
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&p->mu);
+    return slot;
+}
+
+static void give_slot(struct ct_pool *p, int slot)
+{
+    pthread_mutex_lock(&p->mu);
+    PGconn *c = p->conns[slot];
+    if (c != NULL && (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)) {
+        /* never hand the next borrower a broken connection or one left mid-transaction */
+        PQfinish(c);
+        p->conns[slot] = NULL;
+    }
+    p->busy[slot] = false;
+    p->in_use--;
+    pthread_cond_signal(&p->freed);
+    pthread_mutex_unlock(&p->mu);
+}
+
+/* Makes sure the slot holds a live connection. Runs without the pool lock: connecting may
+ * take up to connect_timeout and must not block other borrowers. */
+static ct_rc ensure_conn(struct ct_pool *p, int slot, struct ct_err *err)
+{
+    PGconn *c = p->conns[slot];
+    if (c != NULL && PQstatus(c) == CONNECTION_OK)
+        return CT_OK;
+    if (c != NULL)
+        PQfinish(c);
+    c = ct_store_connect(p->database_url);
+    if (c == NULL || PQstatus(c) != CONNECTION_OK) {
+        /* the libpq message may hold host names but never the password */
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", c ? PQerrorMessage(c) : "out of memory");
+        msg[strcspn(msg, "\n")] = '\0';
+        ct_log_warn("could not connect to the database: %s", msg);
+        if (c != NULL)
+            PQfinish(c);
+        p->conns[slot] = NULL;
+        atomic_store(&p->db_up, false);
+        return ct_err_set(err, CT_E_UNAVAILABLE, "database_unavailable",
+                          "could not reach the database");
+    }
+    p->conns[slot] = c;
+    return CT_OK;
+}
+
+static bool sqlstate_is(const PGresult *res, const char *code)
+{
+    const char *s = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return s != NULL && strcmp(s, code) == 0;
+}
+
+PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const char *const *params,
+                         const int *lengths, const int *formats, struct ct_err *err)
+{
+    PGresult *res = PQexecParams(tx->conn, sql, nparams, NULL, params, lengths, formats, 0);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    const char *state;
+
+    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
+        return res;
+    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (PQstatus(tx->conn) != CONNECTION_OK || (state != NULL && strncmp(state, "08", 2) == 0) ||
+        (state != NULL && strncmp(state, "57P", 3) == 0)) {
+        ct_err_set(err, CT_E_UNAVAILABLE, "database_unavailable", "could not reach the database");
+    } else if (sqlstate_is(res, "23505")) {
+        ct_err_set(err, CT_E_CONFLICT, "conflict", "a row with the same key already exists");
+    } else if (sqlstate_is(res, "40001") || sqlstate_is(res, "40P01")) {
+        ct_err_set(err, CT_E_CONFLICT, "serialization_failure", "concurrent update, try again");
+    } else {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(tx->conn));
+        msg[strcspn(msg, "\n")] = '\0';
+        ct_log_error("query failed (sqlstate %s): %s", state ? state : "none", msg);
+        ct_err_set(err, CT_E_INTERNAL, "internal", "internal error while talking to the database");
+    }
+    /* keep the SQLSTATE reachable for the retry loop */
+    if (err != NULL && state != NULL && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0))
+        snprintf(err->code, sizeof(err->code), "retry_%s", state);
+    PQclear(res);
+    return NULL;
+}
+
+PGresult *ct_tx_exec(struct ct_tx *tx, const char *sql, int nparams, const char *const *params,
+                     struct ct_err *err)
+{
+    return ct_tx_exec_bin(tx, sql, nparams, params, NULL, NULL, err);
+}
+
+static ct_rc simple(struct ct_tx *tx, const char *sql, struct ct_err *err)
+{
+    PGresult *res = ct_tx_exec(tx, sql, 0, NULL, err);
+    if (res == NULL)
+        return err->rc;
+    PQclear(res);
+    return CT_OK;
+}
+
+static bool is_retryable(const struct ct_err *err)
+{
+    return strncmp(err->code, "retry_", 6) == 0;
+}
+
+static ct_rc run(struct ct_pool *p, bool in_tx, ct_tx_fn fn, void *arg, struct ct_err *err)
+{
+    struct ct_err local;
+    ct_rc rc;
+    int slot;
+
+    if (err == NULL)
+        err = &local;
+    slot = take_slot(p);
+    if (slot < 0)
+        return ct_err_set(err, CT_E_UNAVAILABLE, "database_busy",
+                          "every database connection is busy, try again");
+    for (int attempt = 0; attempt < 4; attempt++) {
+        struct ct_tx tx;
+        rc = ensure_conn(p, slot, err);
+        if (rc != CT_OK)
+            break;
+        tx.conn = p->conns[slot];
+        if (in_tx) {
+            rc = simple(&tx, "BEGIN", err);
+            if (rc == CT_E_UNAVAILABLE && attempt == 0) {
+                /* a connection that died while idle (database restarted): reopen once */
+                PQfinish(p->conns[slot]);
+                p->conns[slot] = NULL;
+                continue;
+            }
+            if (rc != CT_OK)
+                break;
+        }
+        rc = fn(&tx, arg, err);
+        if (!in_tx && rc == CT_E_UNAVAILABLE && attempt == 0) {
+            /* reads are safe to repeat on a fresh connection after a database restart */
+            PQfinish(p->conns[slot]);
+            p->conns[slot] = NULL;
+            continue;
+        }
+        if (in_tx) {
+            if (rc == CT_OK)
+                rc = simple(&tx, "COMMIT", err);
+            if (rc != CT_OK && PQtransactionStatus(tx.conn) != PQTRANS_IDLE &&
+                PQstatus(tx.conn) == CONNECTION_OK) {
+                struct ct_err ignore;
+                simple(&tx, "ROLLBACK", &ignore);
+            }
+        }
+        if (rc == CT_OK || rc == CT_E_UNAVAILABLE || !is_retryable(err) || !in_tx)
+            break;
+    }
+    if (rc == CT_OK || rc != CT_E_UNAVAILABLE)
+        atomic_store(&p->db_up, true);
+    else
+        atomic_store(&p->db_up, false);
+    if (rc != CT_OK && is_retryable(err))
+        ct_err_set(err, CT_E_CONFLICT, "busy", "the ticket is busy with concurrent changes, try again");
+    give_slot(p, slot);
+    return rc;
+}
+
+ct_rc ct_store_in_tx(struct ct_pool *p, ct_tx_fn fn, void *arg, struct ct_err *err)
+{
+    return run(p, true, fn, arg, err);
+}
+
+ct_rc ct_store_with_conn(struct ct_pool *p, ct_tx_fn fn, void *arg, struct ct_err *err)
+{
+    return run(p, false, fn, arg, err);
+}
+
+void ct_store_copy(char *dst, size_t cap, const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col))
+        dst[0] = '\0';
+    else
+        snprintf(dst, cap, "%s", PQgetvalue(res, row, col));
+}

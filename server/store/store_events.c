@@ -1,0 +1,224 @@
+/* store_events.c: appending to a hash chain. The chain owner's row (ticket or user) is locked
+ * first, so concurrent appends to one chain serialise and seqs stay gapless. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "casetrail/audit.h"
+#include "casetrail/log.h"
+#include "store_internal.h"
+
+long long ct_store_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
+}
+
+void ct_store_fmt_ts(long long us, char out[48])
+{
+    time_t secs = (time_t)(us / 1000000LL);
+    long frac = (long)(us % 1000000LL);
+    struct tm tm;
+    if (frac < 0) {
+        frac += 1000000;
+        secs -= 1;
+    }
+    gmtime_r(&secs, &tm);
+    snprintf(out, 48, "%04d-%02d-%02d %02d:%02d:%02d.%06ld+00", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+bool ct_store_bytea(const PGresult *res, int row, int col, unsigned char *out, size_t len)
+{
+    const char *v;
+    if (PQgetisnull(res, row, col))
+        return false;
+    v = PQgetvalue(res, row, col);
+    if (strncmp(v, "\\x", 2) != 0)
+        return false;
+    return ct_hex_decode(v + 2, out, len);
+}
+
+/* Fetches (creating on first use) the salt of scope. CT_E_CONFLICT when it was destroyed. */
+static ct_rc get_salt(struct ct_tx *tx, const char *scope, unsigned char salt[CT_SALT_LEN],
+                      struct ct_err *err)
+{
+    unsigned char fresh[CT_SALT_LEN];
+    PGresult *res;
+
+    if (!ct_audit_new_salt(fresh))
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "could not generate a salt");
+    const char *pv[] = {scope, (const char *)fresh};
+    const int pl[] = {0, CT_SALT_LEN};
+    const int pf[] = {0, 1};
+    res = ct_tx_exec_bin(tx, "INSERT INTO text_salts (scope, salt) VALUES ($1, $2) "
+                             "ON CONFLICT (scope) DO NOTHING", 2, pv, pl, pf, err);
+    if (res == NULL)
+        return err->rc;
+    PQclear(res);
+    res = ct_tx_exec(tx, "SELECT salt FROM text_salts WHERE scope = $1", 1, pv, err);
+    if (res == NULL)
+        return err->rc;
+    bool ok = PQntuples(res) == 1 && ct_store_bytea(res, 0, 0, salt, CT_SALT_LEN);
+    PQclear(res);
+    if (!ok)
+        return ct_err_set(err, CT_E_CONFLICT, "erased", "the text salt of %s was destroyed", scope);
+    return CT_OK;
+}
+
+/* Locks the chain owner and reads its head. */
+static ct_rc lock_chain(struct ct_tx *tx, const struct ct_event_new *ev, long long *last_seq,
+                        unsigned char head[CT_HASH_LEN], struct ct_err *err)
+{
+    char id[32];
+    const char *sql;
+    PGresult *res;
+
+    if (strcmp(ev->chain_kind, "ticket") == 0)
+        sql = "SELECT last_seq, chain_head FROM tickets WHERE id = $1 FOR UPDATE";
+    else if (strcmp(ev->chain_kind, "user") == 0)
+        sql = "SELECT last_seq, chain_head FROM users WHERE id = $1 FOR UPDATE";
+    else
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "unknown chain kind");
+    snprintf(id, sizeof(id), "%lld", ev->chain_id);
+    const char *pv[] = {id};
+    res = ct_tx_exec(tx, sql, 1, pv, err);
+    if (res == NULL)
+        return err->rc;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return ct_err_set(err, CT_E_NOT_FOUND, "not_found", "%s %lld not found", ev->chain_kind,
+                          ev->chain_id);
+    }
+    *last_seq = atoll(PQgetvalue(res, 0, 0));
+    if (!ct_store_bytea(res, 0, 1, head, CT_HASH_LEN))
+        memset(head, 0, CT_HASH_LEN);
+    PQclear(res);
+    return CT_OK;
+}
+
+/* Builds {"field": digest} for the event's texts; *out is canonical JSON (caller frees) or
+ * NULL when there are no texts. */
+static ct_rc digest_texts(struct ct_tx *tx, const struct ct_event_new *ev, char **out,
+                          struct ct_err *err)
+{
+    cJSON *obj = NULL;
+    ct_rc rc = CT_OK;
+
+    *out = NULL;
+    for (int i = 0; i < ev->ntexts; i++) {
+        unsigned char salt[CT_SALT_LEN];
+        char hex[2 * CT_HASH_LEN + 1];
+        if (ev->texts[i].body == NULL)
+            continue;
+        if ((rc = get_salt(tx, ev->texts[i].salt_scope, salt, err)) != CT_OK)
+            goto out;
+        ct_audit_text_digest(salt, CT_SALT_LEN, ev->texts[i].body, hex);
+        if (obj == NULL)
+            obj = cJSON_CreateObject();
+        if (obj == NULL || cJSON_AddStringToObject(obj, ev->texts[i].field, hex) == NULL) {
+            rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+            goto out;
+        }
+    }
+    if (obj != NULL) {
+        *out = ct_audit_canonical_json(obj);
+        if (*out == NULL)
+            rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    }
+out:
+    cJSON_Delete(obj);
+    return rc;
+}
+
+ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, long long *seq_out,
+                            struct ct_err *err)
+{
+    unsigned char prev[CT_HASH_LEN], hash[CT_HASH_LEN];
+    char chain[48], seqs[32], occ[48], rec[48], owner[32], event_id[32];
+    char *data = NULL, *digests = NULL;
+    long long last_seq = 0;
+    PGresult *res = NULL;
+    ct_rc rc;
+
+    if ((rc = lock_chain(tx, ev, &last_seq, prev, err)) != CT_OK)
+        goto out;
+    if ((rc = digest_texts(tx, ev, &digests, err)) != CT_OK)
+        goto out;
+    if (ev->data != NULL && (data = ct_audit_canonical_json(ev->data)) == NULL) {
+        rc = ct_err_set(err, CT_E_INTERNAL, "internal", "event data is not canonical");
+        goto out;
+    }
+    snprintf(chain, sizeof(chain), "%s:%lld", ev->chain_kind, ev->chain_id);
+    struct ct_event_fields f = {
+        .chain = chain,
+        .seq = last_seq + 1,
+        .action = ev->action,
+        .actor_type = ev->actor_type,
+        .actor_id = ev->actor_id,
+        .from_value = ev->from_value,
+        .to_value = ev->to_value,
+        .recorded_us = ct_store_now_us(),
+        .data = data,
+        .digests = digests,
+    };
+    f.occurred_us = ev->occurred_us != 0 ? ev->occurred_us : f.recorded_us;
+    ct_audit_event_hash(prev, &f, hash);
+
+    snprintf(seqs, sizeof(seqs), "%lld", f.seq);
+    snprintf(owner, sizeof(owner), "%lld", ev->chain_id);
+    ct_store_fmt_ts(f.occurred_us, occ);
+    ct_store_fmt_ts(f.recorded_us, rec);
+    bool is_ticket = strcmp(ev->chain_kind, "ticket") == 0;
+    const char *pv[] = {is_ticket ? owner : NULL, is_ticket ? NULL : owner, seqs, ev->action,
+                        ev->actor_type, ev->actor_id, ev->from_value, ev->to_value, data, digests,
+                        occ, rec, (const char *)prev, (const char *)hash};
+    const int pl[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, CT_HASH_LEN, CT_HASH_LEN};
+    const int pf[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1};
+    res = ct_tx_exec_bin(tx,
+                         "INSERT INTO events (ticket_id, user_id, seq, action, actor_type, actor_id,"
+                         " from_value, to_value, data, digests, occurred_at, recorded_at,"
+                         " prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb,"
+                         " $10::jsonb, $11, $12, $13, $14) RETURNING id",
+                         14, pv, pl, pf, err);
+    if (res == NULL) {
+        rc = err->rc;
+        goto out;
+    }
+    snprintf(event_id, sizeof(event_id), "%s", PQgetvalue(res, 0, 0));
+    PQclear(res);
+    res = NULL;
+    for (int i = 0; i < ev->ntexts; i++) {
+        if (ev->texts[i].body == NULL)
+            continue;
+        const char *tv[] = {event_id, ev->texts[i].field, ev->texts[i].body, ev->texts[i].salt_scope};
+        res = ct_tx_exec(tx, "INSERT INTO event_texts (event_id, field, body, salt_scope)"
+                             " VALUES ($1, $2, $3, $4)", 4, tv, err);
+        if (res == NULL) {
+            rc = err->rc;
+            goto out;
+        }
+        PQclear(res);
+        res = NULL;
+    }
+    const char *uv[] = {owner, seqs, (const char *)hash};
+    const int ul[] = {0, 0, CT_HASH_LEN};
+    const int uf[] = {0, 0, 1};
+    res = ct_tx_exec_bin(tx,
+                         is_ticket ? "UPDATE tickets SET last_seq = $2, chain_head = $3 WHERE id = $1"
+                                   : "UPDATE users SET last_seq = $2, chain_head = $3 WHERE id = $1",
+                         3, uv, ul, uf, err);
+    if (res == NULL) {
+        rc = err->rc;
+        goto out;
+    }
+    if (seq_out != NULL)
+        *seq_out = f.seq;
+out:
+    PQclear(res);
+    free(data);
+    free(digests);
+    return rc;
+}

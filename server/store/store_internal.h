@@ -1,0 +1,38 @@
+/* store_internal.h: what the files under server/store share and nobody else sees (libpq lives here). */
+#ifndef CASETRAIL_STORE_INTERNAL_H
+#define CASETRAIL_STORE_INTERNAL_H
+
+#include <libpq-fe.h>
+
+#include "casetrail/store.h"
+
+struct ct_tx {
+    PGconn *conn;
+};
+
+/* Runs a parameterised statement. Returns the result (caller PQclear()s) when it succeeded,
+ * or NULL with err filled from the SQLSTATE: unique violation -> CT_E_CONFLICT, lost
+ * connection -> CT_E_UNAVAILABLE, anything else CT_E_INTERNAL (detail logged, not returned). */
+PGresult *ct_tx_exec(struct ct_tx *tx, const char *sql, int nparams, const char *const *params,
+                     struct ct_err *err);
+/* Same with explicit lengths and formats (binary parameters such as hashes). */
+PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const char *const *params,
+                         const int *lengths, const int *formats, struct ct_err *err);
+
+/* Connects with casetrail's session settings (UTC, application_name, connect timeout). */
+PGconn *ct_store_connect(const char *database_url);
+
+/* Copies a text column or "" when NULL. */
+void ct_store_copy(char *dst, size_t cap, const PGresult *res, int row, int col);
+
+/* Unix microseconds now (CLOCK_REALTIME). */
+long long ct_store_now_us(void);
+/* Formats Unix microseconds as a timestamptz literal PostgreSQL reads back exactly. */
+void ct_store_fmt_ts(long long us, char out[48]);
+/* Decodes a bytea in PostgreSQL's text output ("\x..."); false when NULL or malformed. */
+bool ct_store_bytea(const PGresult *res, int row, int col, unsigned char *out, size_t len);
+
+/* SQL fragment formatting a timestamptz column as ISO 8601 UTC with milliseconds and Z. */
+#define CT_SQL_ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+
+#endif

@@ -1,0 +1,55 @@
+"""Database restart: stopping PostgreSQL turns /readyz to 503 (and authenticated requests to
+503, never 200 or a crash); starting it again brings 200 back within seconds without restarting
+casetrail. Runs alone (RUN_SERIAL): it stops the shared test cluster. Look at server/store/pool.c
+(reconnect) when it fails."""
+import os
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+import harness  # noqa: E402
+from harness import ServerTest, add_user  # noqa: E402
+
+SKIP = 77
+
+
+def pg_ctl(*args):
+    cmd = ["/usr/lib/postgresql/15/bin/pg_ctl", "-D", os.environ["CT_TEST_PGDATA"], *args]
+    if os.environ.get("CT_TEST_AS_POSTGRES"):
+        cmd = ["runuser", "-u", "postgres", "--"] + cmd
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, timeout=120)
+
+
+class DatabaseRestart(ServerTest):
+    def test_readyz_follows_the_database(self):
+        token = add_user(self.dsn, "restart", "agent")
+        self.assertEqual(self.srv.get("/readyz").status, 200)
+        self.assertEqual(self.srv.get("/api/me", token=token).status, 200)
+        pg_ctl("-m", "fast", "-w", "stop")
+        try:
+            r = self.srv.get("/readyz")
+            self.assertEqual(r.status, 503)
+            self.assertEqual(r.json()["error"]["code"], "database_unavailable")
+            self.assertEqual(self.srv.get("/api/me", token=token).status, 503)
+            self.assertEqual(self.srv.get("/healthz").status, 200)
+            self.assertIn("casetrail_db_up 0", self.srv.get("/metrics").body.decode())
+        finally:
+            pg_ctl("-w", "-t", "60", "-l", os.environ["CT_TEST_PGLOG"], "-o",
+                   os.environ["CT_TEST_PGOPTS"], "start")
+        deadline = time.time() + 10
+        status = None
+        while time.time() < deadline:
+            status = self.srv.get("/readyz").status
+            if status == 200:
+                break
+            time.sleep(0.2)
+        self.assertEqual(status, 200)
+        self.assertEqual(self.srv.get("/api/me", token=token).status, 200)
+
+
+if __name__ == "__main__":
+    if not os.environ.get("CT_TEST_PGDATA"):
+        print("skipped: needs the private test cluster (DATABASE_URL was set)")
+        sys.exit(SKIP)
+    harness.main()

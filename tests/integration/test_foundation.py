@@ -1,0 +1,250 @@
+"""Foundation: health, readiness, tokens and roles, access log, metrics, static files, the CLI,
+identity events and the append-only events table. When this fails, look at the server log path
+printed in the assertion and at server/router.c (routing/auth) or server/cli.c (CLI)."""
+import json
+import os
+import subprocess
+import sys
+import threading
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+import harness  # noqa: E402
+from harness import ServerTest, cli, add_user, create_db, drop_db, Server  # noqa: E402
+
+
+class Foundation(ServerTest):
+    def test_healthz_and_readyz(self):
+        r = self.srv.get("/healthz")
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json(), {"status": "ok"})
+        r = self.srv.get("/readyz")
+        self.assertEqual(r.status, 200, r)
+        latest = max(int(f[:4]) for f in os.listdir(os.path.join(harness.ROOT, "migrations"))
+                     if f.endswith(".sql"))
+        self.assertEqual(r.json(), {"status": "ready", "schema_version": latest})
+
+    def test_me_requires_a_valid_token(self):
+        r = self.srv.get("/api/me")
+        self.assertEqual(r.status, 401)
+        self.assertEqual(r.json()["error"]["code"], "unauthorized")
+        self.assertEqual(r.headers["content-type"], "application/json")
+        r = self.srv.get("/api/me", token="ct_" + "A" * 43)
+        self.assertEqual(r.status, 401)
+        r = self.srv.get("/api/me", token="garbage")
+        self.assertEqual(r.status, 401)
+        r = self.srv.get("/api/me", headers={"Authorization": "Basic Zm9vOmJhcg=="})
+        self.assertEqual(r.status, 401)
+
+        token = add_user(self.dsn, "amna", "supervisor", limit=50000)
+        self.assertRegex(token, r"^ct_[A-Za-z0-9_-]{43}$")
+        r = self.srv.get("/api/me", token=token)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.json(), {"name": "amna", "role": "supervisor",
+                                    "approval_limit_minor": 50000})
+        # only the hash is stored
+        self.assertEqual(self.one("SELECT count(*) FROM users WHERE token_hash = :'t'", t=token), "0")
+
+        d = cli(self.dsn, "user", "deactivate", "amna")
+        self.assertEqual(d.returncode, 0, d.stderr)
+        self.assertEqual(self.srv.get("/api/me", token=token).status, 401)
+
+    def test_rotate_token_replaces_the_old_one(self):
+        old = add_user(self.dsn, "rotator", "agent")
+        r = cli(self.dsn, "user", "rotate-token", "rotator")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        new = r.stdout.strip().splitlines()[-1]
+        self.assertNotEqual(old, new)
+        self.assertEqual(self.srv.get("/api/me", token=old).status, 401)
+        self.assertEqual(self.srv.get("/api/me", token=new).json()["role"], "agent")
+
+    def test_unknown_routes_and_methods(self):
+        r = self.srv.get("/api/nope")
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json()["error"]["code"], "not_found")
+        r = self.srv.post("/healthz", body="{}")
+        self.assertEqual(r.status, 405)
+        self.assertEqual(r.json()["error"]["code"], "method_not_allowed")
+
+    def test_static_files(self):
+        r = self.srv.get("/")
+        self.assertEqual(r.status, 200)
+        self.assertIn(b"casetrail", r.body)
+        self.assertEqual(r.headers.get("x-content-type-options"), "nosniff")
+        for path in ["/../CMakeLists.txt", "/%2e%2e/CMakeLists.txt", "/.git/config", "/nope.html"]:
+            r = self.srv.get(path)
+            self.assertEqual(r.status, 404, path)
+
+    def test_access_log_is_json_without_secrets(self):
+        token = add_user(self.dsn, "logcheck", "qa")
+        self.srv.get("/api/me", token=token)
+        self.srv.get("/healthz?hub.verify_token=SUPERSECRETVALUE")
+        log = self.srv.read_log()
+        self.assertNotIn(token, log)
+        self.assertNotIn("SUPERSECRETVALUE", log)
+        self.assertNotIn(harness.APP_SECRET, log)
+        lines = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
+        access = [e for e in lines if e.get("msg") == "request"]
+        me = [e for e in access if e["path"] == "/api/me" and e.get("user") == "logcheck"]
+        self.assertTrue(me, access[-5:])
+        self.assertEqual(me[-1]["status"], 200)
+        self.assertEqual(me[-1]["method"], "GET")
+        self.assertIsInstance(me[-1]["ms"], (int, float))
+        self.assertIn("ts", me[-1])
+
+    def test_metrics(self):
+        self.srv.get("/healthz")
+        self.srv.get("/api/me")
+        r = self.srv.get("/metrics")
+        self.assertEqual(r.status, 200)
+        text = r.body.decode()
+        self.assertRegex(text, r'casetrail_http_requests_total\{route="GET /healthz",status="200"\} [1-9]')
+        self.assertRegex(text, r'casetrail_http_requests_total\{route="GET /api/me",status="401"\} [1-9]')
+        self.assertIn('casetrail_http_request_duration_seconds_bucket{le="+Inf"}', text)
+        self.assertRegex(text, r"casetrail_db_pool_connections_in_use \d+")
+        self.assertIn("casetrail_db_up 1", text)
+
+    def test_identity_changes_are_events(self):
+        add_user(self.dsn, "sana", "agent")
+        r = cli(self.dsn, "user", "set-role", "sana", "supervisor")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = cli(self.dsn, "user", "set-role", "sana", "supervisor")  # no change, no event
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = cli(self.dsn, "user", "deactivate", "sana")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = cli(self.dsn, "user", "deactivate", "sana")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("already deactivated", r.stderr)
+        rows = self.q("SELECT e.seq, e.action, e.actor_type, e.actor_id, coalesce(e.from_value, '-'),"
+                      " coalesce(e.to_value, '-'), length(e.hash), e.ticket_id IS NULL"
+                      " FROM events e JOIN users u ON u.id = e.user_id"
+                      " WHERE u.name = 'sana' ORDER BY e.seq")
+        self.assertEqual(rows, [
+            ["1", "user.created", "system", "cli", "-", "agent", "32", "t"],
+            ["2", "user.role_changed", "system", "cli", "agent", "supervisor", "32", "t"],
+            ["3", "user.deactivated", "system", "cli", "active", "inactive", "32", "t"],
+        ])
+        # the chain links: each prev_hash is the previous hash
+        links = self.q("SELECT bool_and(e.prev_hash = p.hash) FROM events e JOIN events p"
+                       " ON p.user_id = e.user_id AND p.seq = e.seq - 1"
+                       " JOIN users u ON u.id = e.user_id WHERE u.name = 'sana'")
+        self.assertEqual(links, [["t"]])
+        # the user's name is free text: kept beside the event, digested in the hash
+        self.assertEqual(self.one("SELECT t.body FROM event_texts t JOIN events e ON e.id = t.event_id"
+                                  " JOIN users u ON u.id = e.user_id WHERE u.name = 'sana'"
+                                  " AND t.field = 'subject_name'"), "sana")
+        self.assertRegex(self.one("SELECT e.digests->>'subject_name' FROM events e JOIN users u"
+                                  " ON u.id = e.user_id WHERE u.name = 'sana' AND e.seq = 1"),
+                         r"^[0-9a-f]{64}$")
+
+    def test_events_are_append_only(self):
+        add_user(self.dsn, "immutable", "agent")
+        for sql in ["UPDATE events SET action = 'x'", "DELETE FROM events", "TRUNCATE events CASCADE"]:
+            with self.assertRaises(AssertionError) as ctx:
+                self.q(sql)
+            self.assertIn("append-only", str(ctx.exception))
+        self.assertNotEqual(self.one("SELECT count(*) FROM events"), "0")
+
+
+class Cli(harness.unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dsn, cls.dbname = create_db(cls.__name__)
+
+    @classmethod
+    def tearDownClass(cls):
+        drop_db(cls.dbname)
+
+    def test_help_and_usage_errors(self):
+        r = cli(self.dsn, "--help")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("casetrail user", r.stdout)
+        r = cli(self.dsn, "user", "add", "--help")
+        self.assertEqual(r.returncode, 0)
+        self.assertIn("--approval-limit", r.stdout)
+        for args in [["frobnicate"], ["--frob"], ["user", "frob"], ["user", "add", "x"],
+                     ["user", "add", "x", "--role", "king"], ["user", "add", "x", "--role", "qa", "--bogus"],
+                     ["user", "add", "x", "--role", "qa", "--approval-limit", "-5"],
+                     ["user", "add", "bad name", "--role", "qa"],
+                     ["user", "set-role", "x"], ["serve", "extra"], ["migrate", "--now"]]:
+            r = cli(self.dsn, *args)
+            self.assertEqual(r.returncode, 2, (args, r.stdout, r.stderr))
+            self.assertIn("casetrail:", r.stderr)
+
+    def test_user_add_list_and_duplicates(self):
+        r = cli(self.dsn, "user", "add", "farah", "--role", "admin")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertRegex(r.stdout.splitlines()[-1], r"^ct_[A-Za-z0-9_-]{43}$")
+        self.assertTrue(r.stdout.endswith("\n"))
+        r = cli(self.dsn, "user", "add", "farah", "--role", "agent")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("already exists", r.stderr)
+        r = cli(self.dsn, "user", "list", "--json")
+        self.assertEqual(r.returncode, 0, r.stderr)
+        users = json.loads(r.stdout)
+        self.assertEqual([(u["name"], u["role"], u["active"]) for u in users], [("farah", "admin", True)])
+        r = cli(self.dsn, "user", "list")
+        self.assertIn("farah", r.stdout)
+        self.assertNotIn("ct_", r.stdout)
+        r = cli(self.dsn, "user", "set-role", "nobody", "qa")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("no user named", r.stderr)
+
+    def test_bad_configuration_names_the_variable(self):
+        for var, value in [("CASETRAIL_LISTEN", "nowhere"), ("CASETRAIL_MAX_BODY", "huge"),
+                           ("CASETRAIL_DB_POOL", "0"), ("WHATSAPP_GRAPH_URL", "graph.facebook.com")]:
+            r = cli(self.dsn, "serve", env={var: value})
+            self.assertEqual(r.returncode, 1, var)
+            self.assertIn(var, r.stderr)
+
+    def test_serve_refuses_without_app_secret(self):
+        r = cli(self.dsn, "serve", env={"WHATSAPP_APP_SECRET": ""})
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("WHATSAPP_APP_SECRET", r.stderr)
+
+    def test_insecure_mode_warns_loudly(self):
+        srv = Server(self.dsn, {"WHATSAPP_APP_SECRET": "", "CASETRAIL_INSECURE_NO_SIGNATURE": "1"},
+                     log_name="insecure").start()
+        try:
+            self.assertEqual(srv.get("/healthz").status, 200)
+        finally:
+            srv.stop()
+        self.assertIn("INSECURE", srv.read_log())
+
+
+class Migrations(harness.unittest.TestCase):
+    def test_concurrent_migrate_on_an_empty_database(self):
+        dsn, name = create_db("migrate_empty", template=False)
+        try:
+            env = harness.base_env(dsn)
+            procs = [subprocess.Popen([harness.env_or_die("CASETRAIL_BIN"), "migrate"], cwd=harness.ROOT,
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                     for _ in range(3)]
+            outs = [p.communicate(timeout=60) for p in procs]
+            for p, (out, err) in zip(procs, outs):
+                self.assertEqual(p.returncode, 0, err)
+            applied = sorted(int(out.strip().split(": ")[1]) for out, _ in outs)
+            nfiles = len([f for f in os.listdir(os.path.join(harness.ROOT, "migrations")) if f.endswith(".sql")])
+            self.assertEqual(applied, [0, 0, nfiles])
+            self.assertEqual(harness.scalar(dsn, "SELECT count(*) FROM schema_migrations"), str(nfiles))
+            r = cli(dsn, "migrate")
+            self.assertEqual(r.stdout.strip(), "migrations applied: 0")
+        finally:
+            drop_db(name)
+
+    def test_readyz_503_when_schema_is_behind(self):
+        dsn, name = create_db("schema_behind")
+        try:
+            srv = Server(dsn, log_name="schema_behind").start()
+            try:
+                harness.psql(dsn, "DELETE FROM schema_migrations WHERE version = (SELECT max(version) FROM schema_migrations)")
+                r = srv.get("/readyz")
+                self.assertEqual(r.status, 503)
+                self.assertEqual(r.json()["error"]["code"], "schema_not_current")
+            finally:
+                srv.stop()
+        finally:
+            drop_db(name)
+
+
+if __name__ == "__main__":
+    harness.main()

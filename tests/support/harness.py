@@ -1,0 +1,232 @@
+"""harness.py: shared helpers for casetrail's integration tests.
+
+Each test class gets its own database copied from the migrated template (so ctest -j is safe),
+starts the real casetrail binary (built with sanitizers) on a free loopback port, talks to it
+over HTTP and checks PostgreSQL directly with psql. Stopping the server with SIGTERM must exit 0:
+that is how LeakSanitizer reports reach the test result.
+"""
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import unittest
+import urllib.parse
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+SHARED = os.path.abspath(os.path.join(ROOT, "..", "shared"))
+FIXTURES = os.path.join(SHARED, "fixtures", "whatsapp")
+APP_SECRET = "test-app-secret-not-for-production"
+VERIFY_TOKEN = "test-verify-token"
+
+
+def env_or_die(name):
+    value = os.environ.get(name)
+    if not value:
+        sys.stderr.write(f"{name} is not set: run the suite through scripts/test\n")
+        sys.exit(1)
+    return value
+
+
+def dsn_for(dsn, dbname):
+    """Returns the admin DSN (conninfo or URI) pointed at another database."""
+    if dsn.startswith("postgres://") or dsn.startswith("postgresql://"):
+        u = urllib.parse.urlsplit(dsn)
+        return urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + dbname, u.query, u.fragment))
+    if re.search(r"\bdbname=\S+", dsn):
+        return re.sub(r"\bdbname=\S+", "dbname=" + dbname, dsn)
+    return dsn + " dbname=" + dbname
+
+
+def psql(dsn, sql, **params):
+    """Runs sql through psql; params become psql variables (:'name' quotes them safely).
+    Returns rows as lists of strings."""
+    args = ["psql", dsn, "-AtX", "-q", "-v", "ON_ERROR_STOP=1", "-F", "\x1f"]
+    for k, v in params.items():
+        args += ["-v", f"{k}={v}"]
+    out = subprocess.run(args, input=sql, capture_output=True, text=True, timeout=60)
+    if out.returncode != 0:
+        raise AssertionError(f"psql failed: {out.stderr.strip()}\nSQL: {sql}")
+    return [line.split("\x1f") for line in out.stdout.splitlines()]
+
+
+def scalar(dsn, sql, **params):
+    rows = psql(dsn, sql, **params)
+    return rows[0][0] if rows else None
+
+
+_db_counter = [0]
+
+
+def create_db(label, template=True):
+    admin = env_or_die("CT_TEST_ADMIN_DSN")
+    _db_counter[0] += 1
+    name = f"ct_t_{re.sub(r'[^a-z0-9]', '_', label.lower())[:30]}_{os.getpid()}_{_db_counter[0]}"
+    tmpl = env_or_die("CT_TEST_TEMPLATE") if template else "template0"
+    psql(admin, f'CREATE DATABASE "{name}" TEMPLATE "{tmpl}"')
+    return dsn_for(admin, name), name
+
+
+def drop_db(name):
+    admin = env_or_die("CT_TEST_ADMIN_DSN")
+    psql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def sign(body, secret=APP_SECRET):
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def fixture(name):
+    with open(os.path.join(FIXTURES, name), "rb") as f:
+        return f.read()
+
+
+class Response:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = headers
+        self.body = body
+
+    def json(self):
+        return json.loads(self.body.decode("utf-8"))
+
+    def __repr__(self):
+        return f"<{self.status} {self.body[:300]!r}>"
+
+
+class Server:
+    """A casetrail serve process on 127.0.0.1 with a free port."""
+
+    def __init__(self, dsn, extra_env=None, log_name="server"):
+        self.dsn = dsn
+        self.env = base_env(dsn)
+        self.env.update(extra_env or {})
+        logdir = os.path.join(os.environ.get("CT_TEST_LOGDIR", "/tmp"), "casetrail-tests")
+        os.makedirs(logdir, exist_ok=True)
+        self.log_path = os.path.join(logdir, f"{log_name}-{os.getpid()}-{time.time_ns()}.log")
+        self.proc = None
+        self.port = None
+
+    def start(self, timeout=30):
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen([env_or_die("CASETRAIL_BIN"), "serve"], cwd=ROOT,
+                                     env=self.env, stdout=self.log, stderr=subprocess.STDOUT)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with open(self.log_path, "rb") as f:
+                m = re.search(rb"listening on [0-9.]+:(\d+)", f.read())
+            if m:
+                self.port = int(m.group(1))
+                return self
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited with {self.proc.returncode}:\n{self.read_log()}")
+            time.sleep(0.05)
+        raise AssertionError(f"server did not start within {timeout}s:\n{self.read_log()}")
+
+    def read_log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+
+    def stop(self, timeout=30):
+        """SIGTERM, wait, and fail when the exit status is not 0 (sanitizer reports)."""
+        if self.proc is None or self.proc.poll() is not None:
+            code = self.proc.returncode if self.proc else 0
+        else:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                code = self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"server did not stop within {timeout}s:\n{self.read_log()}")
+        self.log.close()
+        if code != 0:
+            raise AssertionError(f"server exited with status {code}:\n{self.read_log()}")
+
+    def request(self, method, path, body=None, headers=None, token=None, timeout=30):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        if isinstance(body, (dict, list)):
+            body = json.dumps(body).encode()
+            h.setdefault("Content-Type", "application/json")
+        elif isinstance(body, str):
+            body = body.encode()
+        try:
+            conn.request(method, path, body=body, headers=h)
+            r = conn.getresponse()
+            return Response(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+        finally:
+            conn.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+
+def base_env(dsn):
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("CASETRAIL_") and not k.startswith("WHATSAPP_")}
+    env.update({
+        "DATABASE_URL": dsn,
+        "CASETRAIL_LISTEN": "127.0.0.1:0",
+        "CASETRAIL_THREADS": "16",
+        "CASETRAIL_DB_POOL": "4",
+        "WHATSAPP_APP_SECRET": APP_SECRET,
+        "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
+        "WHATSAPP_GRAPH_URL": "http://127.0.0.1:9/v21.0",
+    })
+    return env
+
+
+def cli(dsn, *args, env=None, timeout=60):
+    e = base_env(dsn)
+    e.update(env or {})
+    return subprocess.run([env_or_die("CASETRAIL_BIN"), *args], cwd=ROOT, env=e,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def add_user(dsn, name, role, limit=None):
+    args = ["user", "add", name, "--role", role]
+    if limit is not None:
+        args += ["--approval-limit", str(limit)]
+    r = cli(dsn, *args)
+    if r.returncode != 0:
+        raise AssertionError(f"user add failed: {r.stderr}")
+    return r.stdout.strip().splitlines()[-1]
+
+
+class ServerTest(unittest.TestCase):
+    """A test class with its own database and a running server (self.srv, self.dsn)."""
+
+    server_env = {}
+
+    @classmethod
+    def setUpClass(cls):
+        cls.dsn, cls.dbname = create_db(cls.__name__)
+        cls.srv = Server(cls.dsn, cls.server_env, log_name=cls.__name__).start()
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            cls.srv.stop()
+        finally:
+            drop_db(cls.dbname)
+
+    def q(self, sql, **params):
+        return psql(self.dsn, sql, **params)
+
+    def one(self, sql, **params):
+        return scalar(self.dsn, sql, **params)
+
+
+def main():
+    unittest.main(verbosity=2)
