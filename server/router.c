@@ -19,6 +19,11 @@ static const struct ct_route routes[] = {
     {"GET", "/readyz", ct_api_readyz, CT_AUTH_PUBLIC, CT_ROLE_NONE},
     {"GET", "/metrics", ct_api_metrics, CT_AUTH_PUBLIC, CT_ROLE_NONE},
     {"GET", "/api/me", ct_api_me, CT_AUTH_TOKEN, CT_ROLE_NONE},
+    {"GET", "/webhooks/whatsapp", ct_api_webhook_verify, CT_AUTH_PUBLIC, CT_ROLE_NONE},
+    {"POST", "/webhooks/whatsapp", ct_api_webhook_receive, CT_AUTH_PUBLIC, CT_ROLE_NONE},
+    {"GET", "/api/tickets", ct_api_tickets_list, CT_AUTH_TOKEN, CT_ROLE_NONE},
+    {"GET", "/api/tickets/{id}", ct_api_ticket_get, CT_AUTH_TOKEN, CT_ROLE_NONE},
+    {"GET", "/api/tickets/{id}/timeline", ct_api_ticket_timeline, CT_AUTH_TOKEN, CT_ROLE_NONE},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -101,4 +101,110 @@ struct ct_event_new {
 ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, long long *seq_out,
                             struct ct_err *err);
 
+/* ---- ingestion (webhooks) ---- */
+
+/* Stores the raw webhook body as received; sets *id. */
+ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, bool verified,
+                              long long *id, struct ct_err *err);
+ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int statuses,
+                              struct ct_err *err);
+/* Finds or creates the contact (phone_number_id, wa_id) and locks its row, which serialises
+ * every webhook about that contact. Sets *id. */
+ct_rc ct_store_contact_lock(struct ct_tx *tx, const char *phone_number_id, const char *wa_id,
+                            long long *id, struct ct_err *err);
+/* Keeps the profile name current: updates only when it differs and the message giving it is
+ * not older than the one that gave the current name. */
+ct_rc ct_store_contact_name(struct ct_tx *tx, long long id, const char *name, long long sent_us,
+                            struct ct_err *err);
+ct_rc ct_store_message_exists(struct ct_tx *tx, const char *wamid, bool *exists,
+                              struct ct_err *err);
+
+struct ct_ticket_ref {
+    long long id;       /* 0 when none */
+    char status[16];
+    long long assignee_id; /* 0 when unassigned */
+    int escalation_level;
+    char priority[16];
+};
+
+/* The contact's ticket that is not closed, locked (FOR UPDATE); out->id is 0 when none. */
+ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, struct ct_ticket_ref *out,
+                           struct ct_err *err);
+/* Locks a ticket by id; CT_E_NOT_FOUND when it does not exist. */
+ct_rc ct_store_ticket_lock(struct ct_tx *tx, long long id, struct ct_ticket_ref *out,
+                           struct ct_err *err);
+/* Creates a ticket in status new; sets *id. */
+ct_rc ct_store_ticket_create(struct ct_tx *tx, long long contact_id, const char *phone_number_id,
+                             long long *id, struct ct_err *err);
+ct_rc ct_store_ticket_set_status(struct ct_tx *tx, long long id, const char *status,
+                                 struct ct_err *err);
+/* Moves updated_at to now and last_message_at forward to message_us (0: leave it). */
+ct_rc ct_store_ticket_touch(struct ct_tx *tx, long long id, long long message_us,
+                            struct ct_err *err);
+
+struct ct_message_new {
+    const char *wamid;
+    long long ticket_id;   /* 0: none */
+    long long contact_id;
+    const char *direction; /* "in" | "out" */
+    const char *type;
+    const char *body;      /* may be NULL */
+    const char *payload;   /* JSON text */
+    const char *context_wamid;
+    long long sent_us;
+    long long receipt_id;  /* 0: none */
+};
+
+/* Inserts a message; *dup is true (and nothing written) when its wamid is already stored. */
+ct_rc ct_store_message_insert(struct ct_tx *tx, const struct ct_message_new *m, long long *id,
+                              bool *dup, struct ct_err *err);
+
+struct ct_outbound_ref {
+    long long id;
+    long long ticket_id;   /* 0: none */
+    char status[16];       /* "" when no status yet */
+};
+
+/* Locks the outbound message with wamid; *found is false when there is none. */
+ct_rc ct_store_outbound_lock(struct ct_tx *tx, const char *wamid, struct ct_outbound_ref *out,
+                             bool *found, struct ct_err *err);
+/* Records one receipt (wamid, status) once; *dup when already recorded. */
+ct_rc ct_store_status_insert(struct ct_tx *tx, long long message_id, const char *wamid,
+                             const char *status, long long ts_us, const char *recipient,
+                             const char *errors_json, long long receipt_id, bool *dup,
+                             struct ct_err *err);
+ct_rc ct_store_message_set_status(struct ct_tx *tx, long long id, const char *status,
+                                  long long ts_us, int error_code, const char *error_title,
+                                  struct ct_err *err);
+
+/* ---- read models (return cJSON in the API's shape; caller owns and cJSON_Delete()s) ---- */
+
+struct ct_ticket_filter {
+    const char *status;    /* NULL: any */
+    const char *assignee;  /* NULL: any; "none": unassigned; else a user name */
+    int escalated;         /* -1 any, 0 not escalated, 1 escalated */
+    const char *contact;   /* NULL: any; wa_id exactly or case-insensitive name substring */
+    int limit;
+    bool has_cursor;
+    long long cursor_us;
+    long long cursor_id;
+};
+
+/* Tickets newest activity first; *next_cursor ("" when no more) has room for 64 bytes. */
+ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, cJSON **out,
+                            char next_cursor[64], struct ct_err *err);
+/* One ticket; CT_E_NOT_FOUND when unknown. */
+ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct_err *err);
+
+struct ct_timeline_cursor {
+    bool set;
+    long long at_us, rec_us, id;
+    int kind;              /* 0 message, 1 event */
+};
+
+/* Messages and events of a ticket in time order (ties: order of recording). */
+ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,
+                        const struct ct_timeline_cursor *cur, cJSON **items,
+                        char next_cursor[96], struct ct_err *err);
+
 #endif

@@ -34,6 +34,11 @@ class DatabaseRestart(ServerTest):
             self.assertEqual(self.srv.get("/api/me", token=token).status, 503)
             self.assertEqual(self.srv.get("/healthz").status, 200)
             self.assertIn("casetrail_db_up 0", self.srv.get("/metrics").body.decode())
+            # a webhook is never acknowledged while it cannot be stored: 503, Meta retries
+            r = harness.post_webhook(self.srv, harness.text_payload("wamid.during-outage", "923777000001",
+                                                                    1760490000, "are you there?"))
+            self.assertEqual(r.status, 503)
+            self.assertEqual(r.json()["error"]["code"], "database_unavailable")
         finally:
             pg_ctl("-w", "-t", "60", "-l", os.environ["CT_TEST_PGLOG"], "-o",
                    os.environ["CT_TEST_PGOPTS"], "start")
@@ -46,6 +51,12 @@ class DatabaseRestart(ServerTest):
             time.sleep(0.2)
         self.assertEqual(status, 200)
         self.assertEqual(self.srv.get("/api/me", token=token).status, 200)
+        # Meta's retry now lands, once
+        for _ in range(2):
+            r = harness.post_webhook(self.srv, harness.text_payload("wamid.during-outage", "923777000001",
+                                                                    1760490000, "are you there?"))
+            self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.one("SELECT count(*) FROM messages WHERE wamid = 'wamid.during-outage'"), "1")
 
 
 if __name__ == "__main__":

@@ -230,3 +230,41 @@ class ServerTest(unittest.TestCase):
 
 def main():
     unittest.main(verbosity=2)
+
+
+def post_webhook(srv, body, secret=APP_SECRET, signature=None, headers=None):
+    """Posts body (bytes, or a dict serialised to JSON) signed with secret."""
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+    h = {"Content-Type": "application/json",
+         "X-Hub-Signature-256": signature if signature is not None else sign(body, secret)}
+    h.update(headers or {})
+    return srv.request("POST", "/webhooks/whatsapp", body=body, headers=h)
+
+
+PNID_A = "117293845601928"
+PNID_B = "117293845609911"
+
+
+def text_payload(wamid, wa_id, ts, body, name="Test Customer", pnid=PNID_A, extra=None):
+    """A one-message text webhook in the documented envelope."""
+    msg = {"from": wa_id, "id": wamid, "timestamp": str(ts), "type": "text", "text": {"body": body}}
+    msg.update(extra or {})
+    value = {"messaging_product": "whatsapp",
+             "metadata": {"display_phone_number": "923211234500", "phone_number_id": pnid},
+             "messages": [msg]}
+    if name is not None:
+        value["contacts"] = [{"profile": {"name": name}, "wa_id": wa_id}]
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": "104857392016473", "changes": [{"field": "messages", "value": value}]}]}
+
+
+def status_payload(wamid, status, ts, recipient="923001234567", pnid=PNID_A, errors=None):
+    st = {"id": wamid, "status": status, "timestamp": str(ts), "recipient_id": recipient}
+    if errors:
+        st["errors"] = errors
+    value = {"messaging_product": "whatsapp",
+             "metadata": {"display_phone_number": "923211234500", "phone_number_id": pnid},
+             "statuses": [st]}
+    return {"object": "whatsapp_business_account",
+            "entry": [{"id": "104857392016473", "changes": [{"field": "messages", "value": value}]}]}

@@ -1,0 +1,32 @@
+/* ingest.h: turning parsed webhooks into contacts, tickets, messages and events, durably.
+ * B-ingest 5: ct_ingest_commit is the one storage step; it returns only after COMMIT, so a
+ * later group-commit step can batch concurrent webhooks behind it without touching handlers. */
+#ifndef CASETRAIL_INGEST_H
+#define CASETRAIL_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "casetrail/err.h"
+#include "casetrail/store.h"
+#include "casetrail/webhook.h"
+
+struct ct_ingest_result {
+    long long receipt_id;
+    int messages_new;
+    int messages_duplicate;
+    int tickets_created;
+    int tickets_reopened;
+    int statuses_new;
+    int statuses_duplicate;
+    int statuses_unknown;   /* for outbound ids we never sent: kept in the raw receipt only */
+};
+
+/* Stores the raw body and everything in batch in one transaction. body/len are the exact bytes
+ * received (signature already checked when verified). CT_E_UNAVAILABLE when the database is
+ * unreachable: the caller must then answer 503, never 200. */
+ct_rc ct_ingest_commit(struct ct_pool *pool, const char *body, size_t len, bool verified,
+                       const struct ct_wa_batch *batch, struct ct_ingest_result *result,
+                       struct ct_err *err);
+
+#endif

@@ -1,0 +1,195 @@
+/* api_tickets.c: reading tickets and their timelines. Any role may read. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "casetrail/users.h"
+
+#define LIMIT_DEFAULT 50
+#define LIMIT_MAX 500
+
+/* Parses a positive decimal id; false on anything else. */
+static bool parse_id(const char *s, long long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (s[0] < '1' || s[0] > '9' || *end != '\0' || errno != 0 || v <= 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+/* limit query parameter: default 50, 1..500, else 400. */
+static bool read_limit(struct ct_req *req, int *limit)
+{
+    char buf[32];
+    long long v;
+    *limit = LIMIT_DEFAULT;
+    if (!ct_http_query(req, "limit", buf, sizeof(buf)))
+        return true;
+    if (!parse_id(buf, &v) || v > LIMIT_MAX) {
+        ct_http_fail(req, CT_E_INVALID, "invalid_limit",
+                     "limit must be an integer from 1 to %d", LIMIT_MAX);
+        return false;
+    }
+    *limit = (int)v;
+    return true;
+}
+
+static bool ticket_id_param(struct ct_req *req, long long *id)
+{
+    if (!parse_id(req->params[0], id)) {
+        ct_http_fail(req, CT_E_NOT_FOUND, "ticket_not_found", "ticket \"%.40s\" not found",
+                     req->params[0]);
+        return false;
+    }
+    return true;
+}
+
+struct list_job {
+    struct ct_ticket_filter f;
+    cJSON *tickets;
+    char next[64];
+};
+
+static ct_rc list_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct list_job *j = arg;
+    return ct_store_tickets_list(tx, &j->f, &j->tickets, j->next, err);
+}
+
+void ct_api_tickets_list(struct ct_req *req)
+{
+    static const char *const statuses[] = {"new", "open", "pending", "resolved", "closed"};
+    char status[16], assignee[80], escalated[8], contact[200], cursor[80];
+    struct list_job j;
+    struct ct_err err;
+
+    memset(&j, 0, sizeof(j));
+    j.f.escalated = -1;
+    if (!read_limit(req, &j.f.limit))
+        return;
+    if (ct_http_query(req, "status", status, sizeof(status)) && status[0] != '\0') {
+        bool ok = false;
+        for (size_t i = 0; i < 5; i++)
+            ok = ok || strcmp(status, statuses[i]) == 0;
+        if (!ok) {
+            ct_http_fail(req, CT_E_INVALID, "invalid_status",
+                         "invalid status \"%.20s\": expected new, open, pending, resolved or closed",
+                         status);
+            return;
+        }
+        j.f.status = status;
+    }
+    if (ct_http_query(req, "assignee", assignee, sizeof(assignee)) && assignee[0] != '\0')
+        j.f.assignee = strcmp(assignee, "me") == 0 ? req->user.name : assignee;
+    if (ct_http_query(req, "escalated", escalated, sizeof(escalated)) && escalated[0] != '\0') {
+        if (strcmp(escalated, "true") == 0) {
+            j.f.escalated = 1;
+        } else if (strcmp(escalated, "false") == 0) {
+            j.f.escalated = 0;
+        } else {
+            ct_http_fail(req, CT_E_INVALID, "invalid_escalated", "escalated must be true or false");
+            return;
+        }
+    }
+    if (ct_http_query(req, "contact", contact, sizeof(contact)) && contact[0] != '\0')
+        j.f.contact = contact;
+    if (ct_http_query(req, "cursor", cursor, sizeof(cursor)) && cursor[0] != '\0') {
+        char tail;
+        if (sscanf(cursor, "t%lld_%lld%c", &j.f.cursor_us, &j.f.cursor_id, &tail) != 2) {
+            ct_http_fail(req, CT_E_INVALID, "invalid_cursor", "cursor is not one this API returned");
+            return;
+        }
+        j.f.has_cursor = true;
+    }
+    if (ct_store_with_conn(req->srv->pool, list_tx, &j, &err) != CT_OK) {
+        ct_http_send_error(req, &err);
+        return;
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddItemToObject(root, "tickets", j.tickets);
+    if (j.next[0] != '\0')
+        cJSON_AddStringToObject(root, "next_cursor", j.next);
+    else
+        cJSON_AddNullToObject(root, "next_cursor");
+    ct_http_send_json(req, 200, root);
+    cJSON_Delete(root);
+}
+
+struct get_job {
+    long long id;
+    cJSON *ticket;
+    int limit;
+    struct ct_timeline_cursor cur;
+    cJSON *items;
+    char next[96];
+};
+
+static ct_rc get_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct get_job *j = arg;
+    return ct_store_ticket_get(tx, j->id, &j->ticket, err);
+}
+
+void ct_api_ticket_get(struct ct_req *req)
+{
+    struct get_job j;
+    struct ct_err err;
+    memset(&j, 0, sizeof(j));
+    if (!ticket_id_param(req, &j.id))
+        return;
+    if (ct_store_with_conn(req->srv->pool, get_tx, &j, &err) != CT_OK) {
+        ct_http_send_error(req, &err);
+        return;
+    }
+    ct_http_send_json(req, 200, j.ticket);
+    cJSON_Delete(j.ticket);
+}
+
+static ct_rc timeline_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct get_job *j = arg;
+    ct_rc rc = ct_store_ticket_get(tx, j->id, &j->ticket, err);
+    if (rc == CT_OK)
+        rc = ct_store_timeline(tx, j->id, j->limit, &j->cur, &j->items, j->next, err);
+    return rc;
+}
+
+void ct_api_ticket_timeline(struct ct_req *req)
+{
+    struct get_job j;
+    struct ct_err err;
+    char cursor[120];
+
+    memset(&j, 0, sizeof(j));
+    if (!ticket_id_param(req, &j.id) || !read_limit(req, &j.limit))
+        return;
+    if (ct_http_query(req, "cursor", cursor, sizeof(cursor)) && cursor[0] != '\0') {
+        char tail;
+        if (sscanf(cursor, "l%lld_%lld_%d_%lld%c", &j.cur.at_us, &j.cur.rec_us, &j.cur.kind,
+                   &j.cur.id, &tail) != 4) {
+            ct_http_fail(req, CT_E_INVALID, "invalid_cursor", "cursor is not one this API returned");
+            return;
+        }
+        j.cur.set = true;
+    }
+    /* one snapshot for ticket and items would need a transaction; reads are fine without */
+    if (ct_store_with_conn(req->srv->pool, timeline_tx, &j, &err) != CT_OK) {
+        cJSON_Delete(j.ticket);
+        ct_http_send_error(req, &err);
+        return;
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddItemToObject(root, "ticket", j.ticket);
+    cJSON_AddItemToObject(root, "items", j.items);
+    if (j.next[0] != '\0')
+        cJSON_AddStringToObject(root, "next_cursor", j.next);
+    else
+        cJSON_AddNullToObject(root, "next_cursor");
+    ct_http_send_json(req, 200, root);
+    cJSON_Delete(root);
+}

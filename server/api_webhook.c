@@ -1,0 +1,87 @@
+/* api_webhook.c: the WhatsApp front door. GET answers Meta's verification handshake; POST
+ * checks the signature on the raw bytes, parses, and acknowledges only after COMMIT. */
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "api.h"
+#include "casetrail/ingest.h"
+#include "casetrail/log.h"
+#include "casetrail/webhook.h"
+
+void ct_api_webhook_verify(struct ct_req *req)
+{
+    char mode[32], token[256], challenge[256];
+    const char *want = req->srv->cfg.verify_token;
+
+    if (!ct_http_query(req, "hub.mode", mode, sizeof(mode)) || strcmp(mode, "subscribe") != 0 ||
+        !ct_http_query(req, "hub.verify_token", token, sizeof(token)) ||
+        !ct_http_query(req, "hub.challenge", challenge, sizeof(challenge)) || want == NULL ||
+        strlen(token) != strlen(want) || CRYPTO_memcmp(token, want, strlen(want)) != 0) {
+        OPENSSL_cleanse(token, sizeof(token));
+        ct_http_fail(req, CT_E_FORBIDDEN, "verification_failed",
+                     "webhook verification failed: wrong hub.mode or hub.verify_token");
+        return;
+    }
+    OPENSSL_cleanse(token, sizeof(token));
+    ct_http_send(req, 200, "text/plain; charset=utf-8", challenge, strlen(challenge));
+}
+
+void ct_api_webhook_receive(struct ct_req *req)
+{
+    struct ct_err err;
+    struct ct_wa_batch batch;
+    struct ct_ingest_result res;
+    char *body = NULL;
+    size_t len = 0;
+    bool verified = false;
+    ct_rc rc;
+
+    memset(&batch, 0, sizeof(batch));
+    rc = ct_http_read_body(req, req->srv->cfg.max_body, &body, &len, &err);
+    if (rc != CT_OK) {
+        ct_http_send_error(req, &err);
+        if (rc == CT_E_TOO_LARGE)
+            ct_http_discard_body(req);
+        goto out;
+    }
+    /* B-ingest 2: the signature is checked on the exact bytes before anything is parsed */
+    if (req->srv->cfg.app_secret != NULL) {
+        if (!ct_webhook_signature_ok(req->srv->cfg.app_secret, body, len,
+                                     ct_http_header(req, "X-Hub-Signature-256"))) {
+            ct_http_fail(req, CT_E_UNAUTHORIZED, "bad_signature",
+                         "missing or invalid X-Hub-Signature-256");
+            goto out;
+        }
+        verified = true;
+    }
+    if ((rc = ct_webhook_parse(body, len, &batch, &err)) != CT_OK) {
+        ct_http_send_error(req, &err);
+        goto out;
+    }
+    rc = ct_ingest_commit(req->srv->pool, body, len, verified, &batch, &res, &err);
+    if (rc != CT_OK) {
+        /* never 200 before COMMIT: Meta retries anything else for days */
+        if (rc == CT_E_CONFLICT && strcmp(err.code, "busy") == 0)
+            rc = err.rc = CT_E_UNAVAILABLE;
+        ct_log_warn("webhook not stored (%s): %s", err.code, err.message);
+        ct_http_send_error(req, &err);
+        goto out;
+    }
+    ct_log_info("webhook receipt %lld: %d new, %d duplicate messages; %d new, %d duplicate, %d "
+                "unknown statuses; %zu skipped, %zu errors",
+                res.receipt_id, res.messages_new, res.messages_duplicate, res.statuses_new,
+                res.statuses_duplicate, res.statuses_unknown, batch.nskipped, batch.nerrors);
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "status", "stored");
+    cJSON_AddNumberToObject(root, "receipt_id", (double)res.receipt_id);
+    cJSON_AddNumberToObject(root, "messages_new", res.messages_new);
+    cJSON_AddNumberToObject(root, "messages_duplicate", res.messages_duplicate);
+    cJSON_AddNumberToObject(root, "statuses_new", res.statuses_new);
+    ct_http_send_json(req, 200, root);
+    cJSON_Delete(root);
+out:
+    ct_webhook_batch_free(&batch);
+    free(body);
+}

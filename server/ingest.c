@@ -1,0 +1,281 @@
+/* ingest.c: the conversation-to-ticket rules. A message joins its contact's ticket that is not
+ * closed, reopens a resolved one, or opens a new one; each change writes its event in the
+ * same transaction as the change. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "casetrail/ingest.h"
+#include "casetrail/log.h"
+
+struct job {
+    const char *body;
+    size_t len;
+    bool verified;
+    const struct ct_wa_batch *batch;
+    struct ct_ingest_result *res;
+    size_t *morder; /* message indexes sorted by (phone number, sender), batch order kept */
+    size_t *sorder; /* status indexes sorted by wamid */
+};
+
+/* Sort key: rows are locked in this order, so concurrent batches touching the same contacts
+ * take their locks in the same order and do not deadlock. */
+struct key {
+    const char *a, *b;
+    size_t idx;
+};
+
+static int cmp_keys(const void *x, const void *y)
+{
+    const struct key *p = x, *q = y;
+    int c = strcmp(p->a, q->a);
+    if (c == 0)
+        c = strcmp(p->b, q->b);
+    if (c == 0) /* keep batch order within one contact */
+        c = (p->idx > q->idx) - (p->idx < q->idx);
+    return c;
+}
+
+/* Fills order[0..n) with the indexes of keys in sorted order. */
+static void sorted_order(struct key *keys, size_t n, size_t *order)
+{
+    qsort(keys, n, sizeof(*keys), cmp_keys);
+    for (size_t i = 0; i < n; i++)
+        order[i] = keys[i].idx;
+}
+
+static void add_text(struct ct_event_new *ev, const char *field, const char *body,
+                     const char *scope)
+{
+    if (body == NULL || ev->ntexts >= CT_EVENT_MAX_TEXTS)
+        return;
+    ev->texts[ev->ntexts].field = field;
+    ev->texts[ev->ntexts].body = body;
+    ev->texts[ev->ntexts].salt_scope = scope;
+    ev->ntexts++;
+}
+
+/* A customer-made event on a ticket at the message's send time. */
+static void customer_event(struct ct_event_new *ev, long long ticket_id,
+                           const struct ct_wa_message *m, const char *scope, const char *action)
+{
+    memset(ev, 0, sizeof(*ev));
+    ev->chain_kind = "ticket";
+    ev->chain_id = ticket_id;
+    ev->action = action;
+    ev->actor_type = "customer";
+    ev->actor_id = m->from;
+    ev->occurred_us = m->ts * 1000000LL;
+    add_text(ev, "actor_name", m->profile_name, scope);
+}
+
+static ct_rc ticket_for_message(struct ct_tx *tx, const struct ct_wa_message *m,
+                                long long contact_id, const char *scope, long long *ticket_id,
+                                struct ct_ingest_result *res, struct ct_err *err)
+{
+    struct ct_ticket_ref t;
+    struct ct_event_new ev;
+    cJSON *data = NULL;
+    ct_rc rc;
+
+    if ((rc = ct_store_ticket_live(tx, contact_id, &t, err)) != CT_OK)
+        return rc;
+    if (t.id == 0) {
+        if ((rc = ct_store_ticket_create(tx, contact_id, m->phone_number_id, &t.id, err)) != CT_OK)
+            return rc;
+        customer_event(&ev, t.id, m, scope, "ticket.created");
+        ev.to_value = "new";
+        data = cJSON_CreateObject();
+        cJSON_AddNumberToObject(data, "contact_id", (double)contact_id);
+        cJSON_AddStringToObject(data, "phone_number_id", m->phone_number_id);
+        cJSON_AddStringToObject(data, "wamid", m->wamid);
+        ev.data = data;
+        rc = ct_store_event_append(tx, &ev, NULL, err);
+        cJSON_Delete(data);
+        res->tickets_created++;
+    } else if (strcmp(t.status, "resolved") == 0) {
+        if ((rc = ct_store_ticket_set_status(tx, t.id, "open", err)) != CT_OK)
+            return rc;
+        customer_event(&ev, t.id, m, scope, "ticket.reopened");
+        ev.from_value = "resolved";
+        ev.to_value = "open";
+        rc = ct_store_event_append(tx, &ev, NULL, err);
+        res->tickets_reopened++;
+    }
+    *ticket_id = t.id;
+    return rc;
+}
+
+static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m, long long receipt,
+                            struct ct_ingest_result *res, struct ct_err *err)
+{
+    long long contact_id = 0, ticket_id = 0, message_id = 0;
+    bool dup = false;
+    char scope[48];
+    char *payload = NULL;
+    cJSON *data = NULL;
+    struct ct_event_new ev;
+    ct_rc rc;
+
+    /* the contact row lock serialises concurrent deliveries about one customer, so the
+     * duplicate check below cannot race (B-ingest 6) */
+    if ((rc = ct_store_contact_lock(tx, m->phone_number_id, m->from, &contact_id, err)) != CT_OK)
+        return rc;
+    if ((rc = ct_store_message_exists(tx, m->wamid, &dup, err)) != CT_OK)
+        return rc;
+    if (dup) {
+        res->messages_duplicate++;
+        return CT_OK; /* a redelivery changes nothing at all */
+    }
+    snprintf(scope, sizeof(scope), "contact:%lld", contact_id);
+    if (m->profile_name != NULL &&
+        (rc = ct_store_contact_name(tx, contact_id, m->profile_name, m->ts * 1000000LL, err)) != CT_OK)
+        return rc;
+    if ((rc = ticket_for_message(tx, m, contact_id, scope, &ticket_id, res, err)) != CT_OK)
+        return rc;
+    payload = cJSON_PrintUnformatted(m->raw);
+    if (payload == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    struct ct_message_new row = {
+        .wamid = m->wamid, .ticket_id = ticket_id, .contact_id = contact_id, .direction = "in",
+        .type = m->type, .body = m->text, .payload = payload, .context_wamid = m->context_wamid,
+        .sent_us = m->ts * 1000000LL, .receipt_id = receipt,
+    };
+    rc = ct_store_message_insert(tx, &row, &message_id, &dup, err);
+    free(payload);
+    if (rc != CT_OK)
+        return rc;
+    if (dup) /* same wamid under another business number: keep the first, change nothing */
+        return ct_err_set(err, CT_E_CONFLICT, "wamid_reused",
+                          "message id %s is already stored for another contact", m->wamid);
+    customer_event(&ev, ticket_id, m, scope, "message.received");
+    data = cJSON_CreateObject();
+    cJSON_AddNumberToObject(data, "message_id", (double)message_id);
+    cJSON_AddStringToObject(data, "wamid", m->wamid);
+    cJSON_AddStringToObject(data, "type", m->type);
+    cJSON_AddNumberToObject(data, "receipt_id", (double)receipt);
+    ev.data = data;
+    add_text(&ev, "body", m->text, scope);
+    rc = ct_store_event_append(tx, &ev, NULL, err);
+    cJSON_Delete(data);
+    if (rc != CT_OK)
+        return rc;
+    if ((rc = ct_store_ticket_touch(tx, ticket_id, m->ts * 1000000LL, err)) != CT_OK)
+        return rc;
+    res->messages_new++;
+    return CT_OK;
+}
+
+static ct_rc ingest_status(struct ct_tx *tx, const struct ct_wa_status *s, long long receipt,
+                           struct ct_ingest_result *res, struct ct_err *err)
+{
+    struct ct_outbound_ref msg;
+    bool found = false, dup = false;
+    char *errors = NULL;
+    cJSON *data = NULL;
+    const cJSON *errs = cJSON_GetObjectItemCaseSensitive(s->raw, "errors");
+    ct_rc rc;
+
+    if ((rc = ct_store_outbound_lock(tx, s->wamid, &msg, &found, err)) != CT_OK)
+        return rc;
+    if (!found) {
+        res->statuses_unknown++;
+        ct_log_info("status %s for unknown message %s kept in receipt %lld only", s->status,
+                    s->wamid, receipt);
+        return CT_OK;
+    }
+    if (cJSON_IsArray(errs))
+        errors = cJSON_PrintUnformatted(errs);
+    rc = ct_store_status_insert(tx, msg.id, s->wamid, s->status, s->ts * 1000000LL,
+                                s->recipient_id, errors, receipt, &dup, err);
+    free(errors);
+    if (rc != CT_OK)
+        return rc;
+    if (dup) {
+        res->statuses_duplicate++;
+        return CT_OK;
+    }
+    int have = msg.status[0] ? ct_webhook_status_rank(msg.status) : 0;
+    int got = ct_webhook_status_rank(s->status);
+    /* monotonic: sent < delivered < read; failed is terminal and keeps its error */
+    bool applied = got > have && have < 100;
+    if (applied && (rc = ct_store_message_set_status(tx, msg.id, s->status, s->ts * 1000000LL,
+                                                     s->error_code, s->error_title, err)) != CT_OK)
+        return rc;
+    res->statuses_new++;
+    if (msg.ticket_id == 0)
+        return CT_OK;
+    struct ct_event_new ev = {
+        .chain_kind = "ticket", .chain_id = msg.ticket_id, .action = "message.status",
+        .actor_type = "system", .actor_id = "whatsapp",
+        .from_value = msg.status[0] ? msg.status : NULL, .to_value = s->status,
+        .occurred_us = s->ts * 1000000LL,
+    };
+    data = cJSON_CreateObject();
+    cJSON_AddNumberToObject(data, "message_id", (double)msg.id);
+    cJSON_AddStringToObject(data, "wamid", s->wamid);
+    cJSON_AddBoolToObject(data, "applied", applied);
+    cJSON_AddNumberToObject(data, "receipt_id", (double)receipt);
+    if (s->error_code != 0)
+        cJSON_AddNumberToObject(data, "error_code", s->error_code);
+    ev.data = data;
+    rc = ct_store_event_append(tx, &ev, NULL, err);
+    cJSON_Delete(data);
+    return rc;
+}
+
+static ct_rc ingest_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct job *j = arg;
+    const struct ct_wa_batch *b = j->batch;
+    ct_rc rc;
+
+    /* a retried transaction starts from zero */
+    memset(j->res, 0, sizeof(*j->res));
+    rc = ct_store_receipt_insert(tx, j->body, j->len, j->verified, &j->res->receipt_id, err);
+    for (size_t i = 0; rc == CT_OK && i < b->nmessages; i++)
+        rc = ingest_message(tx, &b->messages[j->morder[i]], j->res->receipt_id, j->res, err);
+    for (size_t i = 0; rc == CT_OK && i < b->nstatuses; i++)
+        rc = ingest_status(tx, &b->statuses[j->sorder[i]], j->res->receipt_id, j->res, err);
+    if (rc == CT_OK)
+        rc = ct_store_receipt_counts(tx, j->res->receipt_id, j->res->messages_new,
+                                     j->res->statuses_new, err);
+    return rc;
+}
+
+ct_rc ct_ingest_commit(struct ct_pool *pool, const char *body, size_t len, bool verified,
+                       const struct ct_wa_batch *batch, struct ct_ingest_result *result,
+                       struct ct_err *err)
+{
+    struct job j = {body, len, verified, batch, result, NULL, NULL};
+    ct_rc rc;
+
+    j.morder = calloc(batch->nmessages + 1, sizeof(size_t));
+    j.sorder = calloc(batch->nstatuses + 1, sizeof(size_t));
+    if (j.morder == NULL || j.sorder == NULL) {
+        rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+        goto out;
+    }
+    {
+        size_t n = batch->nmessages > batch->nstatuses ? batch->nmessages : batch->nstatuses;
+        struct key *keys = calloc(n + 1, sizeof(*keys));
+        if (keys == NULL) {
+            rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+            goto out;
+        }
+        for (size_t i = 0; i < batch->nmessages; i++)
+            keys[i] = (struct key){batch->messages[i].phone_number_id, batch->messages[i].from, i};
+        sorted_order(keys, batch->nmessages, j.morder);
+        for (size_t i = 0; i < batch->nstatuses; i++)
+            keys[i] = (struct key){batch->statuses[i].wamid, "", i};
+        sorted_order(keys, batch->nstatuses, j.sorder);
+        free(keys);
+    }
+    rc = CT_OK;
+out:
+    if (rc == CT_OK)
+        rc = ct_store_in_tx(pool, ingest_tx, &j, err);
+    free(j.morder);
+    free(j.sorder);
+    return rc;
+}

@@ -1,0 +1,259 @@
+/* store_tickets.c: ticket rows (lock, create, change) and the read models of tickets and
+ * timelines, which PostgreSQL builds as JSON in the API's shape. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+static ct_rc exec0(struct ct_tx *tx, const char *sql, int n, const char *const *pv,
+                   struct ct_err *err)
+{
+    PGresult *res = ct_tx_exec(tx, sql, n, pv, err);
+    if (res == NULL)
+        return err->rc;
+    PQclear(res);
+    return CT_OK;
+}
+
+#define REF_COLS "id, status, coalesce(assignee_id, 0), escalation_level, priority"
+
+static void row_to_ref(const PGresult *res, struct ct_ticket_ref *out)
+{
+    out->id = atoll(PQgetvalue(res, 0, 0));
+    ct_store_copy(out->status, sizeof(out->status), res, 0, 1);
+    out->assignee_id = atoll(PQgetvalue(res, 0, 2));
+    out->escalation_level = atoi(PQgetvalue(res, 0, 3));
+    ct_store_copy(out->priority, sizeof(out->priority), res, 0, 4);
+}
+
+ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, struct ct_ticket_ref *out,
+                           struct ct_err *err)
+{
+    char cid[32];
+    snprintf(cid, sizeof(cid), "%lld", contact_id);
+    const char *pv[] = {cid};
+    PGresult *res = ct_tx_exec(tx, "SELECT " REF_COLS " FROM tickets WHERE contact_id = $1"
+                                   " AND status <> 'closed' FOR UPDATE", 1, pv, err);
+    if (res == NULL)
+        return err->rc;
+    memset(out, 0, sizeof(*out));
+    if (PQntuples(res) == 1)
+        row_to_ref(res, out);
+    PQclear(res);
+    return CT_OK;
+}
+
+ct_rc ct_store_ticket_lock(struct ct_tx *tx, long long id, struct ct_ticket_ref *out,
+                           struct ct_err *err)
+{
+    char ids[32];
+    snprintf(ids, sizeof(ids), "%lld", id);
+    const char *pv[] = {ids};
+    PGresult *res = ct_tx_exec(tx, "SELECT " REF_COLS " FROM tickets WHERE id = $1 FOR UPDATE", 1,
+                               pv, err);
+    if (res == NULL)
+        return err->rc;
+    memset(out, 0, sizeof(*out));
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return ct_err_set(err, CT_E_NOT_FOUND, "ticket_not_found", "ticket %lld not found", id);
+    }
+    row_to_ref(res, out);
+    PQclear(res);
+    return CT_OK;
+}
+
+ct_rc ct_store_ticket_create(struct ct_tx *tx, long long contact_id, const char *phone_number_id,
+                             long long *id, struct ct_err *err)
+{
+    char cid[32];
+    snprintf(cid, sizeof(cid), "%lld", contact_id);
+    const char *pv[] = {cid, phone_number_id};
+    PGresult *res = ct_tx_exec(tx, "INSERT INTO tickets (contact_id, phone_number_id, created_at,"
+                                   " updated_at) VALUES ($1, $2, now(), now()) RETURNING id",
+                               2, pv, err);
+    if (res == NULL)
+        return err->rc;
+    *id = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return CT_OK;
+}
+
+ct_rc ct_store_ticket_set_status(struct ct_tx *tx, long long id, const char *status,
+                                 struct ct_err *err)
+{
+    char ids[32];
+    snprintf(ids, sizeof(ids), "%lld", id);
+    const char *pv[] = {ids, status};
+    return exec0(tx, "UPDATE tickets SET status = $2, updated_at = now() WHERE id = $1", 2, pv,
+                 err);
+}
+
+ct_rc ct_store_ticket_touch(struct ct_tx *tx, long long id, long long message_us,
+                            struct ct_err *err)
+{
+    char ids[32], ts[48];
+    snprintf(ids, sizeof(ids), "%lld", id);
+    ct_store_fmt_ts(message_us, ts);
+    const char *pv[] = {ids, message_us ? ts : NULL};
+    return exec0(tx, "UPDATE tickets SET updated_at = now(), last_message_at ="
+                     " CASE WHEN $2::timestamptz IS NULL THEN last_message_at"
+                     " ELSE greatest(last_message_at, $2::timestamptz) END WHERE id = $1",
+                 2, pv, err);
+}
+
+/* ---- read models ---- */
+
+#define ISO(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define US(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
+
+#define TICKET_JSON                                                                          \
+    "jsonb_build_object('id', t.id, 'status', t.status, 'assignee', u.name,"                 \
+    " 'escalated', t.escalation_level > 0, 'escalation_level', t.escalation_level,"          \
+    " 'priority', t.priority, 'contact', jsonb_build_object('wa_id', c.wa_id, 'name', c.name," \
+    " 'phone_number_id', c.phone_number_id), 'created_at', " ISO("t.created_at") ","         \
+    " 'updated_at', " ISO("t.updated_at") ", 'last_message_at', " ISO("t.last_message_at") ")"
+
+#define TICKET_FROM                                                                          \
+    " FROM tickets t JOIN contacts c ON c.id = t.contact_id LEFT JOIN users u ON u.id = t.assignee_id"
+
+/* Appends each row's column col (JSON text) to arr. */
+static ct_rc rows_to_array(const PGresult *res, int col, int max, cJSON *arr, struct ct_err *err)
+{
+    int n = PQntuples(res);
+    for (int i = 0; i < n && i < max; i++) {
+        cJSON *item = cJSON_Parse(PQgetvalue(res, i, col));
+        if (item == NULL)
+            return ct_err_set(err, CT_E_INTERNAL, "internal", "could not decode a stored row");
+        cJSON_AddItemToArray(arr, item);
+    }
+    return CT_OK;
+}
+
+ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, cJSON **out,
+                            char next_cursor[64], struct ct_err *err)
+{
+    char esc[4], cur_ts[48], cur_id[32], lim[16];
+    PGresult *res;
+    ct_rc rc;
+
+    *out = NULL;
+    next_cursor[0] = '\0';
+    snprintf(esc, sizeof(esc), "%d", f->escalated);
+    snprintf(lim, sizeof(lim), "%d", f->limit + 1);
+    snprintf(cur_id, sizeof(cur_id), "%lld", f->cursor_id);
+    ct_store_fmt_ts(f->cursor_us, cur_ts);
+    const char *pv[] = {f->status, f->assignee, f->escalated >= 0 ? esc : NULL, f->contact,
+                        f->has_cursor ? cur_ts : NULL, cur_id, lim};
+    res = ct_tx_exec(tx,
+                     "SELECT " TICKET_JSON "::text, " US("t.updated_at") ", t.id" TICKET_FROM
+                     " WHERE ($1::text IS NULL OR t.status = $1)"
+                     " AND ($2::text IS NULL OR ($2 = 'none' AND t.assignee_id IS NULL) OR u.name = $2)"
+                     " AND ($3::int IS NULL OR (t.escalation_level > 0) = ($3::int = 1))"
+                     " AND ($4::text IS NULL OR c.wa_id = $4"
+                     "      OR strpos(lower(coalesce(c.name, '')), lower($4)) > 0)"
+                     " AND ($5::timestamptz IS NULL OR (t.updated_at, t.id) < ($5::timestamptz, $6::bigint))"
+                     " ORDER BY t.updated_at DESC, t.id DESC LIMIT $7::int",
+                     7, pv, err);
+    if (res == NULL)
+        return err->rc;
+    *out = cJSON_CreateArray();
+    rc = rows_to_array(res, 0, f->limit, *out, err);
+    if (rc == CT_OK && PQntuples(res) > f->limit) {
+        int last = f->limit - 1;
+        snprintf(next_cursor, 64, "t%s_%s", PQgetvalue(res, last, 1), PQgetvalue(res, last, 2));
+    }
+    PQclear(res);
+    if (rc != CT_OK) {
+        cJSON_Delete(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct_err *err)
+{
+    char ids[32];
+    snprintf(ids, sizeof(ids), "%lld", id);
+    const char *pv[] = {ids};
+    *out = NULL;
+    PGresult *res = ct_tx_exec(tx, "SELECT " TICKET_JSON "::text" TICKET_FROM " WHERE t.id = $1",
+                               1, pv, err);
+    if (res == NULL)
+        return err->rc;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return ct_err_set(err, CT_E_NOT_FOUND, "ticket_not_found", "ticket %lld not found", id);
+    }
+    *out = cJSON_Parse(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (*out == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "could not decode a stored row");
+    return CT_OK;
+}
+
+/* Messages carry their type's object as received (image, location, reaction, ...). Events carry
+ * their actor's name as it was and the reason text kept beside the hashed row. */
+#define TIMELINE_SQL                                                                              \
+    "SELECT item::text, at_us, rec_us, kind, id FROM ("                                           \
+    " SELECT jsonb_build_object('kind', 'message', 'id', m.id, 'wamid', m.wamid,"                 \
+    "   'direction', m.direction, 'type', m.type, 'text', m.body, 'at', " ISO("m.sent_at") ","    \
+    "   'received_at', " ISO("m.received_at") ", 'status', m.status)"                             \
+    "   || CASE WHEN m.type = 'text' THEN '{}'::jsonb ELSE jsonb_strip_nulls(jsonb_build_object("  \
+    "      CASE WHEN m.type IN ('image', 'audio', 'video', 'document', 'sticker', 'location',"    \
+    "      'contacts', 'interactive', 'button', 'reaction', 'order', 'system', 'unsupported')"    \
+    "      THEN m.type ELSE 'content' END, m.payload -> m.type)) END"                            \
+    "   || jsonb_strip_nulls(jsonb_build_object("                                                \
+    "      'reply_to', m.context_wamid, 'errors', m.payload -> 'errors',"                         \
+    "      'referral', m.payload -> 'referral', 'error_code', m.error_code,"                      \
+    "      'error_title', m.error_title, 'forwarded', m.payload #> '{context,forwarded}'))"        \
+    "   AS item, " US("m.sent_at") " AS at_us, " US("m.received_at") " AS rec_us, 0 AS kind, m.id" \
+    " FROM messages m WHERE m.ticket_id = $1"                                                     \
+    " UNION ALL"                                                                                  \
+    " SELECT jsonb_build_object('kind', 'event', 'seq', e.seq, 'action', e.action,"               \
+    "   'actor', jsonb_build_object('type', e.actor_type, 'id', e.actor_id, 'name',"              \
+    "     CASE WHEN e.actor_type = 'system' THEN 'system' ELSE"                                   \
+    "     (SELECT x.body FROM event_texts x WHERE x.event_id = e.id AND x.field = 'actor_name') END)," \
+    "   'from', e.from_value, 'to', e.to_value,"                                                  \
+    "   'reason', (SELECT x.body FROM event_texts x WHERE x.event_id = e.id AND x.field = 'reason')," \
+    "   'at', " ISO("e.occurred_at") ", 'recorded_at', " ISO("e.recorded_at") ")"                 \
+    "   || coalesce(e.data, '{}'::jsonb) AS item,"                                                \
+    "   " US("e.occurred_at") ", " US("e.recorded_at") ", 1, e.id"                                \
+    " FROM events e WHERE e.ticket_id = $1"                                                       \
+    ") x WHERE $2::bigint IS NULL OR (at_us, rec_us, kind, id) > ($2::bigint, $3::bigint, $4::int, $5::bigint)" \
+    " ORDER BY at_us, rec_us, kind, id LIMIT $6::int"
+
+ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,
+                        const struct ct_timeline_cursor *cur, cJSON **items,
+                        char next_cursor[96], struct ct_err *err)
+{
+    char tid[32], at[32], rec[32], kind[8], id[32], lim[16];
+    ct_rc rc;
+
+    *items = NULL;
+    next_cursor[0] = '\0';
+    snprintf(tid, sizeof(tid), "%lld", ticket_id);
+    snprintf(at, sizeof(at), "%lld", cur->at_us);
+    snprintf(rec, sizeof(rec), "%lld", cur->rec_us);
+    snprintf(kind, sizeof(kind), "%d", cur->kind);
+    snprintf(id, sizeof(id), "%lld", cur->id);
+    snprintf(lim, sizeof(lim), "%d", limit + 1);
+    const char *pv[] = {tid, cur->set ? at : NULL, rec, kind, id, lim};
+    PGresult *res = ct_tx_exec(tx, TIMELINE_SQL, 6, pv, err);
+    if (res == NULL)
+        return err->rc;
+    *items = cJSON_CreateArray();
+    rc = rows_to_array(res, 0, limit, *items, err);
+    if (rc == CT_OK && PQntuples(res) > limit) {
+        int last = limit - 1;
+        snprintf(next_cursor, 96, "l%s_%s_%s_%s", PQgetvalue(res, last, 1),
+                 PQgetvalue(res, last, 2), PQgetvalue(res, last, 3), PQgetvalue(res, last, 4));
+    }
+    PQclear(res);
+    if (rc != CT_OK) {
+        cJSON_Delete(*items);
+        *items = NULL;
+    }
+    return rc;
+}

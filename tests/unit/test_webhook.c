@@ -1,0 +1,153 @@
+/* test_webhook.c: signature verification, UTF-8 validation and parsing of every shared fixture.
+ * Runs from the repository root; fixtures are read from ../shared/fixtures/whatsapp/. */
+#include <stdlib.h>
+
+#include <openssl/hmac.h>
+
+#include "casetrail/audit.h"
+#include "casetrail/webhook.h"
+#include "t.h"
+
+static char *slurp(const char *name, size_t *len)
+{
+    char path[512];
+    snprintf(path, sizeof(path), "../shared/fixtures/whatsapp/%s", name);
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "cannot open %s\n", path);
+        t_failures++;
+        return NULL;
+    }
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n + 1);
+    *len = fread(buf, 1, (size_t)n, f);
+    buf[*len] = '\0';
+    fclose(f);
+    return buf;
+}
+
+/* Parses a fixture and checks message/status counts and the first message's type. */
+static void expect(const char *name, size_t nmsg, size_t nst, const char *type)
+{
+    size_t len = 0;
+    char *body = slurp(name, &len);
+    struct ct_wa_batch b;
+    struct ct_err err;
+    if (body == NULL)
+        return;
+    if (ct_webhook_parse(body, len, &b, &err) != CT_OK) {
+        fprintf(stderr, "%s: %s\n", name, err.message);
+        t_failures++;
+        free(body);
+        return;
+    }
+    if (b.nmessages != nmsg || b.nstatuses != nst) {
+        fprintf(stderr, "%s: %zu messages, %zu statuses\n", name, b.nmessages, b.nstatuses);
+        t_failures++;
+    }
+    if (type != NULL && nmsg > 0)
+        CHECK_STR(b.messages[0].type, type);
+    for (size_t i = 0; i < b.nmessages; i++) {
+        CHECK(b.messages[i].ts > 1700000000);
+        CHECK(strncmp(b.messages[i].wamid, "wamid.", 6) == 0);
+    }
+    ct_webhook_batch_free(&b);
+    free(body);
+}
+
+int main(void)
+{
+    const char *secret = "test-app-secret";
+    const char *body = "{\"object\":\"whatsapp_business_account\",\"entry\":[]}";
+    unsigned char mac[32];
+    unsigned int maclen = 0;
+    char hex[65], header[80];
+    struct ct_wa_batch b;
+    struct ct_err err;
+
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)body, strlen(body), mac,
+         &maclen);
+    ct_hex_encode(mac, 32, hex);
+    snprintf(header, sizeof(header), "sha256=%s", hex);
+    CHECK(ct_webhook_signature_ok(secret, body, strlen(body), header));
+    CHECK(!ct_webhook_signature_ok("other", body, strlen(body), header));
+    CHECK(!ct_webhook_signature_ok(secret, body, strlen(body) - 1, header));
+    CHECK(!ct_webhook_signature_ok(secret, body, strlen(body), NULL));
+    CHECK(!ct_webhook_signature_ok(secret, body, strlen(body), hex));
+    header[10] = 'g';
+    CHECK(!ct_webhook_signature_ok(secret, body, strlen(body), header));
+    CHECK(!ct_webhook_signature_ok(secret, body, strlen(body), "sha256=abcd"));
+
+    CHECK(ct_utf8_valid("plain", 5));
+    CHECK(ct_utf8_valid("\xd8\xb4\xda\xa9\xd8\xa7\xdb\x8c\xd8\xaa", 10)); /* Urdu */
+    CHECK(ct_utf8_valid("\xf0\x9f\x98\xa1", 4));                         /* emoji */
+    CHECK(!ct_utf8_valid("\xff", 1));
+    CHECK(!ct_utf8_valid("\xc0\xaf", 2));         /* overlong */
+    CHECK(!ct_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
+    CHECK(!ct_utf8_valid("\xf0\x9f\x98", 3));     /* truncated */
+    CHECK(!ct_utf8_valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
+
+    CHECK(ct_webhook_parse("{", 1, &b, &err) == CT_E_INVALID);
+    CHECK_STR(err.code, "invalid_json");
+    CHECK(ct_webhook_parse("{\"object\":\"page\"}", 17, &b, &err) == CT_E_INVALID);
+    CHECK_STR(err.code, "not_whatsapp");
+    CHECK(ct_webhook_parse(body, strlen(body), &b, &err) == CT_OK);
+    CHECK(b.nmessages == 0 && b.nstatuses == 0);
+    ct_webhook_batch_free(&b);
+
+    expect("text.json", 1, 0, "text");
+    expect("text_reply_context.json", 1, 0, "text");
+    expect("image.json", 1, 0, "image");
+    expect("audio_voice.json", 1, 0, "audio");
+    expect("video.json", 1, 0, "video");
+    expect("document.json", 1, 0, "document");
+    expect("sticker.json", 1, 0, "sticker");
+    expect("location.json", 1, 0, "location");
+    expect("contacts.json", 1, 0, "contacts");
+    expect("interactive_button_reply.json", 1, 0, "interactive");
+    expect("interactive_list_reply.json", 1, 0, "interactive");
+    expect("button.json", 1, 0, "button");
+    expect("reaction.json", 1, 0, "reaction");
+    expect("order.json", 1, 0, "order");
+    expect("system_customer_changed_number.json", 1, 0, "system");
+    expect("unsupported.json", 1, 0, "unsupported");
+    expect("referral_ad.json", 1, 0, "text");
+    expect("status_sent.json", 0, 1, NULL);
+    expect("status_delivered.json", 0, 1, NULL);
+    expect("status_read.json", 0, 1, NULL);
+    expect("status_failed.json", 0, 1, NULL);
+    expect("batch_multi_entry.json", 3, 2, "text");
+    expect("non_ascii_roman_urdu.json", 1, 0, "text");
+    expect("two_business_numbers.json", 2, 0, "text");
+
+    /* details: reply threading, reaction target, profile join, failed status error */
+    size_t len;
+    char *raw = slurp("reaction.json", &len);
+    if (raw != NULL && ct_webhook_parse(raw, len, &b, &err) == CT_OK) {
+        CHECK(b.messages[0].context_wamid != NULL);
+        CHECK(b.messages[0].text != NULL); /* the emoji */
+        ct_webhook_batch_free(&b);
+    }
+    free(raw);
+    raw = slurp("status_failed.json", &len);
+    if (raw != NULL && ct_webhook_parse(raw, len, &b, &err) == CT_OK) {
+        CHECK(b.statuses[0].error_code == 131026);
+        CHECK_STR(b.statuses[0].status, "failed");
+        ct_webhook_batch_free(&b);
+    }
+    free(raw);
+    raw = slurp("system_customer_changed_number.json", &len);
+    if (raw != NULL && ct_webhook_parse(raw, len, &b, &err) == CT_OK) {
+        CHECK(b.messages[0].profile_name == NULL); /* no contacts array on system messages */
+        CHECK(b.messages[0].from != NULL);
+        ct_webhook_batch_free(&b);
+    }
+    free(raw);
+
+    CHECK(ct_webhook_status_rank("read") > ct_webhook_status_rank("delivered"));
+    CHECK(ct_webhook_status_rank("failed") > ct_webhook_status_rank("read"));
+    CHECK(ct_webhook_status_rank("weird") == 0);
+    T_DONE();
+}
