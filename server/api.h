@@ -13,5 +13,18 @@ void ct_api_webhook_receive(struct ct_req *req);
 void ct_api_tickets_list(struct ct_req *req);
 void ct_api_ticket_get(struct ct_req *req);
 void ct_api_ticket_timeline(struct ct_req *req);
+void ct_api_ticket_verify(struct ct_req *req);
+void ct_api_ticket_assign(struct ct_req *req);
+void ct_api_ticket_unassign(struct ct_req *req);
+void ct_api_ticket_status(struct ct_req *req);
+void ct_api_ticket_escalate(struct ct_req *req);
+void ct_api_ticket_deescalate(struct ct_req *req);
+void ct_api_ticket_priority(struct ct_req *req);
+void ct_api_ticket_note(struct ct_req *req);
+void ct_api_approval_request(struct ct_req *req);
+void ct_api_approval_decide(struct ct_req *req);
+void ct_api_approvals_list(struct ct_req *req);
+void ct_api_rules_get(struct ct_req *req);
+void ct_api_rules_put(struct ct_req *req);
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "casetrail/audit.h"
 #include "casetrail/users.h"
 
 #define LIMIT_DEFAULT 50
@@ -190,6 +191,49 @@ void ct_api_ticket_timeline(struct ct_req *req)
         cJSON_AddStringToObject(root, "next_cursor", j.next);
     else
         cJSON_AddNullToObject(root, "next_cursor");
+    ct_http_send_json(req, 200, root);
+    cJSON_Delete(root);
+}
+
+struct verify_job {
+    long long id;
+    struct ct_verify_result r;
+};
+
+static ct_rc verify_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct verify_job *j = arg;
+    struct ct_chain c;
+    ct_rc rc = ct_store_chain_load(tx, "ticket", j->id, &c, err);
+    if (rc != CT_OK)
+        return rc;
+    ct_audit_verify_chain(&c, &j->r);
+    ct_chain_free(&c);
+    return CT_OK;
+}
+
+void ct_api_ticket_verify(struct ct_req *req)
+{
+    struct verify_job j;
+    struct ct_err err;
+
+    memset(&j, 0, sizeof(j));
+    if (!ticket_id_param(req, &j.id))
+        return;
+    if (ct_store_in_tx(req->srv->pool, verify_tx, &j, &err) != CT_OK) {
+        ct_http_send_error(req, &err);
+        return;
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddBoolToObject(root, "ok", j.r.ok);
+    if (j.r.ok) {
+        cJSON_AddNumberToObject(root, "events", (double)j.r.events);
+        cJSON_AddStringToObject(root, "head", j.r.head);
+        cJSON_AddNumberToObject(root, "redacted", (double)j.r.redacted);
+    } else {
+        cJSON_AddNumberToObject(root, "first_bad_seq", (double)j.r.first_bad_seq);
+        cJSON_AddStringToObject(root, "reason", j.r.reason);
+    }
     ct_http_send_json(req, 200, root);
     cJSON_Delete(root);
 }

@@ -1,6 +1,7 @@
 /* audit.c: canonical event encoding, the SHA-256 hash chain and keyed text digests.
  * Changing the encoding breaks every stored chain: add a new version tag instead. */
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,4 +257,344 @@ void ct_audit_text_digest(const unsigned char *salt, size_t salt_len, const char
 bool ct_audit_new_salt(unsigned char salt[CT_SALT_LEN])
 {
     return RAND_bytes(salt, CT_SALT_LEN) == 1;
+}
+
+/* ---- verification ---- */
+
+#include <openssl/crypto.h>
+#include <openssl/pem.h>
+
+void ct_chain_free(struct ct_chain *c)
+{
+    for (size_t i = 0; i < c->nevents; i++) {
+        struct ct_event_row *e = &c->events[i];
+        free(e->action);
+        free(e->actor_type);
+        free(e->actor_id);
+        free(e->from_value);
+        free(e->to_value);
+        free(e->data);
+        free(e->digests);
+    }
+    for (size_t i = 0; i < c->ntexts; i++) {
+        free(c->texts[i].field);
+        free(c->texts[i].body);
+        OPENSSL_cleanse(c->texts[i].salt, CT_SALT_LEN);
+    }
+    free(c->events);
+    free(c->texts);
+    memset(c, 0, sizeof(*c));
+}
+
+static void fail(struct ct_verify_result *r, long long seq, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void fail(struct ct_verify_result *r, long long seq, const char *fmt, ...)
+{
+    va_list ap;
+    r->ok = false;
+    r->first_bad_seq = seq;
+    va_start(ap, fmt);
+    vsnprintf(r->reason, sizeof(r->reason), fmt, ap);
+    va_end(ap);
+}
+
+/* Stored jsonb text -> the canonical text that was hashed (NULL stays NULL). false when the
+ * stored value is not canonicalisable (then it cannot be what was hashed). */
+static bool recanon(const char *stored, char **out)
+{
+    cJSON *j;
+    *out = NULL;
+    if (stored == NULL)
+        return true;
+    j = cJSON_Parse(stored);
+    if (j == NULL)
+        return false;
+    *out = ct_audit_canonical_json(j);
+    cJSON_Delete(j);
+    return *out != NULL;
+}
+
+/* First text row of event id (texts are sorted by event_id), or n when none. */
+static size_t first_text(const struct ct_chain *c, long long id)
+{
+    size_t lo = 0, hi = c->ntexts;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (c->texts[mid].event_id < id)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
+/* Checks the texts of one event against its digests; false on the first mismatch. */
+static bool check_texts(const struct ct_chain *c, const struct ct_event_row *e,
+                        struct ct_verify_result *r)
+{
+    cJSON *dig = e->digests ? cJSON_Parse(e->digests) : NULL;
+    const cJSON *d;
+    bool ok = true;
+
+    for (size_t i = first_text(c, e->id); ok && i < c->ntexts && c->texts[i].event_id == e->id;
+         i++) {
+        const struct ct_text_row *t = &c->texts[i];
+        const cJSON *want = cJSON_GetObjectItemCaseSensitive(dig, t->field);
+        char hex[2 * CT_HASH_LEN + 1];
+        if (!cJSON_IsString(want)) {
+            fail(r, e->seq, "text \"%s\" has no digest in the event", t->field);
+            ok = false;
+        } else if (t->body == NULL || !t->has_salt) {
+            r->redacted++;
+        } else {
+            ct_audit_text_digest(t->salt, CT_SALT_LEN, t->body, hex);
+            if (CRYPTO_memcmp(hex, want->valuestring, sizeof(hex) - 1) != 0 ||
+                strlen(want->valuestring) != sizeof(hex) - 1) {
+                fail(r, e->seq, "text \"%s\" was changed: it no longer matches its digest",
+                     t->field);
+                ok = false;
+            }
+        }
+    }
+    /* every digest needs its text row (present or erased): a deleted text is a change too */
+    cJSON_ArrayForEach(d, dig)
+    {
+        bool found = false;
+        for (size_t i = first_text(c, e->id); i < c->ntexts && c->texts[i].event_id == e->id; i++)
+            found = found || strcmp(c->texts[i].field, d->string) == 0;
+        if (ok && !found) {
+            fail(r, e->seq, "text \"%s\" was removed", d->string);
+            ok = false;
+        }
+    }
+    cJSON_Delete(dig);
+    return ok;
+}
+
+void ct_audit_verify_chain(const struct ct_chain *c, struct ct_verify_result *r)
+{
+    unsigned char prev[CT_HASH_LEN] = {0}, h[CT_HASH_LEN];
+
+    memset(r, 0, sizeof(*r));
+    r->ok = true;
+    for (size_t i = 0; i < c->nevents; i++) {
+        const struct ct_event_row *e = &c->events[i];
+        char *data = NULL, *digests = NULL;
+        long long want = (long long)i + 1;
+
+        if (e->seq != want) {
+            fail(r, want, "event seq %lld is missing", want);
+            return;
+        }
+        if (memcmp(e->prev_hash, prev, CT_HASH_LEN) != 0) {
+            fail(r, e->seq, "prev_hash does not link to the previous event");
+            return;
+        }
+        if (!recanon(e->data, &data) || !recanon(e->digests, &digests)) {
+            free(data);
+            free(digests);
+            fail(r, e->seq, "stored data is not in canonical form");
+            return;
+        }
+        struct ct_event_fields f = {
+            .chain = c->name, .seq = e->seq, .action = e->action, .actor_type = e->actor_type,
+            .actor_id = e->actor_id, .from_value = e->from_value, .to_value = e->to_value,
+            .occurred_us = e->occurred_us, .recorded_us = e->recorded_us, .data = data,
+            .digests = digests,
+        };
+        ct_audit_event_hash(prev, &f, h);
+        free(data);
+        free(digests);
+        if (memcmp(h, e->hash, CT_HASH_LEN) != 0) {
+            fail(r, e->seq, "event content does not match its hash");
+            return;
+        }
+        if (!check_texts(c, e, r))
+            return;
+        memcpy(prev, e->hash, CT_HASH_LEN);
+        r->events++;
+    }
+    if (c->nevents > 0)
+        ct_hex_encode(prev, CT_HASH_LEN, r->head);
+    if (c->has_head && c->head_seq != (long long)c->nevents) {
+        fail(r, (long long)c->nevents + 1,
+             "the chain records %lld events but %zu are stored: events were removed", c->head_seq,
+             c->nevents);
+        return;
+    }
+    if (c->has_head && c->nevents > 0 && memcmp(c->head, prev, CT_HASH_LEN) != 0)
+        fail(r, (long long)c->nevents, "the chain head does not match the last event");
+}
+
+static int cmp_heads(const void *a, const void *b)
+{
+    return strcmp(((const struct ct_chain_head *)a)->chain, ((const struct ct_chain_head *)b)->chain);
+}
+
+void ct_audit_root(struct ct_chain_head *heads, size_t n, char root[2 * CT_HASH_LEN + 1])
+{
+    unsigned char md[CT_HASH_LEN];
+    unsigned int len = 0;
+    char line[160];
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    qsort(heads, n, sizeof(*heads), cmp_heads);
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    EVP_DigestUpdate(ctx, "casetrail-root-v1\n", 18);
+    for (size_t i = 0; i < n; i++) {
+        int k = snprintf(line, sizeof(line), "%s %lld %s\n", heads[i].chain, heads[i].seq,
+                         heads[i].hash);
+        EVP_DigestUpdate(ctx, line, (size_t)k);
+    }
+    EVP_DigestFinal_ex(ctx, md, &len);
+    EVP_MD_CTX_free(ctx);
+    ct_hex_encode(md, CT_HASH_LEN, root);
+}
+
+char *ct_audit_digest_payload(const struct ct_digest *d)
+{
+    char buf[400];
+    snprintf(buf, sizeof(buf),
+             "{\"version\":1,\"time\":\"%s\",\"events\":%lld,\"upto_id\":%lld,\"root\":\"%s\"}",
+             d->time, d->events, d->upto_id, d->root);
+    return strdup(buf);
+}
+
+char *ct_audit_digest_json(const struct ct_digest *d)
+{
+    char buf[600];
+    char *payload = ct_audit_digest_payload(d);
+    if (payload == NULL)
+        return NULL;
+    if (d->signature[0] == '\0')
+        return payload;
+    /* the signature goes last, so the signed text is the line up to it */
+    payload[strlen(payload) - 1] = '\0';
+    snprintf(buf, sizeof(buf), "%s,\"alg\":\"ed25519\",\"signature\":\"%s\"}", payload,
+             d->signature);
+    free(payload);
+    return strdup(buf);
+}
+
+bool ct_audit_digest_parse(const char *json, struct ct_digest *d, char *reason, size_t len)
+{
+    cJSON *j = cJSON_Parse(json);
+    const cJSON *v, *t, *ev, *up, *root, *sig;
+    bool ok = false;
+
+    memset(d, 0, sizeof(*d));
+    if (j == NULL) {
+        snprintf(reason, len, "the digest is not JSON");
+        goto out;
+    }
+    v = cJSON_GetObjectItemCaseSensitive(j, "version");
+    t = cJSON_GetObjectItemCaseSensitive(j, "time");
+    ev = cJSON_GetObjectItemCaseSensitive(j, "events");
+    up = cJSON_GetObjectItemCaseSensitive(j, "upto_id");
+    root = cJSON_GetObjectItemCaseSensitive(j, "root");
+    sig = cJSON_GetObjectItemCaseSensitive(j, "signature");
+    if (!cJSON_IsNumber(v) || v->valueint != 1 || !cJSON_IsString(t) || strlen(t->valuestring) >= 40 ||
+        !cJSON_IsNumber(ev) || !cJSON_IsNumber(up) || !cJSON_IsString(root) ||
+        strlen(root->valuestring) != 2 * CT_HASH_LEN || ev->valuedouble < 0 || up->valuedouble < 0 ||
+        ev->valuedouble > 9e15 || up->valuedouble > 9e15) {
+        snprintf(reason, len, "the digest lacks version 1, time, events, upto_id or root");
+        goto out;
+    }
+    if (sig != NULL && (!cJSON_IsString(sig) || strlen(sig->valuestring) != 128)) {
+        snprintf(reason, len, "the digest's signature is malformed");
+        goto out;
+    }
+    snprintf(d->time, sizeof(d->time), "%s", t->valuestring);
+    d->events = (long long)ev->valuedouble;
+    d->upto_id = (long long)up->valuedouble;
+    snprintf(d->root, sizeof(d->root), "%s", root->valuestring);
+    if (sig != NULL)
+        snprintf(d->signature, sizeof(d->signature), "%s", sig->valuestring);
+    ok = true;
+out:
+    cJSON_Delete(j);
+    return ok;
+}
+
+static EVP_PKEY *load_key(const char *path, bool want_private, char *reason, size_t len)
+{
+    FILE *f = fopen(path, "r");
+    EVP_PKEY *k = NULL;
+    if (f == NULL) {
+        snprintf(reason, len, "could not open key file %s", path);
+        return NULL;
+    }
+    k = PEM_read_PrivateKey(f, NULL, NULL, NULL);
+    if (k == NULL && !want_private) {
+        rewind(f);
+        k = PEM_read_PUBKEY(f, NULL, NULL, NULL);
+    }
+    fclose(f);
+    if (k == NULL || EVP_PKEY_id(k) != EVP_PKEY_ED25519) {
+        EVP_PKEY_free(k);
+        snprintf(reason, len, "%s does not hold an Ed25519 %s key in PEM form", path,
+                 want_private ? "private" : "public or private");
+        return NULL;
+    }
+    return k;
+}
+
+bool ct_audit_digest_sign(struct ct_digest *d, const char *key_path, char *reason, size_t len)
+{
+    EVP_PKEY *k = load_key(key_path, true, reason, len);
+    EVP_MD_CTX *ctx = NULL;
+    unsigned char sig[64];
+    size_t siglen = sizeof(sig);
+    char *payload = NULL;
+    bool ok = false;
+
+    if (k == NULL)
+        return false;
+    payload = ct_audit_digest_payload(d);
+    ctx = EVP_MD_CTX_new();
+    if (payload == NULL || ctx == NULL || EVP_DigestSignInit(ctx, NULL, NULL, NULL, k) != 1 ||
+        EVP_DigestSign(ctx, sig, &siglen, (const unsigned char *)payload, strlen(payload)) != 1 ||
+        siglen != 64) {
+        snprintf(reason, len, "could not sign the digest");
+        goto out;
+    }
+    ct_hex_encode(sig, 64, d->signature);
+    ok = true;
+out:
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(k);
+    free(payload);
+    return ok;
+}
+
+bool ct_audit_digest_check(const struct ct_digest *d, const char *key_path, char *reason,
+                           size_t len)
+{
+    unsigned char sig[64];
+    EVP_PKEY *k;
+    EVP_MD_CTX *ctx = NULL;
+    char *payload = NULL;
+    bool ok = false;
+
+    if (!ct_hex_decode(d->signature, sig, sizeof(sig))) {
+        snprintf(reason, len, "the digest is not signed");
+        return false;
+    }
+    k = load_key(key_path, false, reason, len);
+    if (k == NULL)
+        return false;
+    payload = ct_audit_digest_payload(d);
+    ctx = EVP_MD_CTX_new();
+    if (payload == NULL || ctx == NULL || EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) != 1 ||
+        EVP_DigestVerify(ctx, sig, sizeof(sig), (const unsigned char *)payload, strlen(payload)) != 1) {
+        snprintf(reason, len, "the digest's signature does not verify with %s", key_path);
+        goto out;
+    }
+    ok = true;
+out:
+    EVP_MD_CTX_free(ctx);
+    EVP_PKEY_free(k);
+    free(payload);
+    return ok;
 }

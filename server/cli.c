@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "casetrail/audit.h"
 #include "casetrail/cli.h"
 #include "casetrail/config.h"
 #include "casetrail/server.h"
@@ -331,6 +332,226 @@ static int cmd_user(int argc, char **argv)
     return run_table(user_commands, n, "user subcommand", argc - 1, argv + 1);
 }
 
+/* ---- verify and digest ---- */
+
+struct audit_args {
+    const char *digest_arg;   /* --digest value, or NULL */
+    const char *signing_key;  /* CASETRAIL_SIGNING_KEY */
+    const char *verify_key;   /* CASETRAIL_VERIFY_KEY, else the signing key */
+};
+
+struct chain_job {
+    const char *kind;
+    long long id;
+    struct ct_verify_result r;
+};
+
+static ct_rc verify_chain_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct chain_job *j = arg;
+    struct ct_chain c;
+    ct_rc rc = ct_store_chain_load(tx, j->kind, j->id, &c, err);
+    if (rc != CT_OK)
+        return rc;
+    ct_audit_verify_chain(&c, &j->r);
+    ct_chain_free(&c);
+    return CT_OK;
+}
+
+struct list_job {
+    char (*kinds)[8];
+    long long *ids;
+    size_t n;
+};
+
+static ct_rc list_chains_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct list_job *j = arg;
+    return ct_store_chain_list(tx, &j->kinds, &j->ids, &j->n, err);
+}
+
+struct digest_job {
+    struct ct_digest d;
+    long long events;
+    char root[65];
+};
+
+static ct_rc digest_now_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    return ct_store_digest_now(tx, &((struct digest_job *)arg)->d, err);
+}
+
+static ct_rc digest_at_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct digest_job *j = arg;
+    return ct_store_digest_at(tx, j->d.upto_id, &j->events, j->root, err);
+}
+
+/* Reads --digest: the JSON line itself, or @FILE / FILE holding it. Caller frees. */
+static char *digest_text(const char *arg)
+{
+    const char *path = arg[0] == '@' ? arg + 1 : arg;
+    char buf[2048];
+    FILE *f;
+    if (arg[0] == '{')
+        return strdup(arg);
+    f = fopen(path, "r");
+    if (f == NULL)
+        return NULL;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    return strdup(buf);
+}
+
+/* Checks the digest against the stored events; prints a FAIL line and returns false on any
+ * mismatch. */
+static bool check_digest(struct ct_pool *pool, const struct audit_args *a)
+{
+    struct digest_job j;
+    struct ct_err err;
+    char reason[300];
+    char *text = digest_text(a->digest_arg);
+    const char *key = a->verify_key ? a->verify_key : a->signing_key;
+    bool ok;
+
+    memset(&j, 0, sizeof(j));
+    if (text == NULL) {
+        printf("FAIL digest: could not read %s\n", a->digest_arg);
+        return false;
+    }
+    ok = ct_audit_digest_parse(text, &j.d, reason, sizeof(reason));
+    free(text);
+    if (!ok) {
+        printf("FAIL digest: %s\n", reason);
+        return false;
+    }
+    if (key != NULL && !ct_audit_digest_check(&j.d, key, reason, sizeof(reason))) {
+        printf("FAIL digest: %s\n", reason);
+        return false;
+    }
+    if (key == NULL && j.d.signature[0] != '\0')
+        fprintf(stderr, "casetrail: the digest is signed but no key is set "
+                        "(CASETRAIL_VERIFY_KEY): its signature was not checked\n");
+    if (ct_store_in_tx(pool, digest_at_tx, &j, &err) != CT_OK) {
+        printf("FAIL digest: %s\n", err.message);
+        return false;
+    }
+    if (j.events != j.d.events || strcmp(j.root, j.d.root) != 0) {
+        printf("FAIL digest: records from before %s were altered or removed "
+               "(digest: %lld events, root %.16s...; now: %lld events, root %.16s...)\n",
+               j.d.time, j.d.events, j.d.root, j.events, j.root);
+        return false;
+    }
+    printf("digest of %s: %lld events unchanged%s\n", j.d.time, j.events,
+           key != NULL ? ", signature valid" : "");
+    return true;
+}
+
+static int do_verify(struct ct_pool *pool, void *arg)
+{
+    const struct audit_args *a = arg;
+    struct list_job l = {0};
+    struct ct_err err;
+    long long events = 0, redacted = 0, failures = 0;
+    bool digest_ok = true;
+
+    if (ct_store_with_conn(pool, list_chains_tx, &l, &err) != CT_OK) {
+        fprintf(stderr, "casetrail: %s\n", err.message);
+        free(l.kinds);
+        free(l.ids);
+        return 1;
+    }
+    for (size_t i = 0; i < l.n; i++) {
+        struct chain_job j = {l.kinds[i], l.ids[i], {0}};
+        if (ct_store_in_tx(pool, verify_chain_tx, &j, &err) != CT_OK) {
+            printf("FAIL %s %lld: %s\n", j.kind, j.id, err.message);
+            failures++;
+            continue;
+        }
+        events += j.r.events;
+        redacted += j.r.redacted;
+        if (!j.r.ok) {
+            printf("FAIL %s %lld seq %lld: %s\n", j.kind, j.id, j.r.first_bad_seq, j.r.reason);
+            failures++;
+        }
+    }
+    if (a->digest_arg != NULL) {
+        digest_ok = check_digest(pool, a);
+        if (!digest_ok)
+            failures++;
+    }
+    printf("{\"ok\":%s,\"chains\":%zu,\"events\":%lld,\"redacted\":%lld,\"failures\":%lld}\n",
+           failures == 0 ? "true" : "false", l.n, events, redacted, failures);
+    free(l.kinds);
+    free(l.ids);
+    return failures == 0 ? 0 : 1;
+}
+
+/* Runs fn with a pool and the audit key settings from the environment. */
+static int with_audit(int (*fn)(struct ct_pool *, void *), struct audit_args *a)
+{
+    struct ct_config cfg;
+    struct ct_pool *pool;
+    int code;
+    if (!load_config(&cfg))
+        return 1;
+    a->signing_key = cfg.signing_key;
+    a->verify_key = cfg.verify_key;
+    pool = ct_pool_new(cfg.database_url, 1);
+    code = pool != NULL ? fn(pool, a) : 1;
+    ct_pool_free(pool);
+    ct_config_free(&cfg);
+    return code;
+}
+
+#define USAGE_VERIFY "casetrail verify [--digest DIGEST_JSON|@FILE]"
+
+static int cmd_verify(int argc, char **argv)
+{
+    struct audit_args a = {0};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--digest") == 0 && i + 1 < argc)
+            a.digest_arg = argv[++i];
+        else
+            return usage_error(USAGE_VERIFY, "unrecognized argument \"%s\"", argv[i]);
+    }
+    return with_audit(do_verify, &a);
+}
+
+static int do_digest(struct ct_pool *pool, void *arg)
+{
+    const struct audit_args *a = arg;
+    struct digest_job j;
+    struct ct_err err;
+    char reason[300];
+    char *line;
+
+    memset(&j, 0, sizeof(j));
+    if (ct_store_in_tx(pool, digest_now_tx, &j, &err) != CT_OK) {
+        fprintf(stderr, "casetrail: %s\n", err.message);
+        return 1;
+    }
+    if (a->signing_key != NULL && !ct_audit_digest_sign(&j.d, a->signing_key, reason, sizeof(reason))) {
+        fprintf(stderr, "casetrail: %s (CASETRAIL_SIGNING_KEY)\n", reason);
+        return 1;
+    }
+    line = ct_audit_digest_json(&j.d);
+    if (line == NULL)
+        return 1;
+    printf("%s\n", line);
+    free(line);
+    return 0;
+}
+
+static int cmd_digest(int argc, char **argv)
+{
+    struct audit_args a = {0};
+    if (argc > 1)
+        return usage_error("casetrail digest", "unrecognized argument \"%s\"", argv[1]);
+    return with_audit(do_digest, &a);
+}
+
 static const struct command commands[] = {
     {"serve", cmd_serve, "casetrail serve",
      "Applies pending migrations, then serves HTTP on CASETRAIL_LISTEN until SIGTERM/SIGINT."},
@@ -338,6 +559,13 @@ static const struct command commands[] = {
      "Applies pending migrations from CASETRAIL_MIGRATIONS_DIR (idempotent)."},
     {"user", cmd_user, "casetrail user add|list|set-role|deactivate|rotate-token ...",
      "Manages staff users and their API tokens (casetrail user --help)."},
+    {"verify", cmd_verify, USAGE_VERIFY,
+     "Recomputes every hash chain and text digest; prints FAIL lines naming ticket (or user) and\n"
+     "      seq, then a JSON summary; exits 1 on any break. With --digest, also proves that\n"
+     "      nothing recorded before that digest was altered or removed."},
+    {"digest", cmd_digest, "casetrail digest",
+     "Prints one JSON line (time, event count, root hash over all chain heads), signed with\n"
+     "      CASETRAIL_SIGNING_KEY (Ed25519 PEM) when set. Keep it outside the database."},
 };
 
 static void print_help(void)

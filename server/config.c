@@ -182,6 +182,10 @@ ct_rc ct_config_load(struct ct_config *cfg, ct_getenv_fn get, void *arg, struct 
         ct_err_set(err, CT_E_INVALID, "bad_config", "CASETRAIL_LOG_LEVEL must be debug, info, warn or error");
         goto fail;
     }
+    v = get("CASETRAIL_SIGNING_KEY", arg);
+    cfg->signing_key = (v != NULL && v[0] != '\0') ? strdup(v) : NULL;
+    v = get("CASETRAIL_VERIFY_KEY", arg);
+    cfg->verify_key = (v != NULL && v[0] != '\0') ? strdup(v) : NULL;
     if (cfg->web_root == NULL || cfg->migrations_dir == NULL || cfg->graph_url == NULL) {
         ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory reading the configuration");
         goto fail;
@@ -209,6 +213,8 @@ void ct_config_free(struct ct_config *cfg)
     free(cfg->web_root);
     free(cfg->migrations_dir);
     free(cfg->graph_url);
+    free(cfg->signing_key);
+    free(cfg->verify_key);
     free_secret(cfg->app_secret);
     free_secret(cfg->verify_token);
     free_secret(cfg->access_token);

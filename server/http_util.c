@@ -7,6 +7,7 @@
 #include <civetweb.h>
 
 #include "casetrail/http.h"
+#include "casetrail/webhook.h"
 
 void ct_http_send(struct ct_req *req, int status, const char *content_type, const char *body,
                   size_t len)
@@ -136,6 +137,10 @@ ct_rc ct_http_read_json(struct ct_req *req, cJSON **out, struct ct_err *err)
     rc = ct_http_read_body(req, max, &body, &len, err);
     if (rc != CT_OK)
         return rc;
+    if (!ct_utf8_valid(body, len)) {
+        free(body);
+        return ct_err_set(err, CT_E_INVALID, "invalid_json", "request body is not valid UTF-8");
+    }
     *out = cJSON_ParseWithLength(body, len);
     free(body);
     if (*out == NULL)
@@ -163,4 +168,59 @@ const char *ct_http_header(const struct ct_req *req, const char *name)
 void ct_http_discard_body(struct ct_req *req)
 {
     discard_rest(req);
+}
+
+ct_rc ct_json_only(const cJSON *obj, const char *const *allowed, struct ct_err *err)
+{
+    const cJSON *m;
+    cJSON_ArrayForEach(m, obj)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a != NULL && !ok; a++)
+            ok = strcmp(m->string, *a) == 0;
+        if (!ok)
+            return ct_err_set(err, CT_E_INVALID, "unknown_field", "unrecognized field \"%.40s\"",
+                              m->string);
+    }
+    return CT_OK;
+}
+
+ct_rc ct_json_str(const cJSON *obj, const char *name, bool required, size_t max,
+                  const char **out, struct ct_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    *out = NULL;
+    if (v == NULL || cJSON_IsNull(v)) {
+        if (required)
+            return ct_err_set(err, CT_E_INVALID, strcmp(name, "reason") == 0 ? "reason_required"
+                                                                             : "missing_field",
+                              "%s is required", name);
+        return CT_OK;
+    }
+    if (!cJSON_IsString(v))
+        return ct_err_set(err, CT_E_INVALID, "wrong_type", "%s must be a string", name);
+    if (strlen(v->valuestring) > max)
+        return ct_err_set(err, CT_E_INVALID, "too_long", "%s is longer than %zu bytes", name, max);
+    *out = v->valuestring;
+    return CT_OK;
+}
+
+ct_rc ct_json_int(const cJSON *obj, const char *name, bool required, long long lo, long long hi,
+                  bool *present, long long *out, struct ct_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    *present = false;
+    if (v == NULL || cJSON_IsNull(v)) {
+        if (required)
+            return ct_err_set(err, CT_E_INVALID, "missing_field", "%s is required", name);
+        return CT_OK;
+    }
+    /* range first: casting an out-of-range double to an integer is undefined */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi) ||
+        v->valuedouble != (double)(long long)v->valuedouble)
+        return ct_err_set(err, CT_E_INVALID, "wrong_type", "%s must be an integer from %lld to %lld",
+                          name, lo, hi);
+    *present = true;
+    *out = (long long)v->valuedouble;
+    return CT_OK;
 }

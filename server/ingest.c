@@ -7,6 +7,7 @@
 
 #include "casetrail/ingest.h"
 #include "casetrail/log.h"
+#include "casetrail/workflow.h"
 
 struct job {
     const char *body;
@@ -161,6 +162,8 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m, lon
     if (rc != CT_OK)
         return rc;
     if ((rc = ct_store_ticket_touch(tx, ticket_id, m->ts * 1000000LL, err)) != CT_OK)
+        return rc;
+    if ((rc = ct_workflow_detect_complaint(tx, ticket_id, m->text, m->ts * 1000000LL, err)) != CT_OK)
         return rc;
     res->messages_new++;
     return CT_OK;

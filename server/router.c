@@ -24,6 +24,21 @@ static const struct ct_route routes[] = {
     {"GET", "/api/tickets", ct_api_tickets_list, CT_AUTH_TOKEN, CT_ROLE_NONE},
     {"GET", "/api/tickets/{id}", ct_api_ticket_get, CT_AUTH_TOKEN, CT_ROLE_NONE},
     {"GET", "/api/tickets/{id}/timeline", ct_api_ticket_timeline, CT_AUTH_TOKEN, CT_ROLE_NONE},
+    {"GET", "/api/tickets/{id}/verify", ct_api_ticket_verify, CT_AUTH_TOKEN, CT_ROLE_NONE},
+    {"POST", "/api/tickets/{id}/assign", ct_api_ticket_assign, CT_AUTH_TOKEN, CT_ROLE_AGENT},
+    {"POST", "/api/tickets/{id}/unassign", ct_api_ticket_unassign, CT_AUTH_TOKEN, CT_ROLE_AGENT},
+    {"POST", "/api/tickets/{id}/status", ct_api_ticket_status, CT_AUTH_TOKEN, CT_ROLE_AGENT},
+    {"POST", "/api/tickets/{id}/escalate", ct_api_ticket_escalate, CT_AUTH_TOKEN, CT_ROLE_AGENT},
+    {"POST", "/api/tickets/{id}/deescalate", ct_api_ticket_deescalate, CT_AUTH_TOKEN,
+     CT_ROLE_SUPERVISOR},
+    {"POST", "/api/tickets/{id}/priority", ct_api_ticket_priority, CT_AUTH_TOKEN, CT_ROLE_AGENT},
+    {"POST", "/api/tickets/{id}/notes", ct_api_ticket_note, CT_AUTH_TOKEN, CT_ROLE_AGENT},
+    {"POST", "/api/tickets/{id}/approvals", ct_api_approval_request, CT_AUTH_TOKEN, CT_ROLE_AGENT},
+    {"POST", "/api/approvals/{id}/decision", ct_api_approval_decide, CT_AUTH_TOKEN,
+     CT_ROLE_SUPERVISOR},
+    {"GET", "/api/approvals", ct_api_approvals_list, CT_AUTH_TOKEN, CT_ROLE_NONE},
+    {"GET", "/api/rules/complaints", ct_api_rules_get, CT_AUTH_TOKEN, CT_ROLE_NONE},
+    {"PUT", "/api/rules/complaints", ct_api_rules_put, CT_AUTH_TOKEN, CT_ROLE_ADMIN},
 };
 
 #define NROUTES (sizeof(routes) / sizeof(routes[0]))

@@ -55,4 +55,81 @@ bool ct_hex_decode(const char *hex, unsigned char *out, size_t len);
 /* Fills salt with CT_SALT_LEN random bytes; false when the random source fails. */
 bool ct_audit_new_salt(unsigned char salt[CT_SALT_LEN]);
 
+/* ---- verification ---- */
+
+/* One stored event as read back. Strings are owned by the row (freed by ct_chain_free). */
+struct ct_event_row {
+    long long id, seq;
+    char *action, *actor_type, *actor_id, *from_value, *to_value;
+    char *data, *digests;            /* jsonb as text, or NULL */
+    long long occurred_us, recorded_us;
+    unsigned char prev_hash[CT_HASH_LEN], hash[CT_HASH_LEN];
+};
+
+/* One free text that an event's digests vouch for (event_texts, or a message body). */
+struct ct_text_row {
+    long long event_id;
+    char *field;
+    char *body;                      /* NULL once erased */
+    bool has_salt;                   /* false once the salt was destroyed */
+    unsigned char salt[CT_SALT_LEN];
+};
+
+struct ct_chain {
+    char name[48];                   /* "ticket:12" or "user:3" */
+    struct ct_event_row *events;     /* by seq */
+    size_t nevents;
+    struct ct_text_row *texts;       /* by event_id */
+    size_t ntexts;
+    long long head_seq;              /* what the owner row says the chain holds */
+    bool has_head;
+    unsigned char head[CT_HASH_LEN];
+};
+
+void ct_chain_free(struct ct_chain *c);
+
+struct ct_verify_result {
+    bool ok;
+    long long events;
+    char head[2 * CT_HASH_LEN + 1];  /* hex of the last hash ("" for an empty chain) */
+    long long redacted;              /* texts erased or whose salt was destroyed */
+    long long first_bad_seq;         /* when !ok */
+    char reason[240];
+};
+
+/* Recomputes the chain: gapless seqs, each prev_hash linking, each hash over its fields, each
+ * text still present matching its digest, and the owner's head matching the last event. */
+void ct_audit_verify_chain(const struct ct_chain *c, struct ct_verify_result *r);
+
+/* One chain head as it stands at a digest point. */
+struct ct_chain_head {
+    char chain[48];
+    long long seq;
+    char hash[2 * CT_HASH_LEN + 1];
+};
+
+/* Root over heads: SHA-256 of "chain seq hash\n" lines sorted by chain (bytewise). Sorts heads
+ * in place. Writes hex into root. */
+void ct_audit_root(struct ct_chain_head *heads, size_t n, char root[2 * CT_HASH_LEN + 1]);
+
+struct ct_digest {
+    char time[40];                   /* ISO 8601 UTC */
+    long long events;                /* events recorded up to the digest point */
+    long long upto_id;               /* the digest point: every event with id <= upto_id */
+    char root[2 * CT_HASH_LEN + 1];
+    char signature[2 * 64 + 1];      /* hex Ed25519 signature, "" when unsigned */
+};
+
+/* The exact text that is signed and printed (without the signature), newly allocated. */
+char *ct_audit_digest_payload(const struct ct_digest *d);
+/* The one-line JSON of a digest (with its signature when present), newly allocated. */
+char *ct_audit_digest_json(const struct ct_digest *d);
+/* Parses a digest line; false (with reason) when malformed. */
+bool ct_audit_digest_parse(const char *json, struct ct_digest *d, char *reason, size_t len);
+/* Signs d with the Ed25519 private key in the PEM file at key_path. */
+bool ct_audit_digest_sign(struct ct_digest *d, const char *key_path, char *reason, size_t len);
+/* Checks d's signature with the key in the PEM file at key_path (public or private). */
+bool ct_audit_digest_check(const struct ct_digest *d, const char *key_path, char *reason,
+                           size_t len);
+
 #endif

@@ -27,6 +27,8 @@ struct ct_config {
     bool insecure_no_signature; /* CASETRAIL_INSECURE_NO_SIGNATURE=1 */
     char currency[4];        /* CASETRAIL_CURRENCY, ISO 4217 */
     enum ct_log_level log_level; /* CASETRAIL_LOG_LEVEL */
+    char *signing_key;       /* CASETRAIL_SIGNING_KEY: Ed25519 private key PEM file, or NULL */
+    char *verify_key;        /* CASETRAIL_VERIFY_KEY: Ed25519 public key PEM file, or NULL */
 };
 
 /* Looks a variable up; NULL when unset. Tests pass their own table instead of getenv. */

@@ -207,4 +207,84 @@ ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,
                         const struct ct_timeline_cursor *cur, cJSON **items,
                         char next_cursor[96], struct ct_err *err);
 
+/* ---- workflow ---- */
+
+/* Changes one column of a locked ticket and moves updated_at. assignee_id 0 unassigns. */
+ct_rc ct_store_ticket_set_assignee(struct ct_tx *tx, long long id, long long assignee_id,
+                                   struct ct_err *err);
+/* complaint: the "escalated by a complaint rule" flag (cleared by de-escalation). */
+ct_rc ct_store_ticket_set_escalation(struct ct_tx *tx, long long id, int level, bool complaint,
+                                     struct ct_err *err);
+ct_rc ct_store_ticket_set_priority(struct ct_tx *tx, long long id, const char *priority,
+                                   struct ct_err *err);
+/* Whether a complaint rule already escalated this ticket. */
+ct_rc ct_store_ticket_complaint_flag(struct ct_tx *tx, long long id, bool *flag,
+                                     struct ct_err *err);
+
+struct ct_approval {
+    long long id;
+    long long ticket_id;
+    char kind[24];
+    bool has_amount;
+    long long amount_minor;
+    char currency[4];
+    char status[12];
+    long long requested_by;
+};
+
+/* Inserts a pending approval (requested now); sets a->id. */
+ct_rc ct_store_approval_insert(struct ct_tx *tx, struct ct_approval *a, const char *reason,
+                               struct ct_err *err);
+/* Locks an approval row; CT_E_NOT_FOUND when unknown. */
+ct_rc ct_store_approval_lock(struct ct_tx *tx, long long id, struct ct_approval *out,
+                             struct ct_err *err);
+ct_rc ct_store_approval_decide(struct ct_tx *tx, long long id, const char *status,
+                               long long decided_by, const char *reason, struct ct_err *err);
+/* One approval in the API's shape. */
+ct_rc ct_store_approval_get(struct ct_tx *tx, long long id, cJSON **out, struct ct_err *err);
+
+struct ct_approval_filter {
+    const char *status, *kind, *requested_by, *decided_by; /* NULL: any; names for users */
+    const char *from, *to;                                 /* timestamptz text, NULL: open */
+    int limit;
+    bool has_cursor;
+    long long cursor_id;
+};
+
+/* Approvals, newest request first; *next_cursor ("" at the end) has room for 32 bytes. */
+ct_rc ct_store_approvals_list(struct ct_tx *tx, const struct ct_approval_filter *f, cJSON **out,
+                              char next_cursor[32], struct ct_err *err);
+
+/* ---- audit chains (verify, digest) ---- */
+
+struct ct_chain;
+struct ct_chain_head;
+struct ct_digest;
+
+/* Loads a chain ("ticket" or "user", id) in one REPEATABLE READ snapshot: events by seq, the
+ * texts its digests vouch for (with their salts), and the owner's head. CT_E_NOT_FOUND when the
+ * owner does not exist. Must run inside ct_store_in_tx. Free with ct_chain_free(). */
+ct_rc ct_store_chain_load(struct ct_tx *tx, const char *kind, long long id, struct ct_chain *out,
+                          struct ct_err *err);
+/* Every chain owner that has events: kinds[i] is "ticket" or "user". Arrays are calloc'd. */
+ct_rc ct_store_chain_list(struct ct_tx *tx, char (**kinds)[8], long long **ids, size_t *n,
+                          struct ct_err *err);
+/* Fills d (events, upto_id, root, time) at a consistent point: waits for appends in flight
+ * and holds new ones back until the transaction ends. Must run inside ct_store_in_tx. */
+ct_rc ct_store_digest_now(struct ct_tx *tx, struct ct_digest *d, struct ct_err *err);
+/* Recomputes events and root over the events with id <= upto_id, as they are stored now. */
+ct_rc ct_store_digest_at(struct ct_tx *tx, long long upto_id, long long *events,
+                         char root[65], struct ct_err *err);
+
+/* ---- complaint rules ---- */
+
+ct_rc ct_store_rules_list(struct ct_tx *tx, cJSON **out, struct ct_err *err);
+/* Replaces every rule with rules (an array of {"pattern","match","enabled"} already checked
+ * for shape). CT_E_INVALID (invalid_regex) when a regex does not compile. */
+ct_rc ct_store_rules_replace(struct ct_tx *tx, const cJSON *rules, struct ct_err *err);
+/* First enabled rule matching text (case-insensitive); *rule_id is 0 when none. pattern gets
+ * the rule's pattern (room for 1024 bytes). */
+ct_rc ct_store_rule_match(struct ct_tx *tx, const char *text, long long *rule_id,
+                          char pattern[1024], struct ct_err *err);
+
 #endif

@@ -180,6 +180,8 @@ PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const c
         ct_err_set(err, CT_E_UNAVAILABLE, "database_unavailable", "could not reach the database");
     } else if (sqlstate_is(res, "23505")) {
         ct_err_set(err, CT_E_CONFLICT, "conflict", "a row with the same key already exists");
+    } else if (sqlstate_is(res, "2201B")) {
+        ct_err_set(err, CT_E_INVALID, "invalid_regex", "a pattern is not a valid regular expression");
     } else if (sqlstate_is(res, "40001") || sqlstate_is(res, "40P01")) {
         ct_err_set(err, CT_E_CONFLICT, "serialization_failure", "concurrent update, try again");
     } else {

@@ -68,7 +68,8 @@ static ct_rc get_salt(struct ct_tx *tx, const char *scope, unsigned char salt[CT
     return CT_OK;
 }
 
-/* Locks the chain owner and reads its head. */
+/* Locks the chain owner and reads its head. The shared advisory lock lets `casetrail digest`
+ * wait for every append in flight and hold new ones back while it reads a consistent point. */
 static ct_rc lock_chain(struct ct_tx *tx, const struct ct_event_new *ev, long long *last_seq,
                         unsigned char head[CT_HASH_LEN], struct ct_err *err)
 {
@@ -77,9 +78,11 @@ static ct_rc lock_chain(struct ct_tx *tx, const struct ct_event_new *ev, long lo
     PGresult *res;
 
     if (strcmp(ev->chain_kind, "ticket") == 0)
-        sql = "SELECT last_seq, chain_head FROM tickets WHERE id = $1 FOR UPDATE";
+        sql = "SELECT last_seq, chain_head, pg_advisory_xact_lock_shared(" CT_DIGEST_LOCK ")"
+              " FROM tickets WHERE id = $1 FOR UPDATE";
     else if (strcmp(ev->chain_kind, "user") == 0)
-        sql = "SELECT last_seq, chain_head FROM users WHERE id = $1 FOR UPDATE";
+        sql = "SELECT last_seq, chain_head, pg_advisory_xact_lock_shared(" CT_DIGEST_LOCK ")"
+              " FROM users WHERE id = $1 FOR UPDATE";
     else
         return ct_err_set(err, CT_E_INTERNAL, "internal", "unknown chain kind");
     snprintf(id, sizeof(id), "%lld", ev->chain_id);

@@ -32,6 +32,9 @@ void ct_store_fmt_ts(long long us, char out[48]);
 /* Decodes a bytea in PostgreSQL's text output ("\x..."); false when NULL or malformed. */
 bool ct_store_bytea(const PGresult *res, int row, int col, unsigned char *out, size_t len);
 
+/* Advisory lock key shared by event appends and taken exclusively by the digest. */
+#define CT_DIGEST_LOCK "7420250002"
+
 /* SQL fragment formatting a timestamptz column as ISO 8601 UTC with milliseconds and Z. */
 #define CT_SQL_ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 

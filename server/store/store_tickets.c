@@ -215,10 +215,16 @@ ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct
     "   'actor', jsonb_build_object('type', e.actor_type, 'id', e.actor_id, 'name',"              \
     "     CASE WHEN e.actor_type = 'system' THEN 'system' ELSE"                                   \
     "     (SELECT x.body FROM event_texts x WHERE x.event_id = e.id AND x.field = 'actor_name') END)," \
-    "   'from', e.from_value, 'to', e.to_value,"                                                  \
+    "   'from', CASE WHEN e.action = 'assignment.changed' THEN"                                   \
+    "     (SELECT name FROM users WHERE id::text = e.from_value) ELSE e.from_value END,"            \
+    "   'to', CASE WHEN e.action = 'assignment.changed' THEN"                                     \
+    "     (SELECT name FROM users WHERE id::text = e.to_value) ELSE e.to_value END,"                \
     "   'reason', (SELECT x.body FROM event_texts x WHERE x.event_id = e.id AND x.field = 'reason')," \
     "   'at', " ISO("e.occurred_at") ", 'recorded_at', " ISO("e.recorded_at") ")"                 \
-    "   || coalesce(e.data, '{}'::jsonb) AS item,"                                                \
+    "   || coalesce(e.data, '{}'::jsonb)"                                                         \
+    "   || coalesce((SELECT jsonb_object_agg(x.field, x.body) FROM event_texts x"                 \
+    "      WHERE x.event_id = e.id AND x.field NOT IN ('actor_name', 'reason')), '{}'::jsonb)"    \
+    "   AS item,"                                                                                 \
     "   " US("e.occurred_at") ", " US("e.recorded_at") ", 1, e.id"                                \
     " FROM events e WHERE e.ticket_id = $1"                                                       \
     ") x WHERE $2::bigint IS NULL OR (at_us, rec_us, kind, id) > ($2::bigint, $3::bigint, $4::int, $5::bigint)" \

@@ -1,0 +1,64 @@
+/* workflow.h: ticket actions by staff, approvals and complaint rules. Each action locks the
+ * ticket row, checks the rules in tickets.c, changes the ticket and appends its event in one
+ * transaction; concurrent actions on one ticket therefore land in order with gapless seqs. */
+#ifndef CASETRAIL_WORKFLOW_H
+#define CASETRAIL_WORKFLOW_H
+
+#include <stdbool.h>
+
+#include <cjson/cJSON.h>
+
+#include "casetrail/err.h"
+#include "casetrail/store.h"
+
+enum ct_action_kind { CT_ACT_ASSIGN, CT_ACT_UNASSIGN, CT_ACT_STATUS, CT_ACT_ESCALATE,
+                      CT_ACT_DEESCALATE, CT_ACT_PRIORITY, CT_ACT_NOTE };
+
+/* One staff action on a ticket. Strings are borrowed. */
+struct ct_ticket_action {
+    enum ct_action_kind kind;
+    const char *assignee; /* ASSIGN: user name */
+    const char *status;   /* STATUS */
+    int level;            /* ESCALATE: 1..3; DEESCALATE: target level, below the current */
+    const char *priority; /* PRIORITY */
+    const char *reason;   /* required or optional by kind */
+    const char *note;     /* ASSIGN: optional hand-off note; NOTE: the body */
+};
+
+/* Runs the action as actor on ticket_id. On success *ticket_out is the ticket after the change
+ * (caller frees with cJSON_Delete). */
+ct_rc ct_workflow_ticket_action(struct ct_pool *pool, const struct ct_user *actor,
+                                long long ticket_id, const struct ct_ticket_action *a,
+                                cJSON **ticket_out, struct ct_err *err);
+
+struct ct_approval_request {
+    const char *kind;
+    bool has_amount;
+    long long amount_minor;
+    const char *currency;  /* NULL: the deployment's */
+    const char *reason;
+};
+
+/* Records an approval request (event approval.requested). deployment_currency is
+ * CASETRAIL_CURRENCY; another currency is CT_E_UNPROCESSABLE naming it. *out: the approval. */
+ct_rc ct_workflow_request_approval(struct ct_pool *pool, const struct ct_user *actor,
+                                   long long ticket_id, const struct ct_approval_request *r,
+                                   const char *deployment_currency, cJSON **out,
+                                   struct ct_err *err);
+
+/* Decides a pending approval (event approval.decided). decision: "approved" | "denied". */
+ct_rc ct_workflow_decide(struct ct_pool *pool, const struct ct_user *actor, long long approval_id,
+                         const char *decision, const char *reason, cJSON **out,
+                         struct ct_err *err);
+
+/* Replaces the complaint rules (admin); recorded as rules.complaints_replaced on the admin's
+ * user chain. rules: array of {"pattern","match"?,"enabled"?} already checked for shape. */
+ct_rc ct_workflow_replace_rules(struct ct_pool *pool, const struct ct_user *actor,
+                                const cJSON *rules, cJSON **out, struct ct_err *err);
+
+/* Inside an ingest transaction: escalates ticket_id to level 1 as actor system when text
+ * matches a complaint rule, once per ticket until it is de-escalated. */
+ct_rc ct_workflow_detect_complaint(struct ct_tx *tx, long long ticket_id, const char *text,
+                                   long long occurred_us, struct ct_err *err);
+
+#endif

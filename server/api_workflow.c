@@ -1,0 +1,462 @@
+/* api_workflow.c: thin handlers for ticket actions, approvals and complaint rules: decode and
+ * type-check the body, call workflow.c, answer. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api.h"
+#include "casetrail/tickets.h"
+#include "casetrail/workflow.h"
+
+static bool path_id(struct ct_req *req, const char *what, long long *id)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(req->params[0], &end, 10);
+    if (req->params[0][0] < '1' || req->params[0][0] > '9' || *end != '\0' || errno != 0) {
+        ct_http_fail(req, CT_E_NOT_FOUND, strcmp(what, "ticket") == 0 ? "ticket_not_found"
+                                                                      : "approval_not_found",
+                     "%s \"%.40s\" not found", what, req->params[0]);
+        return false;
+    }
+    *id = v;
+    return true;
+}
+
+/* Reads the body, refusing fields outside allowed. *body is the caller's to cJSON_Delete. */
+static bool body_with(struct ct_req *req, const char *const *allowed, cJSON **body)
+{
+    struct ct_err err;
+    if (ct_http_read_json(req, body, &err) != CT_OK || ct_json_only(*body, allowed, &err) != CT_OK) {
+        ct_http_send_error(req, &err);
+        cJSON_Delete(*body);
+        *body = NULL;
+        return false;
+    }
+    return true;
+}
+
+static void run_action(struct ct_req *req, struct ct_ticket_action *a)
+{
+    struct ct_err err;
+    long long id;
+    cJSON *ticket = NULL;
+    if (!path_id(req, "ticket", &id))
+        return;
+    if (ct_workflow_ticket_action(req->srv->pool, &req->user, id, a, &ticket, &err) != CT_OK) {
+        ct_http_send_error(req, &err);
+        return;
+    }
+    ct_http_send_json(req, 200, ticket);
+    cJSON_Delete(ticket);
+}
+
+/* Fails the request with err when rc is not CT_OK; true to go on. */
+static bool ok_or_fail(struct ct_req *req, ct_rc rc, const struct ct_err *err)
+{
+    if (rc != CT_OK)
+        ct_http_send_error(req, err);
+    return rc == CT_OK;
+}
+
+static bool reason_present(struct ct_req *req, const char *reason, const char *what)
+{
+    if (!ct_tickets_has_text(reason)) {
+        ct_http_fail(req, CT_E_INVALID, "reason_required", "reason is required when %s", what);
+        return false;
+    }
+    return true;
+}
+
+void ct_api_ticket_assign(struct ct_req *req)
+{
+    static const char *const allowed[] = {"assignee", "note", NULL};
+    struct ct_ticket_action a = {.kind = CT_ACT_ASSIGN};
+    struct ct_err err;
+    cJSON *body = NULL;
+    if (!body_with(req, allowed, &body))
+        return;
+    if (ok_or_fail(req, ct_json_str(body, "assignee", true, 64, &a.assignee, &err), &err) &&
+        ok_or_fail(req, ct_json_str(body, "note", false, CT_NOTE_MAX, &a.note, &err), &err))
+        run_action(req, &a);
+    cJSON_Delete(body);
+}
+
+void ct_api_ticket_unassign(struct ct_req *req)
+{
+    static const char *const allowed[] = {"reason", NULL};
+    struct ct_ticket_action a = {.kind = CT_ACT_UNASSIGN};
+    struct ct_err err;
+    cJSON *body = NULL;
+    if (!body_with(req, allowed, &body))
+        return;
+    if (ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &a.reason, &err), &err) &&
+        reason_present(req, a.reason, "returning a ticket to the queue"))
+        run_action(req, &a);
+    cJSON_Delete(body);
+}
+
+void ct_api_ticket_status(struct ct_req *req)
+{
+    static const char *const allowed[] = {"status", "reason", NULL};
+    struct ct_ticket_action a = {.kind = CT_ACT_STATUS};
+    struct ct_err err;
+    cJSON *body = NULL;
+    if (!body_with(req, allowed, &body))
+        return;
+    if (ok_or_fail(req, ct_json_str(body, "status", true, 16, &a.status, &err), &err) &&
+        ok_or_fail(req, ct_json_str(body, "reason", false, CT_REASON_MAX, &a.reason, &err), &err)) {
+        if (ct_tickets_status_parse(a.status) == CT_ST_INVALID)
+            ct_http_fail(req, CT_E_INVALID, "invalid_status",
+                         "invalid status \"%.16s\": expected new, open, pending, resolved or closed",
+                         a.status);
+        else
+            run_action(req, &a);
+    }
+    cJSON_Delete(body);
+}
+
+void ct_api_ticket_escalate(struct ct_req *req)
+{
+    static const char *const allowed[] = {"level", "reason", NULL};
+    struct ct_ticket_action a = {.kind = CT_ACT_ESCALATE};
+    struct ct_err err;
+    long long level = 0;
+    bool present;
+    cJSON *body = NULL;
+    if (!body_with(req, allowed, &body))
+        return;
+    if (ok_or_fail(req, ct_json_int(body, "level", true, 1, 3, &present, &level, &err), &err) &&
+        ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &a.reason, &err), &err) &&
+        reason_present(req, a.reason, "escalating")) {
+        a.level = (int)level;
+        run_action(req, &a);
+    }
+    cJSON_Delete(body);
+}
+
+void ct_api_ticket_deescalate(struct ct_req *req)
+{
+    static const char *const allowed[] = {"level", "reason", NULL};
+    struct ct_ticket_action a = {.kind = CT_ACT_DEESCALATE};
+    struct ct_err err;
+    long long level = 0;
+    bool present;
+    cJSON *body = NULL;
+    if (!body_with(req, allowed, &body))
+        return;
+    if (ok_or_fail(req, ct_json_int(body, "level", false, 0, 2, &present, &level, &err), &err) &&
+        ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &a.reason, &err), &err) &&
+        reason_present(req, a.reason, "de-escalating")) {
+        a.level = present ? (int)level : 0;
+        run_action(req, &a);
+    }
+    cJSON_Delete(body);
+}
+
+void ct_api_ticket_priority(struct ct_req *req)
+{
+    static const char *const allowed[] = {"priority", "reason", NULL};
+    struct ct_ticket_action a = {.kind = CT_ACT_PRIORITY};
+    struct ct_err err;
+    cJSON *body = NULL;
+    if (!body_with(req, allowed, &body))
+        return;
+    if (ok_or_fail(req, ct_json_str(body, "priority", true, 16, &a.priority, &err), &err) &&
+        ok_or_fail(req, ct_json_str(body, "reason", false, CT_REASON_MAX, &a.reason, &err), &err)) {
+        if (!ct_tickets_priority_valid(a.priority))
+            ct_http_fail(req, CT_E_INVALID, "invalid_priority",
+                         "invalid priority \"%.16s\": expected low, normal, high or urgent",
+                         a.priority);
+        else
+            run_action(req, &a);
+    }
+    cJSON_Delete(body);
+}
+
+void ct_api_ticket_note(struct ct_req *req)
+{
+    static const char *const allowed[] = {"body", NULL};
+    struct ct_ticket_action a = {.kind = CT_ACT_NOTE};
+    struct ct_err err;
+    cJSON *body = NULL;
+    if (!body_with(req, allowed, &body))
+        return;
+    if (ok_or_fail(req, ct_json_str(body, "body", true, CT_NOTE_MAX, &a.note, &err), &err)) {
+        if (!ct_tickets_has_text(a.note))
+            ct_http_fail(req, CT_E_INVALID, "missing_field", "body must not be empty");
+        else
+            run_action(req, &a);
+    }
+    cJSON_Delete(body);
+}
+
+void ct_api_approval_request(struct ct_req *req)
+{
+    static const char *const allowed[] = {"kind", "amount_minor", "currency", "reason", NULL};
+    struct ct_approval_request r = {0};
+    struct ct_err err;
+    long long id;
+    cJSON *body = NULL, *out = NULL;
+
+    if (!path_id(req, "ticket", &id) || !body_with(req, allowed, &body))
+        return;
+    if (!ok_or_fail(req, ct_json_str(body, "kind", true, 32, &r.kind, &err), &err) ||
+        !ok_or_fail(req, ct_json_int(body, "amount_minor", false, 0, 9007199254740991LL,
+                                     &r.has_amount, &r.amount_minor, &err), &err) ||
+        !ok_or_fail(req, ct_json_str(body, "currency", false, 8, &r.currency, &err), &err) ||
+        !ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &r.reason, &err), &err) ||
+        !reason_present(req, r.reason, "requesting an approval"))
+        goto out;
+    if (!ct_tickets_approval_kind_valid(r.kind)) {
+        ct_http_fail(req, CT_E_INVALID, "invalid_kind",
+                     "invalid kind \"%.32s\": expected refund, credit, comp, discount, exception "
+                     "or off_policy_reply", r.kind);
+        goto out;
+    }
+    if (ct_tickets_approval_needs_amount(r.kind) && (!r.has_amount || r.amount_minor == 0)) {
+        ct_http_fail(req, CT_E_INVALID, "amount_required",
+                     "a %s needs a positive amount_minor (in %s minor units)", r.kind,
+                     req->srv->cfg.currency);
+        goto out;
+    }
+    if (ct_workflow_request_approval(req->srv->pool, &req->user, id, &r, req->srv->cfg.currency,
+                                     &out, &err) != CT_OK) {
+        ct_http_send_error(req, &err);
+        goto out;
+    }
+    ct_http_send_json(req, 201, out);
+out:
+    cJSON_Delete(out);
+    cJSON_Delete(body);
+}
+
+void ct_api_approval_decide(struct ct_req *req)
+{
+    static const char *const allowed[] = {"decision", "reason", NULL};
+    const char *decision = NULL, *reason = NULL;
+    struct ct_err err;
+    long long id;
+    cJSON *body = NULL, *out = NULL;
+
+    if (!path_id(req, "approval", &id) || !body_with(req, allowed, &body))
+        return;
+    if (!ok_or_fail(req, ct_json_str(body, "decision", true, 16, &decision, &err), &err) ||
+        !ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &reason, &err), &err) ||
+        !reason_present(req, reason, "deciding an approval"))
+        goto out;
+    if (strcmp(decision, "approved") != 0 && strcmp(decision, "denied") != 0) {
+        ct_http_fail(req, CT_E_INVALID, "invalid_decision",
+                     "invalid decision \"%.16s\": expected approved or denied", decision);
+        goto out;
+    }
+    if (ct_workflow_decide(req->srv->pool, &req->user, id, decision, reason, &out, &err) != CT_OK) {
+        ct_http_send_error(req, &err);
+        goto out;
+    }
+    ct_http_send_json(req, 200, out);
+out:
+    cJSON_Delete(out);
+    cJSON_Delete(body);
+}
+
+/* "YYYY-MM-DD" (UTC midnight) or a full ISO 8601 timestamp; written as a timestamptz literal. */
+static bool parse_when(const char *s, char *out, size_t len)
+{
+    int y, mo, d, h, mi, n = 0;
+    double sec;
+    char tail[16] = "";
+    if (strlen(s) == 10 && sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3 && n == 10) {
+        if (mo < 1 || mo > 12 || d < 1 || d > 31)
+            return false;
+        snprintf(out, len, "%04d-%02d-%02d 00:00:00+00", y, mo, d);
+        return true;
+    }
+    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%lf%15s", &y, &mo, &d, &h, &mi, &sec, tail) < 6)
+        return false;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec < 0 || sec >= 61)
+        return false;
+    /* the zone must be explicit: Z or an offset */
+    const char *z = strchr(s + 10, 'Z');
+    const char *plus = strchr(s + 10, '+');
+    const char *minus = strchr(s + 11, '-');
+    if (z == NULL && plus == NULL && minus == NULL)
+        return false;
+    snprintf(out, len, "%s", s);
+    return true;
+}
+
+struct approvals_job {
+    struct ct_approval_filter f;
+    cJSON *items;
+    char next[32];
+};
+
+static ct_rc approvals_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct approvals_job *j = arg;
+    return ct_store_approvals_list(tx, &j->f, &j->items, j->next, err);
+}
+
+void ct_api_approvals_list(struct ct_req *req)
+{
+    char status[16], kind[32], by[80], dec[80], from[64], to[64], tsfrom[64], tsto[64], lim[16],
+        cur[40];
+    struct approvals_job j;
+    struct ct_err err;
+
+    memset(&j, 0, sizeof(j));
+    j.f.limit = 50;
+    if (ct_http_query(req, "limit", lim, sizeof(lim))) {
+        char *end = NULL;
+        long v = strtol(lim, &end, 10);
+        if (lim[0] == '\0' || *end != '\0' || v < 1 || v > 500) {
+            ct_http_fail(req, CT_E_INVALID, "invalid_limit", "limit must be an integer from 1 to 500");
+            return;
+        }
+        j.f.limit = (int)v;
+    }
+    if (ct_http_query(req, "status", status, sizeof(status)) && status[0]) {
+        if (strcmp(status, "pending") && strcmp(status, "approved") && strcmp(status, "denied")) {
+            ct_http_fail(req, CT_E_INVALID, "invalid_status",
+                         "invalid status: expected pending, approved or denied");
+            return;
+        }
+        j.f.status = status;
+    }
+    if (ct_http_query(req, "kind", kind, sizeof(kind)) && kind[0]) {
+        if (!ct_tickets_approval_kind_valid(kind)) {
+            ct_http_fail(req, CT_E_INVALID, "invalid_kind", "invalid approval kind");
+            return;
+        }
+        j.f.kind = kind;
+    }
+    if (ct_http_query(req, "requested_by", by, sizeof(by)) && by[0])
+        j.f.requested_by = by;
+    if (ct_http_query(req, "decided_by", dec, sizeof(dec)) && dec[0])
+        j.f.decided_by = dec;
+    if (ct_http_query(req, "from", from, sizeof(from)) && from[0]) {
+        if (!parse_when(from, tsfrom, sizeof(tsfrom))) {
+            ct_http_fail(req, CT_E_INVALID, "invalid_time",
+                         "from must be YYYY-MM-DD or an ISO 8601 timestamp with a zone");
+            return;
+        }
+        j.f.from = tsfrom;
+    }
+    if (ct_http_query(req, "to", to, sizeof(to)) && to[0]) {
+        if (!parse_when(to, tsto, sizeof(tsto))) {
+            ct_http_fail(req, CT_E_INVALID, "invalid_time",
+                         "to must be YYYY-MM-DD or an ISO 8601 timestamp with a zone");
+            return;
+        }
+        j.f.to = tsto;
+    }
+    if (ct_http_query(req, "cursor", cur, sizeof(cur)) && cur[0]) {
+        char tail;
+        if (sscanf(cur, "a%lld%c", &j.f.cursor_id, &tail) != 1) {
+            ct_http_fail(req, CT_E_INVALID, "invalid_cursor", "cursor is not one this API returned");
+            return;
+        }
+        j.f.has_cursor = true;
+    }
+    if (ct_store_with_conn(req->srv->pool, approvals_tx, &j, &err) != CT_OK) {
+        ct_http_send_error(req, &err);
+        return;
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddItemToObject(root, "approvals", j.items);
+    if (j.next[0])
+        cJSON_AddStringToObject(root, "next_cursor", j.next);
+    else
+        cJSON_AddNullToObject(root, "next_cursor");
+    ct_http_send_json(req, 200, root);
+    cJSON_Delete(root);
+}
+
+static ct_rc rules_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    return ct_store_rules_list(tx, arg, err);
+}
+
+static void send_rules(struct ct_req *req, cJSON *rules)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddItemToObject(root, "rules", rules);
+    ct_http_send_json(req, 200, root);
+    cJSON_Delete(root);
+}
+
+void ct_api_rules_get(struct ct_req *req)
+{
+    struct ct_err err;
+    cJSON *rules = NULL;
+    if (ct_store_with_conn(req->srv->pool, rules_tx, &rules, &err) != CT_OK) {
+        ct_http_send_error(req, &err);
+        return;
+    }
+    send_rules(req, rules);
+}
+
+/* Checks {"rules":[{"pattern","match"?,"enabled"?}]}; fails the request when malformed. */
+static const cJSON *checked_rules(struct ct_req *req, const cJSON *body)
+{
+    static const char *const top[] = {"rules", NULL};
+    static const char *const fields[] = {"pattern", "match", "enabled", "id", NULL};
+    struct ct_err err;
+    const cJSON *rules = cJSON_GetObjectItemCaseSensitive(body, "rules");
+    const cJSON *r;
+
+    if (!ok_or_fail(req, ct_json_only(body, top, &err), &err))
+        return NULL;
+    if (!cJSON_IsArray(rules) || cJSON_GetArraySize(rules) > 1000) {
+        ct_http_fail(req, CT_E_INVALID, "wrong_type", "rules must be an array of at most 1000 rules");
+        return NULL;
+    }
+    cJSON_ArrayForEach(r, rules)
+    {
+        const char *pattern = NULL, *match = NULL;
+        const cJSON *en = cJSON_GetObjectItemCaseSensitive(r, "enabled");
+        if (!cJSON_IsObject(r)) {
+            ct_http_fail(req, CT_E_INVALID, "wrong_type", "each rule must be an object");
+            return NULL;
+        }
+        if (!ok_or_fail(req, ct_json_only(r, fields, &err), &err) ||
+            !ok_or_fail(req, ct_json_str(r, "pattern", true, 800, &pattern, &err), &err) ||
+            !ok_or_fail(req, ct_json_str(r, "match", false, 16, &match, &err), &err))
+            return NULL;
+        if (!ct_tickets_has_text(pattern)) {
+            ct_http_fail(req, CT_E_INVALID, "missing_field", "pattern must not be empty");
+            return NULL;
+        }
+        if (match != NULL && strcmp(match, "keyword") != 0 && strcmp(match, "regex") != 0) {
+            ct_http_fail(req, CT_E_INVALID, "invalid_match", "match must be keyword or regex");
+            return NULL;
+        }
+        if (en != NULL && !cJSON_IsBool(en)) {
+            ct_http_fail(req, CT_E_INVALID, "wrong_type", "enabled must be true or false");
+            return NULL;
+        }
+    }
+    return rules;
+}
+
+void ct_api_rules_put(struct ct_req *req)
+{
+    struct ct_err err;
+    cJSON *body = NULL, *out = NULL;
+    const cJSON *rules;
+
+    if (ct_http_read_json(req, &body, &err) != CT_OK) {
+        ct_http_send_error(req, &err);
+        return;
+    }
+    rules = checked_rules(req, body);
+    if (rules != NULL) {
+        if (ct_workflow_replace_rules(req->srv->pool, &req->user, rules, &out, &err) != CT_OK)
+            ct_http_send_error(req, &err);
+        else
+            send_rules(req, out);
+    }
+    cJSON_Delete(body);
+}

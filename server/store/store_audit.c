@@ -1,0 +1,238 @@
+/* store_audit.c: reading chains back for verification, and the digest over all chain heads. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "casetrail/audit.h"
+#include "casetrail/log.h"
+#include "store_internal.h"
+
+#define US(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
+
+static char *dup_col(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : strdup(PQgetvalue(res, row, col));
+}
+
+static ct_rc load_events(struct ct_tx *tx, bool ticket, const char *id, struct ct_chain *c,
+                         struct ct_err *err)
+{
+    const char *pv[] = {id};
+    PGresult *res = ct_tx_exec(tx,
+                               ticket ? "SELECT id, seq, action, actor_type, actor_id, from_value,"
+                                        " to_value, data::text, digests::text, " US("occurred_at") ","
+                                        " " US("recorded_at") ", prev_hash, hash FROM events"
+                                        " WHERE ticket_id = $1 ORDER BY seq, id"
+                                      : "SELECT id, seq, action, actor_type, actor_id, from_value,"
+                                        " to_value, data::text, digests::text, " US("occurred_at") ","
+                                        " " US("recorded_at") ", prev_hash, hash FROM events"
+                                        " WHERE ticket_id IS NULL AND user_id = $1 ORDER BY seq, id",
+                               1, pv, err);
+    if (res == NULL)
+        return err->rc;
+    int n = PQntuples(res);
+    c->events = calloc(n > 0 ? (size_t)n : 1, sizeof(*c->events));
+    if (c->events == NULL) {
+        PQclear(res);
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        struct ct_event_row *e = &c->events[i];
+        e->id = atoll(PQgetvalue(res, i, 0));
+        e->seq = atoll(PQgetvalue(res, i, 1));
+        e->action = dup_col(res, i, 2);
+        e->actor_type = dup_col(res, i, 3);
+        e->actor_id = dup_col(res, i, 4);
+        e->from_value = dup_col(res, i, 5);
+        e->to_value = dup_col(res, i, 6);
+        e->data = dup_col(res, i, 7);
+        e->digests = dup_col(res, i, 8);
+        e->occurred_us = atoll(PQgetvalue(res, i, 9));
+        e->recorded_us = atoll(PQgetvalue(res, i, 10));
+        ct_store_bytea(res, i, 11, e->prev_hash, CT_HASH_LEN);
+        ct_store_bytea(res, i, 12, e->hash, CT_HASH_LEN);
+        c->nevents++;
+    }
+    PQclear(res);
+    return CT_OK;
+}
+
+/* Texts the chain's digests vouch for: event_texts rows and, for message.received events, the
+ * message body shown in timelines (so editing a stored message is detected too). */
+static ct_rc load_texts(struct ct_tx *tx, bool ticket, const char *id, struct ct_chain *c,
+                        struct ct_err *err)
+{
+    const char *pv[] = {id};
+    PGresult *res = ct_tx_exec(tx,
+                               ticket ? "SELECT t.event_id, t.field, t.body, s.salt FROM event_texts t"
+                                        " JOIN events e ON e.id = t.event_id"
+                                        " LEFT JOIN text_salts s ON s.scope = t.salt_scope"
+                                        " WHERE e.ticket_id = $1"
+                                        " UNION ALL"
+                                        " SELECT e.id, 'message_body', m.body, s.salt FROM events e"
+                                        " JOIN messages m ON m.id::text = e.data->>'message_id'"
+                                        " LEFT JOIN text_salts s ON s.scope = 'contact:' || m.contact_id"
+                                        " WHERE e.ticket_id = $1 AND e.action = 'message.received'"
+                                        " AND e.digests ? 'body'"
+                                        " ORDER BY 1"
+                                      : "SELECT t.event_id, t.field, t.body, s.salt FROM event_texts t"
+                                        " JOIN events e ON e.id = t.event_id"
+                                        " LEFT JOIN text_salts s ON s.scope = t.salt_scope"
+                                        " WHERE e.ticket_id IS NULL AND e.user_id = $1 ORDER BY 1",
+                               1, pv, err);
+    if (res == NULL)
+        return err->rc;
+    int n = PQntuples(res);
+    c->texts = calloc(n > 0 ? (size_t)n : 1, sizeof(*c->texts));
+    if (c->texts == NULL) {
+        PQclear(res);
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        struct ct_text_row *t = &c->texts[i];
+        t->event_id = atoll(PQgetvalue(res, i, 0));
+        /* a message body answers to the event's "body" digest */
+        t->field = strdup(strcmp(PQgetvalue(res, i, 1), "message_body") == 0 ? "body"
+                                                                            : PQgetvalue(res, i, 1));
+        t->body = dup_col(res, i, 2);
+        t->has_salt = ct_store_bytea(res, i, 3, t->salt, CT_SALT_LEN);
+        c->ntexts++;
+    }
+    PQclear(res);
+    return CT_OK;
+}
+
+ct_rc ct_store_chain_load(struct ct_tx *tx, const char *kind, long long id, struct ct_chain *out,
+                          struct ct_err *err)
+{
+    char ids[32];
+    bool ticket = strcmp(kind, "ticket") == 0;
+    PGresult *res;
+    ct_rc rc;
+
+    memset(out, 0, sizeof(*out));
+    snprintf(ids, sizeof(ids), "%lld", id);
+    snprintf(out->name, sizeof(out->name), "%s:%lld", ticket ? "ticket" : "user", id);
+    /* one snapshot for head, events and texts, or a concurrent append looks like tampering */
+    res = ct_tx_exec(tx, "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", 0, NULL,
+                     err);
+    if (res == NULL)
+        return err->rc;
+    PQclear(res);
+    const char *pv[] = {ids};
+    res = ct_tx_exec(tx, ticket ? "SELECT last_seq, chain_head FROM tickets WHERE id = $1"
+                                : "SELECT last_seq, chain_head FROM users WHERE id = $1",
+                     1, pv, err);
+    if (res == NULL)
+        return err->rc;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return ct_err_set(err, CT_E_NOT_FOUND, ticket ? "ticket_not_found" : "user_not_found",
+                          "%s %lld not found", ticket ? "ticket" : "user", id);
+    }
+    out->head_seq = atoll(PQgetvalue(res, 0, 0));
+    out->has_head = true;
+    if (!ct_store_bytea(res, 0, 1, out->head, CT_HASH_LEN))
+        memset(out->head, 0, CT_HASH_LEN);
+    PQclear(res);
+    rc = load_events(tx, ticket, ids, out, err);
+    if (rc == CT_OK)
+        rc = load_texts(tx, ticket, ids, out, err);
+    if (rc != CT_OK)
+        ct_chain_free(out);
+    return rc;
+}
+
+ct_rc ct_store_chain_list(struct ct_tx *tx, char (**kinds)[8], long long **ids, size_t *n,
+                          struct ct_err *err)
+{
+    PGresult *res = ct_tx_exec(tx,
+                               "SELECT 'ticket', id FROM tickets WHERE last_seq > 0"
+                               " OR EXISTS (SELECT 1 FROM events WHERE ticket_id = tickets.id)"
+                               " UNION ALL SELECT 'user', id FROM users WHERE last_seq > 0"
+                               " OR EXISTS (SELECT 1 FROM events WHERE ticket_id IS NULL"
+                               " AND user_id = users.id) ORDER BY 1, 2",
+                               0, NULL, err);
+    *kinds = NULL;
+    *ids = NULL;
+    *n = 0;
+    if (res == NULL)
+        return err->rc;
+    int rows = PQntuples(res);
+    *kinds = calloc(rows > 0 ? (size_t)rows : 1, sizeof(**kinds));
+    *ids = calloc(rows > 0 ? (size_t)rows : 1, sizeof(**ids));
+    if (*kinds == NULL || *ids == NULL) {
+        PQclear(res);
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    }
+    for (int i = 0; i < rows; i++) {
+        snprintf((*kinds)[i], 8, "%s", PQgetvalue(res, i, 0));
+        (*ids)[i] = atoll(PQgetvalue(res, i, 1));
+    }
+    *n = (size_t)rows;
+    PQclear(res);
+    return CT_OK;
+}
+
+/* Heads of every chain over the events with id <= upto, and their count. */
+static ct_rc heads_at(struct ct_tx *tx, long long upto, long long *events, char root[65],
+                      struct ct_err *err)
+{
+    char up[32];
+    snprintf(up, sizeof(up), "%lld", upto);
+    const char *pv[] = {up};
+    PGresult *res = ct_tx_exec(tx, "SELECT count(*) FROM events WHERE id <= $1", 1, pv, err);
+    if (res == NULL)
+        return err->rc;
+    *events = atoll(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    res = ct_tx_exec(tx,
+                     "SELECT DISTINCT ON (chain) chain, seq, encode(hash, 'hex') FROM ("
+                     " SELECT CASE WHEN ticket_id IS NOT NULL THEN 'ticket:' || ticket_id"
+                     " ELSE 'user:' || user_id END AS chain, seq, hash"
+                     " FROM events WHERE id <= $1) x ORDER BY chain, seq DESC",
+                     1, pv, err);
+    if (res == NULL)
+        return err->rc;
+    int n = PQntuples(res);
+    struct ct_chain_head *heads = calloc(n > 0 ? (size_t)n : 1, sizeof(*heads));
+    if (heads == NULL) {
+        PQclear(res);
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        ct_store_copy(heads[i].chain, sizeof(heads[i].chain), res, i, 0);
+        heads[i].seq = atoll(PQgetvalue(res, i, 1));
+        ct_store_copy(heads[i].hash, sizeof(heads[i].hash), res, i, 2);
+    }
+    PQclear(res);
+    ct_audit_root(heads, (size_t)n, root);
+    free(heads);
+    return CT_OK;
+}
+
+ct_rc ct_store_digest_now(struct ct_tx *tx, struct ct_digest *d, struct ct_err *err)
+{
+    PGresult *res;
+    memset(d, 0, sizeof(*d));
+    /* exclusive against every append's shared lock: in-flight appends finish first, new ones
+     * wait, so "every event with id <= upto_id" is a complete, stable set */
+    res = ct_tx_exec(tx, "SELECT pg_advisory_xact_lock(" CT_DIGEST_LOCK ")", 0, NULL, err);
+    if (res == NULL)
+        return err->rc;
+    PQclear(res);
+    res = ct_tx_exec(tx, "SELECT coalesce(max(id), 0), to_char(now() AT TIME ZONE 'UTC',"
+                         " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM events", 0, NULL, err);
+    if (res == NULL)
+        return err->rc;
+    d->upto_id = atoll(PQgetvalue(res, 0, 0));
+    ct_store_copy(d->time, sizeof(d->time), res, 0, 1);
+    PQclear(res);
+    return heads_at(tx, d->upto_id, &d->events, d->root, err);
+}
+
+ct_rc ct_store_digest_at(struct ct_tx *tx, long long upto_id, long long *events, char root[65],
+                         struct ct_err *err)
+{
+    return heads_at(tx, upto_id, events, root, err);
+}

@@ -1,0 +1,256 @@
+/* store_workflow.c: queries behind ticket actions, approvals and complaint rules. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "store_internal.h"
+
+static ct_rc exec0(struct ct_tx *tx, const char *sql, int n, const char *const *pv,
+                   struct ct_err *err)
+{
+    PGresult *res = ct_tx_exec(tx, sql, n, pv, err);
+    if (res == NULL)
+        return err->rc;
+    PQclear(res);
+    return CT_OK;
+}
+
+ct_rc ct_store_ticket_set_assignee(struct ct_tx *tx, long long id, long long assignee_id,
+                                   struct ct_err *err)
+{
+    char ids[32], as[32];
+    snprintf(ids, sizeof(ids), "%lld", id);
+    snprintf(as, sizeof(as), "%lld", assignee_id);
+    const char *pv[] = {ids, assignee_id ? as : NULL};
+    return exec0(tx, "UPDATE tickets SET assignee_id = $2, updated_at = now() WHERE id = $1", 2,
+                 pv, err);
+}
+
+ct_rc ct_store_ticket_set_escalation(struct ct_tx *tx, long long id, int level, bool complaint,
+                                     struct ct_err *err)
+{
+    char ids[32], lv[8];
+    snprintf(ids, sizeof(ids), "%lld", id);
+    snprintf(lv, sizeof(lv), "%d", level);
+    const char *pv[] = {ids, lv, complaint ? "t" : "f"};
+    return exec0(tx, "UPDATE tickets SET escalation_level = $2, complaint_escalated = $3,"
+                     " updated_at = now() WHERE id = $1", 3, pv, err);
+}
+
+ct_rc ct_store_ticket_set_priority(struct ct_tx *tx, long long id, const char *priority,
+                                   struct ct_err *err)
+{
+    char ids[32];
+    snprintf(ids, sizeof(ids), "%lld", id);
+    const char *pv[] = {ids, priority};
+    return exec0(tx, "UPDATE tickets SET priority = $2, updated_at = now() WHERE id = $1", 2, pv,
+                 err);
+}
+
+ct_rc ct_store_ticket_complaint_flag(struct ct_tx *tx, long long id, bool *flag,
+                                     struct ct_err *err)
+{
+    char ids[32];
+    snprintf(ids, sizeof(ids), "%lld", id);
+    const char *pv[] = {ids};
+    PGresult *res = ct_tx_exec(tx, "SELECT complaint_escalated FROM tickets WHERE id = $1", 1, pv,
+                               err);
+    if (res == NULL)
+        return err->rc;
+    *flag = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return CT_OK;
+}
+
+ct_rc ct_store_approval_insert(struct ct_tx *tx, struct ct_approval *a, const char *reason,
+                               struct ct_err *err)
+{
+    char tid[32], amount[32], by[32];
+    snprintf(tid, sizeof(tid), "%lld", a->ticket_id);
+    snprintf(amount, sizeof(amount), "%lld", a->amount_minor);
+    snprintf(by, sizeof(by), "%lld", a->requested_by);
+    const char *pv[] = {tid, a->kind, a->has_amount ? amount : NULL,
+                        a->currency[0] ? a->currency : NULL, by, reason};
+    PGresult *res = ct_tx_exec(tx,
+                               "INSERT INTO approvals (ticket_id, kind, amount_minor, currency,"
+                               " requested_by, requested_at, reason)"
+                               " VALUES ($1, $2, $3, $4, $5, now(), $6) RETURNING id",
+                               6, pv, err);
+    if (res == NULL)
+        return err->rc;
+    a->id = atoll(PQgetvalue(res, 0, 0));
+    snprintf(a->status, sizeof(a->status), "pending");
+    PQclear(res);
+    return CT_OK;
+}
+
+ct_rc ct_store_approval_lock(struct ct_tx *tx, long long id, struct ct_approval *out,
+                             struct ct_err *err)
+{
+    char ids[32];
+    snprintf(ids, sizeof(ids), "%lld", id);
+    const char *pv[] = {ids};
+    PGresult *res = ct_tx_exec(tx,
+                               "SELECT id, ticket_id, kind, amount_minor, coalesce(currency, ''),"
+                               " status, requested_by FROM approvals WHERE id = $1 FOR UPDATE",
+                               1, pv, err);
+    if (res == NULL)
+        return err->rc;
+    if (PQntuples(res) != 1) {
+        PQclear(res);
+        return ct_err_set(err, CT_E_NOT_FOUND, "approval_not_found", "approval %lld not found", id);
+    }
+    memset(out, 0, sizeof(*out));
+    out->id = atoll(PQgetvalue(res, 0, 0));
+    out->ticket_id = atoll(PQgetvalue(res, 0, 1));
+    ct_store_copy(out->kind, sizeof(out->kind), res, 0, 2);
+    out->has_amount = !PQgetisnull(res, 0, 3);
+    out->amount_minor = out->has_amount ? atoll(PQgetvalue(res, 0, 3)) : 0;
+    ct_store_copy(out->currency, sizeof(out->currency), res, 0, 4);
+    ct_store_copy(out->status, sizeof(out->status), res, 0, 5);
+    out->requested_by = atoll(PQgetvalue(res, 0, 6));
+    PQclear(res);
+    return CT_OK;
+}
+
+ct_rc ct_store_approval_decide(struct ct_tx *tx, long long id, const char *status,
+                               long long decided_by, const char *reason, struct ct_err *err)
+{
+    char ids[32], by[32];
+    snprintf(ids, sizeof(ids), "%lld", id);
+    snprintf(by, sizeof(by), "%lld", decided_by);
+    const char *pv[] = {ids, status, by, reason};
+    return exec0(tx, "UPDATE approvals SET status = $2, decided_by = $3, decided_at = now(),"
+                     " decision_reason = $4 WHERE id = $1 AND status = 'pending'", 4, pv, err);
+}
+
+#define ISO(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+#define APPROVAL_JSON                                                                        \
+    "jsonb_build_object('id', a.id, 'ticket_id', a.ticket_id, 'kind', a.kind,"               \
+    " 'amount_minor', a.amount_minor, 'currency', a.currency, 'status', a.status,"           \
+    " 'requested_by', r.name, 'requested_at', " ISO("a.requested_at") ", 'reason', a.reason," \
+    " 'decided_by', d.name, 'decided_at', " ISO("a.decided_at") ","                          \
+    " 'decision_reason', a.decision_reason)::text"
+
+#define APPROVAL_FROM                                                                        \
+    " FROM approvals a JOIN users r ON r.id = a.requested_by"                                \
+    " LEFT JOIN users d ON d.id = a.decided_by"
+
+ct_rc ct_store_approval_get(struct ct_tx *tx, long long id, cJSON **out, struct ct_err *err)
+{
+    char ids[32];
+    snprintf(ids, sizeof(ids), "%lld", id);
+    const char *pv[] = {ids};
+    *out = NULL;
+    PGresult *res = ct_tx_exec(tx, "SELECT " APPROVAL_JSON APPROVAL_FROM " WHERE a.id = $1", 1, pv,
+                               err);
+    if (res == NULL)
+        return err->rc;
+    if (PQntuples(res) == 1)
+        *out = cJSON_Parse(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (*out == NULL)
+        return ct_err_set(err, CT_E_NOT_FOUND, "approval_not_found", "approval %lld not found", id);
+    return CT_OK;
+}
+
+ct_rc ct_store_approvals_list(struct ct_tx *tx, const struct ct_approval_filter *f, cJSON **out,
+                              char next_cursor[32], struct ct_err *err)
+{
+    char lim[16], cur[32];
+    snprintf(lim, sizeof(lim), "%d", f->limit + 1);
+    snprintf(cur, sizeof(cur), "%lld", f->cursor_id);
+    const char *pv[] = {f->status, f->kind, f->requested_by, f->decided_by, f->from, f->to,
+                        f->has_cursor ? cur : NULL, lim};
+    *out = NULL;
+    next_cursor[0] = '\0';
+    PGresult *res = ct_tx_exec(tx,
+                               "SELECT " APPROVAL_JSON ", a.id" APPROVAL_FROM
+                               " WHERE ($1::text IS NULL OR a.status = $1)"
+                               " AND ($2::text IS NULL OR a.kind = $2)"
+                               " AND ($3::text IS NULL OR r.name = $3)"
+                               " AND ($4::text IS NULL OR d.name = $4)"
+                               " AND ($5::timestamptz IS NULL OR a.requested_at >= $5::timestamptz)"
+                               " AND ($6::timestamptz IS NULL OR a.requested_at < $6::timestamptz)"
+                               " AND ($7::bigint IS NULL OR a.id < $7::bigint)"
+                               " ORDER BY a.id DESC LIMIT $8::int",
+                               8, pv, err);
+    if (res == NULL)
+        return err->rc;
+    *out = cJSON_CreateArray();
+    int n = PQntuples(res);
+    for (int i = 0; i < n && i < f->limit; i++)
+        cJSON_AddItemToArray(*out, cJSON_Parse(PQgetvalue(res, i, 0)));
+    if (n > f->limit)
+        snprintf(next_cursor, 32, "a%s", PQgetvalue(res, f->limit - 1, 1));
+    PQclear(res);
+    return CT_OK;
+}
+
+ct_rc ct_store_rules_list(struct ct_tx *tx, cJSON **out, struct ct_err *err)
+{
+    *out = NULL;
+    PGresult *res = ct_tx_exec(tx,
+                               "SELECT coalesce(jsonb_agg(jsonb_build_object('id', id, 'pattern',"
+                               " pattern, 'match', match, 'enabled', enabled) ORDER BY id),"
+                               " '[]'::jsonb)::text FROM complaint_rules",
+                               0, NULL, err);
+    if (res == NULL)
+        return err->rc;
+    *out = cJSON_Parse(PQgetvalue(res, 0, 0));
+    PQclear(res);
+    if (*out == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "could not decode the rules");
+    return CT_OK;
+}
+
+ct_rc ct_store_rules_replace(struct ct_tx *tx, const cJSON *rules, struct ct_err *err)
+{
+    const cJSON *r;
+    ct_rc rc = exec0(tx, "DELETE FROM complaint_rules", 0, NULL, err);
+    cJSON_ArrayForEach(r, rules)
+    {
+        if (rc != CT_OK)
+            break;
+        const char *pattern = cJSON_GetObjectItemCaseSensitive(r, "pattern")->valuestring;
+        const cJSON *m = cJSON_GetObjectItemCaseSensitive(r, "match");
+        const cJSON *en = cJSON_GetObjectItemCaseSensitive(r, "enabled");
+        const char *match = cJSON_IsString(m) ? m->valuestring : "keyword";
+        const char *pv[] = {pattern, match, cJSON_IsFalse(en) ? "f" : "t"};
+        if (strcmp(match, "regex") == 0) {
+            /* compile it now: a broken pattern must be refused here, not at ingest time */
+            rc = exec0(tx, "SELECT '' ~* $1", 1, pv, err);
+            if (rc != CT_OK) {
+                if (rc == CT_E_INVALID)
+                    ct_err_set(err, CT_E_INVALID, "invalid_regex",
+                               "pattern \"%.80s\" is not a valid regular expression", pattern);
+                break;
+            }
+        }
+        rc = exec0(tx, "INSERT INTO complaint_rules (pattern, match, enabled) VALUES ($1, $2, $3)",
+                   3, pv, err);
+    }
+    return rc;
+}
+
+ct_rc ct_store_rule_match(struct ct_tx *tx, const char *text, long long *rule_id,
+                          char pattern[1024], struct ct_err *err)
+{
+    const char *pv[] = {text};
+    *rule_id = 0;
+    pattern[0] = '\0';
+    PGresult *res = ct_tx_exec(tx,
+                               "SELECT id, pattern FROM complaint_rules WHERE enabled AND"
+                               " CASE match WHEN 'keyword' THEN strpos(lower($1), lower(pattern)) > 0"
+                               " ELSE $1 ~* pattern END ORDER BY id LIMIT 1",
+                               1, pv, err);
+    if (res == NULL)
+        return err->rc;
+    if (PQntuples(res) == 1) {
+        *rule_id = atoll(PQgetvalue(res, 0, 0));
+        ct_store_copy(pattern, 1024, res, 0, 1);
+    }
+    PQclear(res);
+    return CT_OK;
+}
