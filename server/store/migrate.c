@@ -215,11 +215,19 @@ ct_rc ct_store_migrate(const char *database_url, const char *dir, int *applied_o
         goto out;
     if ((rc = exec_ok(c, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", err, "lock")) != CT_OK)
         goto out;
-    rc = exec_ok(c,
-                 "CREATE TABLE IF NOT EXISTS schema_migrations ("
-                 " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
-                 " applied_at timestamptz NOT NULL DEFAULT now())",
-                 err, "create schema_migrations");
+    /* only create what is missing: a least-privilege role (no CREATE on the schema) can then
+     * start `serve` against a database its owner already migrated */
+    {
+        PGresult *res = PQexec(c, "SELECT to_regclass('schema_migrations') IS NULL");
+        bool missing = PQresultStatus(res) == PGRES_TUPLES_OK && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        PQclear(res);
+        if (missing)
+            rc = exec_ok(c,
+                         "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                         " version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL,"
+                         " applied_at timestamptz NOT NULL DEFAULT now())",
+                         err, "create schema_migrations");
+    }
     for (int i = 0; rc == CT_OK && i < n; i++)
         rc = apply_one(c, dir, &v[i], &applied, err);
     {
