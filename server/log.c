@@ -32,10 +32,11 @@ void ct_log_now_iso(char *buf, unsigned len)
 {
     struct timeval tv;
     struct tm tm;
+    char date[32];
     gettimeofday(&tv, NULL);
     gmtime_r(&tv.tv_sec, &tm);
-    snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(tv.tv_usec / 1000));
+    strftime(date, sizeof(date), "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(buf, len, "%.24s.%03dZ", date, (int)(tv.tv_usec / 1000) % 1000);
 }
 
 /* Appends s to out as JSON string content (no quotes); always NUL-terminates. */
@@ -100,6 +101,8 @@ void ct_log_access(const char *method, const char *path, int status, double ms, 
     char ts[40];
     size_t pos;
 
+    if (min_level > CT_LOG_INFO)
+        return;
     ct_log_now_iso(ts, sizeof(ts));
     pos = (size_t)snprintf(line, sizeof(line),
                            "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"request\",\"method\":\"", ts);
