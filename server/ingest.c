@@ -70,8 +70,9 @@ static void customer_event(struct ct_event_new *ev, long long ticket_id,
     add_text(ev, "actor_name", m->profile_name, scope);
 }
 
+/* Finds, reopens or creates the message's ticket; *out is its (locked) row as it now is. */
 static ct_rc ticket_for_message(struct ct_tx *tx, const struct ct_wa_message *m,
-                                long long contact_id, const char *scope, long long *ticket_id,
+                                long long contact_id, const char *scope, struct ct_ticket_ref *out,
                                 struct ct_ingest_result *res, struct ct_err *err)
 {
     struct ct_ticket_ref t;
@@ -84,6 +85,8 @@ static ct_rc ticket_for_message(struct ct_tx *tx, const struct ct_wa_message *m,
     if (t.id == 0) {
         if ((rc = ct_store_ticket_create(tx, contact_id, m->phone_number_id, &t.id, err)) != CT_OK)
             return rc;
+        snprintf(t.status, sizeof(t.status), "new");
+        snprintf(t.priority, sizeof(t.priority), "normal");
         customer_event(&ev, t.id, m, scope, "ticket.created");
         ev.to_value = "new";
         data = cJSON_CreateObject();
@@ -101,9 +104,10 @@ static ct_rc ticket_for_message(struct ct_tx *tx, const struct ct_wa_message *m,
         ev.from_value = "resolved";
         ev.to_value = "open";
         rc = ct_store_event_append(tx, &ev, NULL, err);
+        snprintf(t.status, sizeof(t.status), "open");
         res->tickets_reopened++;
     }
-    *ticket_id = t.id;
+    *out = t;
     return rc;
 }
 
@@ -111,6 +115,7 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m, lon
                             struct ct_ingest_result *res, struct ct_err *err)
 {
     long long contact_id = 0, ticket_id = 0, message_id = 0;
+    struct ct_ticket_ref ticket;
     bool dup = false;
     char scope[48];
     char *payload = NULL;
@@ -132,8 +137,9 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m, lon
     if (m->profile_name != NULL &&
         (rc = ct_store_contact_name(tx, contact_id, m->profile_name, m->ts * 1000000LL, err)) != CT_OK)
         return rc;
-    if ((rc = ticket_for_message(tx, m, contact_id, scope, &ticket_id, res, err)) != CT_OK)
+    if ((rc = ticket_for_message(tx, m, contact_id, scope, &ticket, res, err)) != CT_OK)
         return rc;
+    ticket_id = ticket.id;
     payload = cJSON_PrintUnformatted(m->raw);
     if (payload == NULL)
         return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
@@ -163,7 +169,7 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m, lon
         return rc;
     if ((rc = ct_store_ticket_touch(tx, ticket_id, m->ts * 1000000LL, err)) != CT_OK)
         return rc;
-    if ((rc = ct_workflow_detect_complaint(tx, ticket_id, m->text, m->ts * 1000000LL, err)) != CT_OK)
+    if ((rc = ct_workflow_detect_complaint(tx, &ticket, m->text, m->ts * 1000000LL, err)) != CT_OK)
         return rc;
     res->messages_new++;
     return CT_OK;

@@ -114,10 +114,8 @@ static ct_rc do_escalation(struct ct_tx *tx, struct action_job *j, const struct 
                           "level must be below the current escalation level %d",
                           t->escalation_level);
     /* de-escalating re-arms automatic complaint detection for this ticket */
-    bool flag = false;
-    if (raise && (rc = ct_store_ticket_complaint_flag(tx, t->id, &flag, err)) != CT_OK)
-        return rc;
-    if ((rc = ct_store_ticket_set_escalation(tx, t->id, a->level, raise && flag, err)) != CT_OK)
+    if ((rc = ct_store_ticket_set_escalation(tx, t->id, a->level, raise && t->complaint_escalated,
+                                             err)) != CT_OK)
         return rc;
     staff_event(&ev, j->actor, idbuf, t->id, raise ? CT_EV_ESC_RAISED : CT_EV_ESC_LOWERED);
     snprintf(from, sizeof(from), "%d", t->escalation_level);
@@ -410,33 +408,25 @@ ct_rc ct_workflow_replace_rules(struct ct_pool *pool, const struct ct_user *acto
     return rc;
 }
 
-ct_rc ct_workflow_detect_complaint(struct ct_tx *tx, long long ticket_id, const char *text,
-                                   long long occurred_us, struct ct_err *err)
+ct_rc ct_workflow_detect_complaint(struct ct_tx *tx, const struct ct_ticket_ref *t,
+                                   const char *text, long long occurred_us, struct ct_err *err)
 {
-    struct ct_ticket_ref t;
     struct ct_event_new ev;
     char pattern[1024], reason[1100];
     long long rule_id = 0;
-    bool flag = false;
     cJSON *data = NULL;
     ct_rc rc;
 
-    if (!ct_tickets_has_text(text))
-        return CT_OK;
-    if ((rc = ct_store_ticket_lock(tx, ticket_id, &t, err)) != CT_OK)
-        return rc;
-    if ((rc = ct_store_ticket_complaint_flag(tx, ticket_id, &flag, err)) != CT_OK)
-        return rc;
     /* once per ticket until de-escalated; a ticket people already escalated stays as it is */
-    if (flag || t.escalation_level > 0)
+    if (!ct_tickets_has_text(text) || t->complaint_escalated || t->escalation_level > 0)
         return CT_OK;
     if ((rc = ct_store_rule_match(tx, text, &rule_id, pattern, err)) != CT_OK || rule_id == 0)
         return rc;
-    if ((rc = ct_store_ticket_set_escalation(tx, ticket_id, 1, true, err)) != CT_OK)
+    if ((rc = ct_store_ticket_set_escalation(tx, t->id, 1, true, err)) != CT_OK)
         return rc;
     memset(&ev, 0, sizeof(ev));
     ev.chain_kind = "ticket";
-    ev.chain_id = ticket_id;
+    ev.chain_id = t->id;
     ev.action = CT_EV_ESC_RAISED;
     ev.actor_type = "system";
     ev.actor_id = "complaint-rules";

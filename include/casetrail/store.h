@@ -125,6 +125,7 @@ struct ct_ticket_ref {
     long long assignee_id; /* 0 when unassigned */
     int escalation_level;
     char priority[16];
+    bool complaint_escalated; /* a complaint rule escalated it (cleared by de-escalation) */
 };
 
 /* The contact's ticket that is not closed, locked (FOR UPDATE); out->id is 0 when none. */
@@ -217,9 +218,6 @@ ct_rc ct_store_ticket_set_escalation(struct ct_tx *tx, long long id, int level, 
                                      struct ct_err *err);
 ct_rc ct_store_ticket_set_priority(struct ct_tx *tx, long long id, const char *priority,
                                    struct ct_err *err);
-/* Whether a complaint rule already escalated this ticket. */
-ct_rc ct_store_ticket_complaint_flag(struct ct_tx *tx, long long id, bool *flag,
-                                     struct ct_err *err);
 
 struct ct_approval {
     long long id;

@@ -56,9 +56,9 @@ ct_rc ct_workflow_decide(struct ct_pool *pool, const struct ct_user *actor, long
 ct_rc ct_workflow_replace_rules(struct ct_pool *pool, const struct ct_user *actor,
                                 const cJSON *rules, cJSON **out, struct ct_err *err);
 
-/* Inside an ingest transaction: escalates ticket_id to level 1 as actor system when text
- * matches a complaint rule, once per ticket until it is de-escalated. */
-ct_rc ct_workflow_detect_complaint(struct ct_tx *tx, long long ticket_id, const char *text,
-                                   long long occurred_us, struct ct_err *err);
+/* Inside an ingest transaction that holds ticket t's row lock: escalates it to level 1 as actor
+ * system when text matches a complaint rule, once per ticket until it is de-escalated. */
+ct_rc ct_workflow_detect_complaint(struct ct_tx *tx, const struct ct_ticket_ref *t,
+                                   const char *text, long long occurred_us, struct ct_err *err);
 
 #endif

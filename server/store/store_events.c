@@ -5,6 +5,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <openssl/crypto.h>
+
 #include "casetrail/audit.h"
 #include "casetrail/log.h"
 #include "store_internal.h"
@@ -41,7 +43,8 @@ bool ct_store_bytea(const PGresult *res, int row, int col, unsigned char *out, s
     return ct_hex_decode(v + 2, out, len);
 }
 
-/* Fetches (creating on first use) the salt of scope. CT_E_CONFLICT when it was destroyed. */
+/* Fetches (creating on first use) the salt of scope, in one round trip. CT_E_CONFLICT when
+ * it was destroyed. */
 static ct_rc get_salt(struct ct_tx *tx, const char *scope, unsigned char salt[CT_SALT_LEN],
                       struct ct_err *err)
 {
@@ -53,15 +56,25 @@ static ct_rc get_salt(struct ct_tx *tx, const char *scope, unsigned char salt[CT
     const char *pv[] = {scope, (const char *)fresh};
     const int pl[] = {0, CT_SALT_LEN};
     const int pf[] = {0, 1};
-    res = ct_tx_exec_bin(tx, "INSERT INTO text_salts (scope, salt) VALUES ($1, $2) "
-                             "ON CONFLICT (scope) DO NOTHING", 2, pv, pl, pf, err);
+    /* the CTE's insert is invisible to the same statement's SELECT, hence the UNION */
+    res = ct_tx_exec_bin(tx,
+                         "WITH ins AS (INSERT INTO text_salts (scope, salt) VALUES ($1, $2)"
+                         " ON CONFLICT (scope) DO NOTHING RETURNING salt)"
+                         " SELECT salt, true FROM ins UNION ALL"
+                         " SELECT salt, salt IS NOT NULL FROM text_salts WHERE scope = $1",
+                         2, pv, pl, pf, err);
+    OPENSSL_cleanse(fresh, sizeof(fresh));
     if (res == NULL)
         return err->rc;
-    PQclear(res);
-    res = ct_tx_exec(tx, "SELECT salt FROM text_salts WHERE scope = $1", 1, pv, err);
-    if (res == NULL)
-        return err->rc;
-    bool ok = PQntuples(res) == 1 && ct_store_bytea(res, 0, 0, salt, CT_SALT_LEN);
+    if (PQntuples(res) == 0) {
+        /* another transaction created the scope while we waited on its insert: our statement's
+         * snapshot predates it, a new statement sees it */
+        PQclear(res);
+        res = ct_tx_exec(tx, "SELECT salt FROM text_salts WHERE scope = $1", 1, pv, err);
+        if (res == NULL)
+            return err->rc;
+    }
+    bool ok = PQntuples(res) >= 1 && ct_store_bytea(res, 0, 0, salt, CT_SALT_LEN);
     PQclear(res);
     if (!ok)
         return ct_err_set(err, CT_E_CONFLICT, "erased", "the text salt of %s was destroyed", scope);
@@ -111,13 +124,16 @@ static ct_rc digest_texts(struct ct_tx *tx, const struct ct_event_new *ev, char 
     ct_rc rc = CT_OK;
 
     *out = NULL;
+    unsigned char salt[CT_SALT_LEN];
+    const char *have = NULL; /* scope whose salt is in salt[] */
     for (int i = 0; i < ev->ntexts; i++) {
-        unsigned char salt[CT_SALT_LEN];
         char hex[2 * CT_HASH_LEN + 1];
         if (ev->texts[i].body == NULL)
             continue;
-        if ((rc = get_salt(tx, ev->texts[i].salt_scope, salt, err)) != CT_OK)
+        if ((have == NULL || strcmp(have, ev->texts[i].salt_scope) != 0) &&
+            (rc = get_salt(tx, ev->texts[i].salt_scope, salt, err)) != CT_OK)
             goto out;
+        have = ev->texts[i].salt_scope;
         ct_audit_text_digest(salt, CT_SALT_LEN, ev->texts[i].body, hex);
         if (obj == NULL)
             obj = cJSON_CreateObject();
@@ -132,8 +148,41 @@ static ct_rc digest_texts(struct ct_tx *tx, const struct ct_event_new *ev, char 
             rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
     }
 out:
+    OPENSSL_cleanse(salt, sizeof(salt));
     cJSON_Delete(obj);
     return rc;
+}
+
+/* Inserts the event's texts in one statement. */
+static ct_rc insert_texts(struct ct_tx *tx, const char *event_id, const struct ct_event_new *ev,
+                          struct ct_err *err)
+{
+    char sql[512];
+    const char *pv[1 + 3 * CT_EVENT_MAX_TEXTS];
+    size_t pos;
+    int n = 1, rows = 0;
+    PGresult *res;
+
+    pv[0] = event_id;
+    pos = (size_t)snprintf(sql, sizeof(sql),
+                           "INSERT INTO event_texts (event_id, field, body, salt_scope) VALUES ");
+    for (int i = 0; i < ev->ntexts; i++) {
+        if (ev->texts[i].body == NULL)
+            continue;
+        pos += (size_t)snprintf(sql + pos, sizeof(sql) - pos, "%s($1, $%d, $%d, $%d)",
+                                rows ? ", " : "", n + 1, n + 2, n + 3);
+        pv[n++] = ev->texts[i].field;
+        pv[n++] = ev->texts[i].body;
+        pv[n++] = ev->texts[i].salt_scope;
+        rows++;
+    }
+    if (rows == 0)
+        return CT_OK;
+    res = ct_tx_exec(tx, sql, n, pv, err);
+    if (res == NULL)
+        return err->rc;
+    PQclear(res);
+    return CT_OK;
 }
 
 ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, long long *seq_out,
@@ -193,19 +242,8 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
     snprintf(event_id, sizeof(event_id), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     res = NULL;
-    for (int i = 0; i < ev->ntexts; i++) {
-        if (ev->texts[i].body == NULL)
-            continue;
-        const char *tv[] = {event_id, ev->texts[i].field, ev->texts[i].body, ev->texts[i].salt_scope};
-        res = ct_tx_exec(tx, "INSERT INTO event_texts (event_id, field, body, salt_scope)"
-                             " VALUES ($1, $2, $3, $4)", 4, tv, err);
-        if (res == NULL) {
-            rc = err->rc;
-            goto out;
-        }
-        PQclear(res);
-        res = NULL;
-    }
+    if ((rc = insert_texts(tx, event_id, ev, err)) != CT_OK)
+        goto out;
     const char *uv[] = {owner, seqs, (const char *)hash};
     const int ul[] = {0, 0, CT_HASH_LEN};
     const int uf[] = {0, 0, 1};

@@ -16,7 +16,7 @@ static ct_rc exec0(struct ct_tx *tx, const char *sql, int n, const char *const *
     return CT_OK;
 }
 
-#define REF_COLS "id, status, coalesce(assignee_id, 0), escalation_level, priority"
+#define REF_COLS "id, status, coalesce(assignee_id, 0), escalation_level, priority, complaint_escalated"
 
 static void row_to_ref(const PGresult *res, struct ct_ticket_ref *out)
 {
@@ -25,6 +25,7 @@ static void row_to_ref(const PGresult *res, struct ct_ticket_ref *out)
     out->assignee_id = atoll(PQgetvalue(res, 0, 2));
     out->escalation_level = atoi(PQgetvalue(res, 0, 3));
     ct_store_copy(out->priority, sizeof(out->priority), res, 0, 4);
+    out->complaint_escalated = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
 }
 
 ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, struct ct_ticket_ref *out,

@@ -47,21 +47,6 @@ ct_rc ct_store_ticket_set_priority(struct ct_tx *tx, long long id, const char *p
                  err);
 }
 
-ct_rc ct_store_ticket_complaint_flag(struct ct_tx *tx, long long id, bool *flag,
-                                     struct ct_err *err)
-{
-    char ids[32];
-    snprintf(ids, sizeof(ids), "%lld", id);
-    const char *pv[] = {ids};
-    PGresult *res = ct_tx_exec(tx, "SELECT complaint_escalated FROM tickets WHERE id = $1", 1, pv,
-                               err);
-    if (res == NULL)
-        return err->rc;
-    *flag = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
-    PQclear(res);
-    return CT_OK;
-}
-
 ct_rc ct_store_approval_insert(struct ct_tx *tx, struct ct_approval *a, const char *reason,
                                struct ct_err *err)
 {
