@@ -203,7 +203,8 @@ void ct_api_approval_request(struct ct_req *req)
     if (!path_id(req, "ticket", &id) || !body_with(req, allowed, &body))
         return;
     if (!ok_or_fail(req, ct_json_str(body, "kind", true, 32, &r.kind, &err), &err) ||
-        !ok_or_fail(req, ct_json_int(body, "amount_minor", false, 0, 9007199254740991LL,
+        /* up to 15 digits: every number on the way (jsonb, cJSON doubles) keeps it exact */
+        !ok_or_fail(req, ct_json_int(body, "amount_minor", false, 0, 999999999999999LL,
                                      &r.has_amount, &r.amount_minor, &err), &err) ||
         !ok_or_fail(req, ct_json_str(body, "currency", false, 8, &r.currency, &err), &err) ||
         !ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &r.reason, &err), &err) ||

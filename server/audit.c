@@ -349,8 +349,9 @@ static bool check_texts(const struct ct_chain *c, const struct ct_event_row *e,
             r->redacted++;
         } else {
             ct_audit_text_digest(t->salt, CT_SALT_LEN, t->body, hex);
-            if (CRYPTO_memcmp(hex, want->valuestring, sizeof(hex) - 1) != 0 ||
-                strlen(want->valuestring) != sizeof(hex) - 1) {
+            /* length first: CRYPTO_memcmp reads sizeof(hex) - 1 bytes of both */
+            if (strlen(want->valuestring) != sizeof(hex) - 1 ||
+                CRYPTO_memcmp(hex, want->valuestring, sizeof(hex) - 1) != 0) {
                 fail(r, e->seq, "text \"%s\" was changed: it no longer matches its digest",
                      t->field);
                 ok = false;
@@ -417,10 +418,16 @@ void ct_audit_verify_chain(const struct ct_chain *c, struct ct_verify_result *r)
     }
     if (c->nevents > 0)
         ct_hex_encode(prev, CT_HASH_LEN, r->head);
-    if (c->has_head && c->head_seq != (long long)c->nevents) {
+    if (c->has_head && c->head_seq > (long long)c->nevents) {
         fail(r, (long long)c->nevents + 1,
              "the chain records %lld events but %zu are stored: events were removed", c->head_seq,
              c->nevents);
+        return;
+    }
+    if (c->has_head && c->head_seq < (long long)c->nevents) {
+        fail(r, c->head_seq + 1,
+             "events from seq %lld on were added behind the chain head (which records %lld)",
+             c->head_seq + 1, c->head_seq);
         return;
     }
     if (c->has_head && c->nevents > 0 && memcmp(c->head, prev, CT_HASH_LEN) != 0)

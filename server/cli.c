@@ -134,7 +134,7 @@ static bool parse_limit(const char *s, long long *out)
     char *end = NULL;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (s[0] == '\0' || *end != '\0' || errno != 0 || v < 0 || v > 9007199254740991LL)
+    if (s[0] == '\0' || *end != '\0' || errno != 0 || v < 0 || v > 999999999999999LL)
         return false;
     *out = v;
     return true;

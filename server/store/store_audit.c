@@ -74,6 +74,14 @@ static ct_rc load_texts(struct ct_tx *tx, bool ticket, const char *id, struct ct
                                         " LEFT JOIN text_salts s ON s.scope = 'contact:' || m.contact_id"
                                         " WHERE e.ticket_id = $1 AND e.action = 'message.received'"
                                         " AND e.digests ? 'body'"
+                                        " UNION ALL"
+                                        " SELECT e.id, 'approval_reason', CASE e.action"
+                                        " WHEN 'approval.requested' THEN a.reason"
+                                        " ELSE a.decision_reason END, s.salt FROM events e"
+                                        " JOIN approvals a ON a.id::text = e.data->>'approval_id'"
+                                        " LEFT JOIN text_salts s ON s.scope = 'staff'"
+                                        " WHERE e.ticket_id = $1 AND e.digests ? 'reason'"
+                                        " AND e.action IN ('approval.requested', 'approval.decided')"
                                         " ORDER BY 1"
                                       : "SELECT t.event_id, t.field, t.body, s.salt FROM event_texts t"
                                         " JOIN events e ON e.id = t.event_id"
@@ -91,9 +99,14 @@ static ct_rc load_texts(struct ct_tx *tx, bool ticket, const char *id, struct ct
     for (int i = 0; i < n; i++) {
         struct ct_text_row *t = &c->texts[i];
         t->event_id = atoll(PQgetvalue(res, i, 0));
-        /* a message body answers to the event's "body" digest */
-        t->field = strdup(strcmp(PQgetvalue(res, i, 1), "message_body") == 0 ? "body"
-                                                                            : PQgetvalue(res, i, 1));
+        /* copies shown elsewhere answer to the event's own digest: a message body to "body",
+         * an approval's reasons to "reason" */
+        const char *field = PQgetvalue(res, i, 1);
+        if (strcmp(field, "message_body") == 0)
+            field = "body";
+        else if (strcmp(field, "approval_reason") == 0)
+            field = "reason";
+        t->field = strdup(field);
         t->body = dup_col(res, i, 2);
         t->has_salt = ct_store_bytea(res, i, 3, t->salt, CT_SALT_LEN);
         c->ntexts++;
