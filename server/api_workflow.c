@@ -117,42 +117,35 @@ void ct_api_ticket_status(struct ct_req *req)
     cJSON_Delete(body);
 }
 
-void ct_api_ticket_escalate(struct ct_req *req)
+/* escalate: level 1..3 required; deescalate: target level 0..2, 0 by default. */
+static void escalation(struct ct_req *req, bool raise)
 {
     static const char *const allowed[] = {"level", "reason", NULL};
-    struct ct_ticket_action a = {.kind = CT_ACT_ESCALATE};
+    struct ct_ticket_action a = {.kind = raise ? CT_ACT_ESCALATE : CT_ACT_DEESCALATE};
     struct ct_err err;
     long long level = 0;
     bool present;
     cJSON *body = NULL;
     if (!body_with(req, allowed, &body))
         return;
-    if (ok_or_fail(req, ct_json_int(body, "level", true, 1, 3, &present, &level, &err), &err) &&
+    if (ok_or_fail(req, ct_json_int(body, "level", raise, raise ? 1 : 0, raise ? 3 : 2, &present,
+                                    &level, &err), &err) &&
         ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &a.reason, &err), &err) &&
-        reason_present(req, a.reason, "escalating")) {
-        a.level = (int)level;
+        reason_present(req, a.reason, raise ? "escalating" : "de-escalating")) {
+        a.level = present ? (int)level : 0;
         run_action(req, &a);
     }
     cJSON_Delete(body);
 }
 
+void ct_api_ticket_escalate(struct ct_req *req)
+{
+    escalation(req, true);
+}
+
 void ct_api_ticket_deescalate(struct ct_req *req)
 {
-    static const char *const allowed[] = {"level", "reason", NULL};
-    struct ct_ticket_action a = {.kind = CT_ACT_DEESCALATE};
-    struct ct_err err;
-    long long level = 0;
-    bool present;
-    cJSON *body = NULL;
-    if (!body_with(req, allowed, &body))
-        return;
-    if (ok_or_fail(req, ct_json_int(body, "level", false, 0, 2, &present, &level, &err), &err) &&
-        ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &a.reason, &err), &err) &&
-        reason_present(req, a.reason, "de-escalating")) {
-        a.level = present ? (int)level : 0;
-        run_action(req, &a);
-    }
-    cJSON_Delete(body);
+    escalation(req, false);
 }
 
 void ct_api_ticket_priority(struct ct_req *req)

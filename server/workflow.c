@@ -227,6 +227,29 @@ static void approval_data(cJSON *data, const struct ct_approval *a)
     cJSON_AddNumberToObject(data, "requested_by", (double)a->requested_by);
 }
 
+/* Appends an approval event (data: the approval), touches the ticket and reads the approval
+ * back into j->out. */
+static ct_rc record_approval(struct ct_tx *tx, struct approval_job *j, struct ct_event_new *ev,
+                             const struct ct_approval *a, long long ticket_id, const char *reason,
+                             struct ct_err *err)
+{
+    cJSON *data = cJSON_CreateObject();
+    ct_rc rc;
+    approval_data(data, a);
+    ev->data = data;
+    add_text(ev, "reason", reason);
+    rc = ct_store_event_append(tx, ev, NULL, err);
+    cJSON_Delete(data);
+    if (rc == CT_OK)
+        rc = ct_store_ticket_touch(tx, ticket_id, 0, err);
+    if (rc == CT_OK) {
+        cJSON_Delete(j->out);
+        j->out = NULL;
+        rc = ct_store_approval_get(tx, a->id, &j->out, err);
+    }
+    return rc;
+}
+
 static ct_rc request_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 {
     struct approval_job *j = arg;
@@ -234,7 +257,7 @@ static ct_rc request_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     struct ct_approval a;
     struct ct_event_new ev;
     char idbuf[32];
-    cJSON *data = NULL;
+
     ct_rc rc;
 
     if ((rc = ct_store_ticket_lock(tx, j->ticket_id, &t, err)) != CT_OK)
@@ -253,20 +276,7 @@ static ct_rc request_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
         return rc;
     staff_event(&ev, j->actor, idbuf, t.id, CT_EV_APPROVAL_REQ);
     ev.to_value = "pending";
-    data = cJSON_CreateObject();
-    approval_data(data, &a);
-    ev.data = data;
-    add_text(&ev, "reason", j->req->reason);
-    rc = ct_store_event_append(tx, &ev, NULL, err);
-    cJSON_Delete(data);
-    if (rc == CT_OK)
-        rc = ct_store_ticket_touch(tx, t.id, 0, err);
-    if (rc == CT_OK) {
-        cJSON_Delete(j->out);
-        j->out = NULL;
-        rc = ct_store_approval_get(tx, a.id, &j->out, err);
-    }
-    return rc;
+    return record_approval(tx, j, &ev, &a, t.id, j->req->reason, err);
 }
 
 ct_rc ct_workflow_request_approval(struct ct_pool *pool, const struct ct_user *actor,
@@ -298,7 +308,7 @@ static ct_rc decide_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     struct ct_ticket_ref t;
     struct ct_event_new ev;
     char idbuf[32];
-    cJSON *data = NULL;
+
     bool approve = strcmp(j->decision, "approved") == 0;
     ct_rc rc;
 
@@ -322,20 +332,7 @@ static ct_rc decide_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     staff_event(&ev, j->actor, idbuf, t.id, CT_EV_APPROVAL_DEC);
     ev.from_value = "pending";
     ev.to_value = j->decision;
-    data = cJSON_CreateObject();
-    approval_data(data, &a);
-    ev.data = data;
-    add_text(&ev, "reason", j->reason);
-    rc = ct_store_event_append(tx, &ev, NULL, err);
-    cJSON_Delete(data);
-    if (rc == CT_OK)
-        rc = ct_store_ticket_touch(tx, t.id, 0, err);
-    if (rc == CT_OK) {
-        cJSON_Delete(j->out);
-        j->out = NULL;
-        rc = ct_store_approval_get(tx, a.id, &j->out, err);
-    }
-    return rc;
+    return record_approval(tx, j, &ev, &a, t.id, j->reason, err);
 }
 
 ct_rc ct_workflow_decide(struct ct_pool *pool, const struct ct_user *actor, long long approval_id,

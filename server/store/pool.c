@@ -204,13 +204,19 @@ PGresult *ct_tx_exec(struct ct_tx *tx, const char *sql, int nparams, const char 
     return ct_tx_exec_bin(tx, sql, nparams, params, NULL, NULL, err);
 }
 
-static ct_rc simple(struct ct_tx *tx, const char *sql, struct ct_err *err)
+ct_rc ct_tx_exec0(struct ct_tx *tx, const char *sql, int nparams, const char *const *params,
+                  struct ct_err *err)
 {
-    PGresult *res = ct_tx_exec(tx, sql, 0, NULL, err);
+    PGresult *res = ct_tx_exec(tx, sql, nparams, params, err);
     if (res == NULL)
         return err->rc;
     PQclear(res);
     return CT_OK;
+}
+
+static ct_rc simple(struct ct_tx *tx, const char *sql, struct ct_err *err)
+{
+    return ct_tx_exec0(tx, sql, 0, NULL, err);
 }
 
 static bool is_retryable(const struct ct_err *err)

@@ -7,7 +7,7 @@
 #include "casetrail/log.h"
 #include "store_internal.h"
 
-#define US(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
+#define US(col) CT_SQL_US(col)
 
 static char *dup_col(const PGresult *res, int row, int col)
 {

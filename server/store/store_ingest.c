@@ -7,17 +7,6 @@
 
 #include "store_internal.h"
 
-/* Runs a statement whose result is not needed. */
-static ct_rc exec0(struct ct_tx *tx, const char *sql, int n, const char *const *pv,
-                   struct ct_err *err)
-{
-    PGresult *res = ct_tx_exec(tx, sql, n, pv, err);
-    if (res == NULL)
-        return err->rc;
-    PQclear(res);
-    return CT_OK;
-}
-
 ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, bool verified,
                               long long *id, struct ct_err *err)
 {
@@ -48,7 +37,7 @@ ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int 
     snprintf(ms, sizeof(ms), "%d", messages);
     snprintf(ss, sizeof(ss), "%d", statuses);
     const char *pv[] = {ids, ms, ss};
-    return exec0(tx, "UPDATE webhook_receipts SET messages = $2, statuses = $3 WHERE id = $1", 3,
+    return ct_tx_exec0(tx, "UPDATE webhook_receipts SET messages = $2, statuses = $3 WHERE id = $1", 3,
                  pv, err);
 }
 
@@ -56,7 +45,7 @@ ct_rc ct_store_contact_lock(struct ct_tx *tx, const char *phone_number_id, const
                             long long *id, struct ct_err *err)
 {
     const char *pv[] = {phone_number_id, wa_id};
-    ct_rc rc = exec0(tx, "INSERT INTO contacts (phone_number_id, wa_id) VALUES ($1, $2)"
+    ct_rc rc = ct_tx_exec0(tx, "INSERT INTO contacts (phone_number_id, wa_id) VALUES ($1, $2)"
                          " ON CONFLICT (phone_number_id, wa_id) DO NOTHING", 2, pv, err);
     if (rc != CT_OK)
         return rc;
@@ -80,7 +69,7 @@ ct_rc ct_store_contact_name(struct ct_tx *tx, long long id, const char *name, lo
     snprintf(ids, sizeof(ids), "%lld", id);
     ct_store_fmt_ts(sent_us, ts);
     const char *pv[] = {ids, name, ts};
-    return exec0(tx, "UPDATE contacts SET name = $2, name_at = $3, updated_at = now()"
+    return ct_tx_exec0(tx, "UPDATE contacts SET name = $2, name_at = $3, updated_at = now()"
                      " WHERE id = $1 AND name IS DISTINCT FROM $2"
                      " AND (name_at IS NULL OR name_at <= $3)", 3, pv, err);
 }
@@ -177,7 +166,7 @@ ct_rc ct_store_message_set_status(struct ct_tx *tx, long long id, const char *st
     snprintf(code, sizeof(code), "%d", error_code);
     ct_store_fmt_ts(ts_us, ts);
     const char *pv[] = {ids, status, ts, error_code ? code : NULL, error_title};
-    return exec0(tx, "UPDATE messages SET status = $2, status_at = $3,"
+    return ct_tx_exec0(tx, "UPDATE messages SET status = $2, status_at = $3,"
                      " error_code = coalesce($4::int, error_code),"
                      " error_title = coalesce($5, error_title) WHERE id = $1", 5, pv, err);
 }

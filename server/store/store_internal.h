@@ -19,6 +19,10 @@ PGresult *ct_tx_exec(struct ct_tx *tx, const char *sql, int nparams, const char 
 PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const char *const *params,
                          const int *lengths, const int *formats, struct ct_err *err);
 
+/* Runs a statement whose rows are not needed; returns its rc (err filled on failure). */
+ct_rc ct_tx_exec0(struct ct_tx *tx, const char *sql, int nparams, const char *const *params,
+                  struct ct_err *err);
+
 /* Connects with casetrail's session settings (UTC, application_name, connect timeout). */
 PGconn *ct_store_connect(const char *database_url);
 
@@ -37,5 +41,8 @@ bool ct_store_bytea(const PGresult *res, int row, int col, unsigned char *out, s
 
 /* SQL fragment formatting a timestamptz column as ISO 8601 UTC with milliseconds and Z. */
 #define CT_SQL_ISO(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+/* The same with microseconds (API timestamps), and a column as Unix microseconds. */
+#define CT_SQL_ISO_US(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define CT_SQL_US(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
 
 #endif

@@ -6,16 +6,6 @@
 
 #include "store_internal.h"
 
-static ct_rc exec0(struct ct_tx *tx, const char *sql, int n, const char *const *pv,
-                   struct ct_err *err)
-{
-    PGresult *res = ct_tx_exec(tx, sql, n, pv, err);
-    if (res == NULL)
-        return err->rc;
-    PQclear(res);
-    return CT_OK;
-}
-
 #define REF_COLS "id, status, coalesce(assignee_id, 0), escalation_level, priority, complaint_escalated"
 
 static void row_to_ref(const PGresult *res, struct ct_ticket_ref *out)
@@ -87,7 +77,7 @@ ct_rc ct_store_ticket_set_status(struct ct_tx *tx, long long id, const char *sta
     char ids[32];
     snprintf(ids, sizeof(ids), "%lld", id);
     const char *pv[] = {ids, status};
-    return exec0(tx, "UPDATE tickets SET status = $2, updated_at = now() WHERE id = $1", 2, pv,
+    return ct_tx_exec0(tx, "UPDATE tickets SET status = $2, updated_at = now() WHERE id = $1", 2, pv,
                  err);
 }
 
@@ -98,7 +88,7 @@ ct_rc ct_store_ticket_touch(struct ct_tx *tx, long long id, long long message_us
     snprintf(ids, sizeof(ids), "%lld", id);
     ct_store_fmt_ts(message_us, ts);
     const char *pv[] = {ids, message_us ? ts : NULL};
-    return exec0(tx, "UPDATE tickets SET updated_at = now(), last_message_at ="
+    return ct_tx_exec0(tx, "UPDATE tickets SET updated_at = now(), last_message_at ="
                      " CASE WHEN $2::timestamptz IS NULL THEN last_message_at"
                      " ELSE greatest(last_message_at, $2::timestamptz) END WHERE id = $1",
                  2, pv, err);
@@ -106,8 +96,8 @@ ct_rc ct_store_ticket_touch(struct ct_tx *tx, long long id, long long message_us
 
 /* ---- read models ---- */
 
-#define ISO(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-#define US(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
+#define ISO(col) CT_SQL_ISO_US(col)
+#define US(col) CT_SQL_US(col)
 
 #define TICKET_JSON                                                                          \
     "jsonb_build_object('id', t.id, 'status', t.status, 'assignee', u.name,"                 \

@@ -5,16 +5,6 @@
 
 #include "store_internal.h"
 
-static ct_rc exec0(struct ct_tx *tx, const char *sql, int n, const char *const *pv,
-                   struct ct_err *err)
-{
-    PGresult *res = ct_tx_exec(tx, sql, n, pv, err);
-    if (res == NULL)
-        return err->rc;
-    PQclear(res);
-    return CT_OK;
-}
-
 ct_rc ct_store_ticket_set_assignee(struct ct_tx *tx, long long id, long long assignee_id,
                                    struct ct_err *err)
 {
@@ -22,7 +12,7 @@ ct_rc ct_store_ticket_set_assignee(struct ct_tx *tx, long long id, long long ass
     snprintf(ids, sizeof(ids), "%lld", id);
     snprintf(as, sizeof(as), "%lld", assignee_id);
     const char *pv[] = {ids, assignee_id ? as : NULL};
-    return exec0(tx, "UPDATE tickets SET assignee_id = $2, updated_at = now() WHERE id = $1", 2,
+    return ct_tx_exec0(tx, "UPDATE tickets SET assignee_id = $2, updated_at = now() WHERE id = $1", 2,
                  pv, err);
 }
 
@@ -33,7 +23,7 @@ ct_rc ct_store_ticket_set_escalation(struct ct_tx *tx, long long id, int level, 
     snprintf(ids, sizeof(ids), "%lld", id);
     snprintf(lv, sizeof(lv), "%d", level);
     const char *pv[] = {ids, lv, complaint ? "t" : "f"};
-    return exec0(tx, "UPDATE tickets SET escalation_level = $2, complaint_escalated = $3,"
+    return ct_tx_exec0(tx, "UPDATE tickets SET escalation_level = $2, complaint_escalated = $3,"
                      " updated_at = now() WHERE id = $1", 3, pv, err);
 }
 
@@ -43,7 +33,7 @@ ct_rc ct_store_ticket_set_priority(struct ct_tx *tx, long long id, const char *p
     char ids[32];
     snprintf(ids, sizeof(ids), "%lld", id);
     const char *pv[] = {ids, priority};
-    return exec0(tx, "UPDATE tickets SET priority = $2, updated_at = now() WHERE id = $1", 2, pv,
+    return ct_tx_exec0(tx, "UPDATE tickets SET priority = $2, updated_at = now() WHERE id = $1", 2, pv,
                  err);
 }
 
@@ -105,11 +95,11 @@ ct_rc ct_store_approval_decide(struct ct_tx *tx, long long id, const char *statu
     snprintf(ids, sizeof(ids), "%lld", id);
     snprintf(by, sizeof(by), "%lld", decided_by);
     const char *pv[] = {ids, status, by, reason};
-    return exec0(tx, "UPDATE approvals SET status = $2, decided_by = $3, decided_at = now(),"
+    return ct_tx_exec0(tx, "UPDATE approvals SET status = $2, decided_by = $3, decided_at = now(),"
                      " decision_reason = $4 WHERE id = $1 AND status = 'pending'", 4, pv, err);
 }
 
-#define ISO(col) "to_char((" col ") AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define ISO(col) CT_SQL_ISO_US(col)
 
 #define APPROVAL_JSON                                                                        \
     "jsonb_build_object('id', a.id, 'ticket_id', a.ticket_id, 'kind', a.kind,"               \
@@ -193,7 +183,7 @@ ct_rc ct_store_rules_list(struct ct_tx *tx, cJSON **out, struct ct_err *err)
 ct_rc ct_store_rules_replace(struct ct_tx *tx, const cJSON *rules, struct ct_err *err)
 {
     const cJSON *r;
-    ct_rc rc = exec0(tx, "DELETE FROM complaint_rules", 0, NULL, err);
+    ct_rc rc = ct_tx_exec0(tx, "DELETE FROM complaint_rules", 0, NULL, err);
     cJSON_ArrayForEach(r, rules)
     {
         if (rc != CT_OK)
@@ -205,7 +195,7 @@ ct_rc ct_store_rules_replace(struct ct_tx *tx, const cJSON *rules, struct ct_err
         const char *pv[] = {pattern, match, cJSON_IsFalse(en) ? "f" : "t"};
         if (strcmp(match, "regex") == 0) {
             /* compile it now: a broken pattern must be refused here, not at ingest time */
-            rc = exec0(tx, "SELECT '' ~* $1", 1, pv, err);
+            rc = ct_tx_exec0(tx, "SELECT '' ~* $1", 1, pv, err);
             if (rc != CT_OK) {
                 if (rc == CT_E_INVALID)
                     ct_err_set(err, CT_E_INVALID, "invalid_regex",
@@ -213,7 +203,7 @@ ct_rc ct_store_rules_replace(struct ct_tx *tx, const cJSON *rules, struct ct_err
                 break;
             }
         }
-        rc = exec0(tx, "INSERT INTO complaint_rules (pattern, match, enabled) VALUES ($1, $2, $3)",
+        rc = ct_tx_exec0(tx, "INSERT INTO complaint_rules (pattern, match, enabled) VALUES ($1, $2, $3)",
                    3, pv, err);
     }
     return rc;
