@@ -110,8 +110,15 @@ ct_rc ct_http_read_body(struct ct_req *req, size_t max, char **out, size_t *len,
             free(buf);
             return ct_err_set(err, CT_E_INVALID, "body_unreadable", "could not read the request body");
         }
-        if (n == 0)
+        if (n == 0) {
+            if (ri->content_length >= 0 && used < (size_t)ri->content_length) {
+                /* the client went away (or we are shutting down) mid-body: never parse half */
+                free(buf);
+                return ct_err_set(err, CT_E_UNAVAILABLE, "body_incomplete",
+                                  "the request body ended early; send it again");
+            }
             break;
+        }
         used += (size_t)n;
         if (used > max) {
             free(buf);
