@@ -5,7 +5,9 @@ CREATE TABLE webhook_receipts (
     id                 bigserial PRIMARY KEY,
     received_at        timestamptz NOT NULL DEFAULT now(),
     body               bytea,                 -- the exact bytes; NULL only after a lawful erasure
-    body_sha256        bytea NOT NULL CHECK (length(body_sha256) = 32),
+    -- a byte-identical redelivery is the same evidence: stored once (DECISIONS: a duplicate
+    -- delivery adds no row)
+    body_sha256        bytea NOT NULL UNIQUE CHECK (length(body_sha256) = 32),
     body_length        integer NOT NULL,
     signature_verified boolean NOT NULL,
     messages           integer NOT NULL DEFAULT 0, -- new messages it brought

@@ -10,6 +10,8 @@
 
 #define LIMIT_DEFAULT 50
 #define LIMIT_MAX 500
+/* 9999-12-31T23:59:59.999999Z in Unix microseconds: cursors beyond it are not ours */
+#define CURSOR_US_MAX 253402300799999999LL
 
 /* Parses a positive decimal id; false on anything else. */
 static bool parse_id(const char *s, long long *out)
@@ -26,7 +28,7 @@ static bool parse_id(const char *s, long long *out)
 /* limit query parameter: default 50, 1..500, else 400. */
 static bool read_limit(struct ct_req *req, int *limit)
 {
-    char buf[32];
+    char buf[CT_QUERY_BUF];
     long long v;
     *limit = LIMIT_DEFAULT;
     if (!ct_http_query(req, "limit", buf, sizeof(buf)))
@@ -65,7 +67,8 @@ static ct_rc list_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 void ct_api_tickets_list(struct ct_req *req)
 {
     static const char *const statuses[] = {"new", "open", "pending", "resolved", "closed"};
-    char status[16], assignee[80], escalated[8], contact[200], cursor[80];
+    char status[CT_QUERY_BUF], assignee[CT_QUERY_BUF], escalated[CT_QUERY_BUF],
+        contact[CT_QUERY_BUF], cursor[CT_QUERY_BUF];
     struct list_job j;
     struct ct_err err;
 
@@ -101,7 +104,8 @@ void ct_api_tickets_list(struct ct_req *req)
         j.f.contact = contact;
     if (ct_http_query(req, "cursor", cursor, sizeof(cursor)) && cursor[0] != '\0') {
         char tail;
-        if (sscanf(cursor, "t%lld_%lld%c", &j.f.cursor_us, &j.f.cursor_id, &tail) != 2) {
+        if (sscanf(cursor, "t%lld_%lld%c", &j.f.cursor_us, &j.f.cursor_id, &tail) != 2 ||
+            j.f.cursor_us < 0 || j.f.cursor_us > CURSOR_US_MAX || j.f.cursor_id <= 0) {
             ct_http_fail(req, CT_E_INVALID, "invalid_cursor", "cursor is not one this API returned");
             return;
         }
@@ -154,6 +158,11 @@ void ct_api_ticket_get(struct ct_req *req)
 static ct_rc timeline_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 {
     struct get_job *j = arg;
+    /* a read retried after a reconnect starts over */
+    cJSON_Delete(j->ticket);
+    j->ticket = NULL;
+    cJSON_Delete(j->items);
+    j->items = NULL;
     ct_rc rc = ct_store_ticket_get(tx, j->id, &j->ticket, err);
     if (rc == CT_OK)
         rc = ct_store_timeline(tx, j->id, j->limit, &j->cur, &j->items, j->next, err);
@@ -164,7 +173,7 @@ void ct_api_ticket_timeline(struct ct_req *req)
 {
     struct get_job j;
     struct ct_err err;
-    char cursor[120];
+    char cursor[CT_QUERY_BUF];
 
     memset(&j, 0, sizeof(j));
     if (!ticket_id_param(req, &j.id) || !read_limit(req, &j.limit))
@@ -172,7 +181,9 @@ void ct_api_ticket_timeline(struct ct_req *req)
     if (ct_http_query(req, "cursor", cursor, sizeof(cursor)) && cursor[0] != '\0') {
         char tail;
         if (sscanf(cursor, "l%lld_%lld_%d_%lld%c", &j.cur.at_us, &j.cur.rec_us, &j.cur.kind,
-                   &j.cur.id, &tail) != 4) {
+                   &j.cur.id, &tail) != 4 || j.cur.at_us < 0 || j.cur.at_us > CURSOR_US_MAX ||
+            j.cur.rec_us < 0 || j.cur.rec_us > CURSOR_US_MAX || j.cur.kind < 0 || j.cur.kind > 1 ||
+            j.cur.id <= 0) {
             ct_http_fail(req, CT_E_INVALID, "invalid_cursor", "cursor is not one this API returned");
             return;
         }

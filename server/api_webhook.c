@@ -12,7 +12,7 @@
 
 void ct_api_webhook_verify(struct ct_req *req)
 {
-    char mode[32], token[256], challenge[256];
+    char mode[CT_QUERY_BUF], token[CT_QUERY_BUF], challenge[CT_QUERY_BUF];
     const char *want = req->srv->cfg.verify_token;
 
     if (!ct_http_query(req, "hub.mode", mode, sizeof(mode)) || strcmp(mode, "subscribe") != 0 ||

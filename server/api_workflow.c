@@ -255,29 +255,62 @@ out:
     cJSON_Delete(body);
 }
 
-/* "YYYY-MM-DD" (UTC midnight) or a full ISO 8601 timestamp; written as a timestamptz literal. */
+/* Reads exactly n digits at *p into *out and advances. */
+static bool digits(const char **p, int n, int *out)
+{
+    int v = 0;
+    for (int i = 0; i < n; i++) {
+        if ((*p)[i] < '0' || (*p)[i] > '9')
+            return false;
+        v = v * 10 + ((*p)[i] - '0');
+    }
+    *p += n;
+    *out = v;
+    return true;
+}
+
+/* "YYYY-MM-DD" (UTC midnight) or "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)", checked
+ * field by field (a real calendar date) and rewritten as a timestamptz literal. */
 static bool parse_when(const char *s, char *out, size_t len)
 {
-    int y, mo, d, h, mi, n = 0;
-    double sec;
-    char tail[16] = "";
-    if (strlen(s) == 10 && sscanf(s, "%4d-%2d-%2d%n", &y, &mo, &d, &n) == 3 && n == 10) {
-        if (mo < 1 || mo > 12 || d < 1 || d > 31)
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const char *p = s;
+    int y, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0;
+    char frac[8] = "0", sign = '+';
+
+    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
+        !digits(&p, 2, &d) || y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
+        return false;
+    if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
+        return false;
+    if (*p != '\0') {
+        if (*p++ != 'T' || !digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) ||
+            *p++ != ':' || !digits(&p, 2, &sec) || h > 23 || mi > 59 || sec > 59)
             return false;
-        snprintf(out, len, "%04d-%02d-%02d 00:00:00+00", y, mo, d);
-        return true;
+        if (*p == '.') {
+            size_t n = 0;
+            for (p++; *p >= '0' && *p <= '9'; p++) {
+                if (n < 6)
+                    frac[n++] = *p;
+            }
+            if (n == 0)
+                return false;
+            frac[n] = '\0';
+        }
+        if (*p == 'Z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            sign = *p++;
+            if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) || oh > 14 || om > 59)
+                return false;
+        } else {
+            return false; /* the zone must be explicit */
+        }
+        if (*p != '\0')
+            return false;
     }
-    if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%lf%15s", &y, &mo, &d, &h, &mi, &sec, tail) < 6)
-        return false;
-    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || sec < 0 || sec >= 61)
-        return false;
-    /* the zone must be explicit: Z or an offset */
-    const char *z = strchr(s + 10, 'Z');
-    const char *plus = strchr(s + 10, '+');
-    const char *minus = strchr(s + 11, '-');
-    if (z == NULL && plus == NULL && minus == NULL)
-        return false;
-    snprintf(out, len, "%s", s);
+    snprintf(out, len, "%04d-%02d-%02d %02d:%02d:%02d.%s%c%02d:%02d", y, mo, d, h, mi, sec, frac,
+             sign, oh, om);
     return true;
 }
 
@@ -295,8 +328,9 @@ static ct_rc approvals_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 
 void ct_api_approvals_list(struct ct_req *req)
 {
-    char status[16], kind[32], by[80], dec[80], from[64], to[64], tsfrom[64], tsto[64], lim[16],
-        cur[40];
+    char status[CT_QUERY_BUF], kind[CT_QUERY_BUF], by[CT_QUERY_BUF], dec[CT_QUERY_BUF],
+        from[CT_QUERY_BUF], to[CT_QUERY_BUF], tsfrom[64], tsto[64], lim[CT_QUERY_BUF],
+        cur[CT_QUERY_BUF];
     struct approvals_job j;
     struct ct_err err;
 
@@ -421,6 +455,13 @@ static const cJSON *checked_rules(struct ct_req *req, const cJSON *body)
             return NULL;
         if (!ct_tickets_has_text(pattern)) {
             ct_http_fail(req, CT_E_INVALID, "missing_field", "pattern must not be empty");
+            return NULL;
+        }
+        size_t chars = 0;
+        for (const char *c = pattern; *c != '\0'; c++)
+            chars += ((unsigned char)*c & 0xc0) != 0x80; /* count code points, not bytes */
+        if (chars > 200) {
+            ct_http_fail(req, CT_E_INVALID, "too_long", "a pattern has at most 200 characters");
             return NULL;
         }
         if (match != NULL && strcmp(match, "keyword") != 0 && strcmp(match, "regex") != 0) {

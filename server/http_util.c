@@ -39,10 +39,14 @@ void ct_http_send_json(struct ct_req *req, int status, const cJSON *json)
 
 void ct_http_send_error(struct ct_req *req, const struct ct_err *err)
 {
+    char message[sizeof(err->message)];
     cJSON *root = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(root, "error");
+    /* messages quote client input (paths, field names) and may cut it mid-character */
+    snprintf(message, sizeof(message), "%s", err->message);
+    ct_utf8_sanitize(message);
     cJSON_AddStringToObject(e, "code", err->code);
-    cJSON_AddStringToObject(e, "message", err->message);
+    cJSON_AddStringToObject(e, "message", message);
     ct_http_send_json(req, ct_err_http_status(err->rc), root);
     cJSON_Delete(root);
 }
@@ -148,7 +152,7 @@ ct_rc ct_http_read_json(struct ct_req *req, cJSON **out, struct ct_err *err)
         free(body);
         return ct_err_set(err, CT_E_INVALID, "invalid_json", "request body is not valid UTF-8");
     }
-    *out = cJSON_ParseWithLength(body, len);
+    *out = ct_json_parse_strict(body, len);
     free(body);
     if (*out == NULL)
         return ct_err_set(err, CT_E_INVALID, "invalid_json", "request body is not valid JSON");

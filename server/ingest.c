@@ -123,6 +123,13 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m, lon
     struct ct_event_new ev;
     ct_rc rc;
 
+    /* a known wamid changes nothing, not even a contact row (seen under another number) */
+    if ((rc = ct_store_message_exists(tx, m->wamid, &dup, err)) != CT_OK)
+        return rc;
+    if (dup) {
+        res->messages_duplicate++;
+        return CT_OK;
+    }
     /* the contact row lock serialises concurrent deliveries about one customer, so the
      * duplicate check below cannot race (B-ingest 6) */
     if ((rc = ct_store_contact_lock(tx, m->phone_number_id, m->from, &contact_id, err)) != CT_OK)
@@ -241,12 +248,14 @@ static ct_rc ingest_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 
     /* a retried transaction starts from zero */
     memset(j->res, 0, sizeof(*j->res));
-    rc = ct_store_receipt_insert(tx, j->body, j->len, j->verified, &j->res->receipt_id, err);
+    rc = ct_store_receipt_insert(tx, j->body, j->len, j->verified, &j->res->receipt_id,
+                                 &j->res->receipt_duplicate, err);
     for (size_t i = 0; rc == CT_OK && i < b->nmessages; i++)
         rc = ingest_message(tx, &b->messages[j->morder[i]], j->res->receipt_id, j->res, err);
     for (size_t i = 0; rc == CT_OK && i < b->nstatuses; i++)
         rc = ingest_status(tx, &b->statuses[j->sorder[i]], j->res->receipt_id, j->res, err);
-    if (rc == CT_OK)
+    /* a redelivered body changes nothing, not even its receipt's counts */
+    if (rc == CT_OK && !j->res->receipt_duplicate)
         rc = ct_store_receipt_counts(tx, j->res->receipt_id, j->res->messages_new,
                                      j->res->statuses_new, err);
     return rc;

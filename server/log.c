@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "casetrail/log.h"
+#include "casetrail/webhook.h"
 
 /* Set once at start, before threads exist; read-only afterwards. */
 static enum ct_log_level min_level = CT_LOG_INFO;
@@ -44,6 +45,20 @@ static size_t json_escape(char *out, size_t cap, size_t pos, const char *s)
 {
     for (; *s != '\0' && pos + 7 < cap; s++) {
         unsigned char c = (unsigned char)*s;
+        size_t seq = ct_utf8_seq_len(s);
+        if (c >= 0x80) {
+            /* copy a whole valid sequence, or replace a stray byte with U+FFFD */
+            if (seq == 0) {
+                pos += (size_t)snprintf(out + pos, cap - pos, "\\ufffd");
+            } else if (pos + seq + 7 < cap) {
+                memcpy(out + pos, s, seq);
+                pos += seq;
+                s += seq - 1;
+            } else {
+                break;
+            }
+            continue;
+        }
         if (c == '"' || c == '\\') {
             out[pos++] = '\\';
             out[pos++] = (char)c;
@@ -55,6 +70,16 @@ static size_t json_escape(char *out, size_t cap, size_t pos, const char *s)
     }
     out[pos] = '\0';
     return pos;
+}
+
+/* Appends s when it fits whole (leaving room for the closing brace); pos never passes cap. */
+static size_t append(char *line, size_t cap, size_t pos, const char *s)
+{
+    size_t n = strlen(s);
+    if (pos + n + 3 > cap)
+        return pos;
+    memcpy(line + pos, s, n + 1);
+    return pos + n;
 }
 
 static void write_line(char *line, size_t pos, size_t cap)
@@ -107,14 +132,15 @@ void ct_log_access(const char *method, const char *path, int status, double ms, 
     pos = (size_t)snprintf(line, sizeof(line),
                            "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"request\",\"method\":\"", ts);
     pos = json_escape(line, sizeof(line), pos, method);
-    pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "\",\"path\":\"");
+    pos = append(line, sizeof(line), pos, "\",\"path\":\"");
     pos = json_escape(line, sizeof(line), pos, path);
-    pos += (size_t)snprintf(line + pos, sizeof(line) - pos, "\",\"status\":%d,\"ms\":%.3f", status,
-                            ms);
+    char tail[64];
+    snprintf(tail, sizeof(tail), "\",\"status\":%d,\"ms\":%.3f", status, ms);
+    pos = append(line, sizeof(line), pos, tail);
     if (user != NULL) {
-        pos += (size_t)snprintf(line + pos, sizeof(line) - pos, ",\"user\":\"");
+        pos = append(line, sizeof(line), pos, ",\"user\":\"");
         pos = json_escape(line, sizeof(line), pos, user);
-        line[pos++] = '"';
+        pos = append(line, sizeof(line), pos, "\"");
     }
     write_line(line, pos, sizeof(line));
 }

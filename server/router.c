@@ -177,6 +177,25 @@ static bool authorize(struct ct_req *req, const struct ct_route *r)
     return true;
 }
 
+/* Every query value must fit CT_QUERY_VALUE_MAX, so no handler ever drops or cuts a filter. */
+static bool query_ok(const char *q, char *bad, size_t badlen)
+{
+    while (q != NULL && *q != '\0') {
+        size_t n = strcspn(q, "&");
+        const char *eq = memchr(q, '=', n);
+        size_t value = eq != NULL ? n - (size_t)(eq - q) - 1 : 0;
+        if (value > CT_QUERY_VALUE_MAX) {
+            size_t name = eq != NULL ? (size_t)(eq - q) : n;
+            snprintf(bad, badlen, "%.*s", (int)(name < 40 ? name : 40), q);
+            return false;
+        }
+        q += n;
+        if (*q == '&')
+            q++;
+    }
+    return true;
+}
+
 static double elapsed_s(const struct timespec *t0)
 {
     struct timespec t1;
@@ -202,7 +221,12 @@ int ct_router_dispatch(struct ct_server *srv, struct mg_connection *conn)
     req.query = ri->query_string;
 
     r = ct_router_match(req.method, req.path, req.params, &req.nparams, &known);
-    if (r != NULL) {
+    char bad[48];
+    if (r != NULL && !query_ok(req.query, bad, sizeof(bad))) {
+        slot = (size_t)(r - routes);
+        ct_http_fail(&req, CT_E_INVALID, "query_too_long",
+                     "query parameter \"%s\" is longer than %d bytes", bad, CT_QUERY_VALUE_MAX);
+    } else if (r != NULL) {
         slot = (size_t)(r - routes);
         if (r->auth == CT_AUTH_PUBLIC || authorize(&req, r))
             r->handler(&req);

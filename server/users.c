@@ -77,9 +77,12 @@ static ct_rc apply_change(struct ct_tx *tx, void *arg, struct ct_err *err)
         ev.data = data;
         ev.texts[ev.ntexts++] = (struct ct_event_text){"subject_name", u.name, "staff"};
     } else {
-        if ((rc = ct_store_user_by_name(tx, c->name, true, &u, err)) != CT_OK)
+        rc = ct_store_user_by_name(tx, c->name, true, &u, err);
+        if (rc == CT_E_NOT_FOUND)
             return ct_err_set(err, CT_E_NOT_FOUND, "user_not_found", "no user named \"%s\"",
                               c->name);
+        if (rc != CT_OK)
+            return rc; /* keep the store's code: the retry loop and 503 depend on it */
         if (c->op == SET_ROLE) {
             if (u.role == c->role)
                 return CT_OK; /* nothing changed: nothing to record */

@@ -25,42 +25,86 @@ bool ct_webhook_signature_ok(const char *secret, const char *body, size_t len, c
     return CRYPTO_memcmp(want, got, 32) == 0;
 }
 
+size_t ct_utf8_seq_len(const char *str)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    unsigned char c = s[0];
+    size_t n;
+    unsigned cp;
+
+    if (c < 0x80)
+        return 1;
+    if ((c & 0xe0) == 0xc0) {
+        n = 1;
+        cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+        n = 2;
+        cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+        n = 3;
+        cp = c & 0x07;
+    } else {
+        return 0;
+    }
+    for (size_t k = 1; k <= n; k++) {
+        if ((s[k] & 0xc0) != 0x80) /* also stops at the NUL terminator */
+            return 0;
+        cp = (cp << 6) | (s[k] & 0x3f);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        return 0;
+    return n + 1;
+}
+
 bool ct_utf8_valid(const char *buf, size_t len)
 {
     const unsigned char *s = (const unsigned char *)buf;
     size_t i = 0;
     while (i < len) {
-        unsigned char c = s[i];
-        size_t n;
-        unsigned cp;
-        if (c < 0x80) {
+        if (s[i] < 0x80) {
             i++;
             continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            n = 1;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            n = 2;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            n = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
         }
-        if (i + n >= len)
-            return false; /* truncated sequence */
-        for (size_t k = 1; k <= n; k++) {
-            if ((s[i + k] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + k] & 0x3f);
-        }
-        if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+        /* a multi-byte sequence must end inside buf: check bounds before looking at it */
+        size_t need = (s[i] & 0xe0) == 0xc0 ? 2 : (s[i] & 0xf0) == 0xe0 ? 3 : (s[i] & 0xf8) == 0xf0 ? 4 : 0;
+        if (need == 0 || i + need > len)
             return false;
-        i += n + 1;
+        char tmp[5] = {0};
+        memcpy(tmp, s + i, need);
+        if (ct_utf8_seq_len(tmp) != need)
+            return false;
+        i += need;
     }
     return true;
+}
+
+void ct_utf8_sanitize(char *s)
+{
+    while (*s != '\0') {
+        size_t n = ct_utf8_seq_len(s);
+        if (n == 0) {
+            *s++ = '?';
+        } else {
+            s += n;
+        }
+    }
+}
+
+cJSON *ct_json_parse_strict(const char *body, size_t len)
+{
+    const char *end = NULL;
+    cJSON *j = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (j == NULL)
+        return NULL;
+    /* cJSON stops after the first value; anything but white space after it is not JSON */
+    for (; end < body + len; end++) {
+        if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
+            cJSON_Delete(j);
+            return NULL;
+        }
+    }
+    return j;
 }
 
 int ct_webhook_status_rank(const char *status)
@@ -96,7 +140,7 @@ static const cJSON *obj(const cJSON *parent, const char *key)
 /* WhatsApp timestamps are strings of Unix seconds; a number is tolerated. -1 when invalid. */
 static long long parse_ts(const cJSON *v)
 {
-    if (cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble < 1e11)
+    if (cJSON_IsNumber(v) && v->valuedouble >= 1 && v->valuedouble < 1e11)
         return (long long)v->valuedouble;
     if (!cJSON_IsString(v) || v->valuestring[0] == '\0' || strlen(v->valuestring) > 11)
         return -1;
@@ -104,7 +148,8 @@ static long long parse_ts(const cJSON *v)
         if (!isdigit((unsigned char)*p))
             return -1;
     }
-    return atoll(v->valuestring);
+    long long ts = atoll(v->valuestring);
+    return ts > 0 ? ts : -1; /* 0 is no time at all: callers read 0 as "now" */
 }
 
 /* The human-readable content of a message, by type. */
@@ -242,7 +287,7 @@ ct_rc ct_webhook_parse(const char *body, size_t len, struct ct_wa_batch *out, st
     memset(out, 0, sizeof(*out));
     if (!ct_utf8_valid(body, len))
         return ct_err_set(err, CT_E_INVALID, "invalid_json", "request body is not valid UTF-8");
-    out->root = cJSON_ParseWithLength(body, len);
+    out->root = ct_json_parse_strict(body, len);
     if (out->root == NULL)
         return ct_err_set(err, CT_E_INVALID, "invalid_json", "request body is not valid JSON");
     if (!cJSON_IsObject(out->root) || str(out->root, "object") == NULL ||

@@ -312,7 +312,8 @@ static ct_rc decide_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     bool approve = strcmp(j->decision, "approved") == 0;
     ct_rc rc;
 
-    /* peek for the ticket id, then lock ticket before approval: the same order as requests */
+    /* approval row first (it names the ticket), then the ticket. No path locks them the other
+     * way round: requests insert a new approval row and actions never touch approvals */
     if ((rc = ct_store_approval_lock(tx, j->approval_id, &a, err)) != CT_OK)
         return rc;
     if ((rc = ct_store_ticket_lock(tx, a.ticket_id, &t, err)) != CT_OK)

@@ -16,6 +16,10 @@
 struct mg_connection;
 
 #define CT_ROUTE_MAX_PARAMS 4
+/* Longest query parameter value (raw, before URL-decoding) the router lets through; handlers
+ * size their buffers CT_QUERY_BUF so a value is never silently cut or dropped. */
+#define CT_QUERY_VALUE_MAX 200
+#define CT_QUERY_BUF (CT_QUERY_VALUE_MAX + 1)
 
 struct ct_req {
     struct mg_connection *conn;
@@ -62,7 +66,8 @@ ct_rc ct_json_str(const cJSON *obj, const char *name, bool required, size_t max,
 ct_rc ct_json_int(const cJSON *obj, const char *name, bool required, long long lo, long long hi,
                   bool *present, long long *out, struct ct_err *err);
 
-/* Copies the URL-decoded query parameter name into buf; false when absent. */
+/* Copies the URL-decoded query parameter name into buf (at least CT_QUERY_BUF bytes); false
+ * when absent. */
 bool ct_http_query(const struct ct_req *req, const char *name, char *buf, size_t len);
 /* Header value or NULL (case-insensitive name). */
 const char *ct_http_header(const struct ct_req *req, const char *name);

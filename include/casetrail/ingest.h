@@ -13,6 +13,7 @@
 
 struct ct_ingest_result {
     long long receipt_id;
+    bool receipt_duplicate; /* byte-identical to a stored receipt: nothing new was stored */
     int messages_new;
     int messages_duplicate;
     int tickets_created;

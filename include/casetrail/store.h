@@ -103,9 +103,10 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
 
 /* ---- ingestion (webhooks) ---- */
 
-/* Stores the raw webhook body as received; sets *id. */
+/* Stores the raw webhook body as received; sets *id. A byte-identical body stored before is
+ * not stored again: *id is then the earlier receipt and *dup is true. */
 ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, bool verified,
-                              long long *id, struct ct_err *err);
+                              long long *id, bool *dup, struct ct_err *err);
 ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int statuses,
                               struct ct_err *err);
 /* Finds or creates the contact (phone_number_id, wa_id) and locks its row, which serialises

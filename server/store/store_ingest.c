@@ -8,7 +8,7 @@
 #include "store_internal.h"
 
 ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, bool verified,
-                              long long *id, struct ct_err *err)
+                              long long *id, bool *dup, struct ct_err *err)
 {
     unsigned char sum[32];
     unsigned int sumlen = 0;
@@ -20,10 +20,27 @@ ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, bo
     const int pf[] = {1, 1, 0, 0};
     PGresult *res = ct_tx_exec_bin(tx,
                                    "INSERT INTO webhook_receipts (body, body_sha256, body_length,"
-                                   " signature_verified) VALUES ($1, $2, $3, $4) RETURNING id",
+                                   " signature_verified) VALUES ($1, $2, $3, $4)"
+                                   " ON CONFLICT (body_sha256) DO NOTHING RETURNING id",
                                    4, pv, pl, pf, err);
     if (res == NULL)
         return err->rc;
+    *dup = PQntuples(res) == 0;
+    if (*dup) {
+        /* a new statement sees the earlier receipt even when it committed while we waited */
+        PQclear(res);
+        const int hl[] = {32};
+        const int hf[] = {1};
+        const char *hv[] = {(const char *)sum};
+        res = ct_tx_exec_bin(tx, "SELECT id FROM webhook_receipts WHERE body_sha256 = $1", 1, hv,
+                             hl, hf, err);
+        if (res == NULL)
+            return err->rc;
+        if (PQntuples(res) != 1) {
+            PQclear(res);
+            return ct_err_set(err, CT_E_INTERNAL, "internal", "receipt vanished");
+        }
+    }
     *id = atoll(PQgetvalue(res, 0, 0));
     PQclear(res);
     return CT_OK;

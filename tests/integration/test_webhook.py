@@ -61,6 +61,7 @@ class BadInput(ServerTest):
     def test_malformed_and_foreign_payloads(self):
         before = counts(self)
         for body, code in [(b"{not json", "invalid_json"), (b"", "invalid_json"),
+                           (fixture("text.json") + b" ]]] trailing", "invalid_json"),
                            (b"[1,2]", "not_whatsapp"), (b'{"object":"page","entry":[]}', "not_whatsapp"),
                            (b'{"object":"whatsapp_business_account"}', "not_whatsapp"),
                            (b'{"object":"whatsapp_business_account","entry":[]}\xff', "invalid_json")]:
@@ -98,10 +99,13 @@ class BadInput(ServerTest):
         payload["entry"][0]["changes"][0]["value"]["messages"].append(bad)
         payload["entry"][0]["changes"][0]["value"]["messages"].append(
             {"from": "923000000003", "id": "wamid.badts", "timestamp": "soon", "type": "text"})
+        payload["entry"][0]["changes"][0]["value"]["messages"].append(
+            {"from": "923000000003", "id": "wamid.zerots", "timestamp": "0", "type": "text"})
         r = post_webhook(self.srv, payload)
         self.assertEqual(r.status, 200, r)
         self.assertEqual(r.json()["messages_new"], 1)
-        self.assertEqual(self.one("SELECT count(*) FROM messages WHERE wamid IN ('wamid.good', 'wamid.badts')"), "1")
+        self.assertEqual(self.one("SELECT count(*) FROM messages WHERE wamid IN"
+                                  " ('wamid.good', 'wamid.badts', 'wamid.zerots')"), "1")
 
 
 class IngestTest(ServerTest):
@@ -220,11 +224,21 @@ class Ingestion(IngestTest):
             self.assertEqual(r.status, 200)
             self.assertEqual(r.json()["messages_new"], 0)
         after = counts(self)
-        self.assertEqual(after[1:], before_counts[1:])  # only receipts grow: evidence of each POST
-        self.assertEqual(int(after[0]), int(before_counts[0]) + len(payloads))
+        # DECISIONS: a duplicate delivery adds no row at all, not even a second receipt
+        self.assertEqual(after, before_counts)
         self.assertEqual(self.srv.get("/api/tickets?limit=500", token=self.token).body, tickets)
         self.assertEqual(self.srv.get(f"/api/tickets/{tid}/timeline?limit=500", token=self.token).body, timeline)
         self.assertEqual(self.q("SELECT id, updated_at FROM tickets UNION ALL SELECT id, updated_at FROM contacts"), updated)
+
+    def test_redelivery_under_another_number_creates_nothing(self):
+        post_webhook(self.srv, text_payload("wamid.other-number", "923123000001", 1760420000, "hi"))
+        before = counts(self)
+        r = post_webhook(self.srv, text_payload("wamid.other-number", "923123000001", 1760420000, "hi",
+                                                pnid=PNID_B))
+        self.assertEqual(r.status, 200)
+        self.assertEqual(r.json()["messages_duplicate"], 1)
+        after = counts(self)
+        self.assertEqual(after[1:], before[1:])  # a new receipt (other bytes), nothing else
 
     def test_concurrent_duplicates_and_first_messages(self):
         same = json.dumps(text_payload("wamid.race-dup", "923111000001", 1760440000, "race")).encode()
@@ -300,7 +314,8 @@ class Ingestion(IngestTest):
 
     def test_status_for_unknown_message_is_kept_raw_only(self):
         before = counts(self)
-        r = post_webhook(self.srv, fixture("status_failed.json"))
+        r = post_webhook(self.srv, status_payload("wamid.never-sent-by-us", "failed", 1760432700,
+                                                  errors=[{"code": 131026, "title": "Message undeliverable"}]))
         self.assertEqual(r.status, 200)
         after = counts(self)
         self.assertEqual(int(after[0]), int(before[0]) + 1)
@@ -326,7 +341,9 @@ class Ingestion(IngestTest):
             if cursor is None:
                 break
         self.assertEqual(seen, [f"92355500000{i}" for i in range(4, -1, -1)])
-        for bad in ["limit=0", "limit=501", "limit=abc", "status=archived", "escalated=maybe", "cursor=zzz"]:
+        for bad in ["limit=0", "limit=501", "limit=abc", "status=archived", "escalated=maybe", "cursor=zzz",
+                    "status=closedclosedclosedX", "escalated=truetrue", "contact=" + "x" * 201,
+                    "cursor=t-99999999999999999_1", "cursor=t1_0"]:
             r = self.srv.get("/api/tickets?" + bad, token=self.token)
             self.assertEqual(r.status, 400, bad)
             self.assertIn("error", r.json())
@@ -336,6 +353,10 @@ class Ingestion(IngestTest):
             self.assertEqual(r.status, 404, path)
             self.assertEqual(r.json()["error"]["code"], "ticket_not_found")
         self.assertEqual(self.srv.get("/api/tickets").status, 401)
+        # errors quoting bad bytes stay valid JSON
+        r = self.srv.get("/api/tickets/%FF%C3", token=self.token)
+        self.assertEqual(r.status, 404)
+        self.assertEqual(r.json()["error"]["code"], "ticket_not_found")
         # timeline pagination
         tid = self.ticket_of("923555000000")
         full = self.api(f"/api/tickets/{tid}/timeline")["items"]

@@ -131,7 +131,10 @@ class Workflow(ServerTest):
                  ("priority", {"priority": "asap"}, 400, "invalid_priority"),
                  ("notes", {"body": ""}, 400, "missing_field"),
                  ("notes", {}, 400, "missing_field"),
-                 ("assign", {}, 400, "missing_field")]
+                 ("assign", {}, 400, "missing_field"),
+                 ("priority", b'{"priority":"high"} trailing', 400, "invalid_json"),
+                 ("notes", {"b\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9\u00e9": 1},
+                  400, "unknown_field")]
         for action, body, status, code in cases:
             self.act(tid, action, body, self.sup, status, code)
         self.assertEqual(self.one("SELECT count(*) FROM events WHERE ticket_id = :'t'", t=tid), before)
@@ -224,7 +227,11 @@ class Workflow(ServerTest):
         lst = self.srv.get("/api/approvals?requested_by=sup&from=2020-01-01&to=2999-01-01T00:00:00Z", token=self.qa).json()
         self.assertEqual([x["status"] for x in lst["approvals"]], ["denied"])
         self.assertEqual(self.srv.get("/api/approvals?from=2999-01-01", token=self.qa).json()["approvals"], [])
-        for bad in ["status=maybe", "from=yesterday", "limit=0", "cursor=x"]:
+        for good in ["from=2024-02-29", "from=2020-01-01T10:00:00.123456789%2B05:00", "to=2999-12-31T23:59:59Z"]:
+            self.assertEqual(self.srv.get("/api/approvals?" + good, token=self.qa).status, 200, good)
+        for bad in ["status=maybe", "from=yesterday", "limit=0", "cursor=x", "from=2024-02-30",
+                    "from=2023-02-29", "from=2024-01-01T00:00:00Zjunk", "from=2024-01-01T00:00:nanZ",
+                    "from=2024-01-01T-1:00:00Z", "from=2024-01-01T10:00:00", "to=2024-13-01"]:
             self.assertEqual(self.srv.get("/api/approvals?" + bad, token=self.qa).status, 400, bad)
 
     def test_concurrent_assigns_serialise(self):
@@ -280,7 +287,8 @@ class Workflow(ServerTest):
                           ({"rules": [{"pattern": ""}]}, "missing_field"),
                           ({"rules": [{"pattern": "x", "match": "glob"}]}, "invalid_match"),
                           ({"rules": [{"pattern": "x", "weight": 2}]}, "unknown_field"),
-                          ({"rules": "refund"}, "wrong_type")]:
+                          ({"rules": "refund"}, "wrong_type"),
+                          ({"rules": [{"pattern": "ش" * 201}]}, "too_long")]:
             r = self.srv.request("PUT", "/api/rules/complaints", body=bad, token=self.admin)
             self.assertEqual((r.status, r.json()["error"]["code"]), (400, code), bad)
         self.assertIn("refund", [x["pattern"] for x in self.srv.get("/api/rules/complaints", token=self.qa).json()["rules"]])
