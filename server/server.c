@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <civetweb.h>
 
@@ -17,7 +18,41 @@
 static int begin_request(struct mg_connection *conn)
 {
     struct ct_server *srv = mg_get_user_data(mg_get_context(conn));
-    return ct_router_dispatch(srv, conn);
+    int status;
+
+    /* count first, then look at the flag: the drain loop cannot miss a request that passed */
+    atomic_fetch_add(&srv->inflight, 1);
+    if (atomic_load(&srv->draining)) {
+        static const char body[] =
+            "{\"error\":{\"code\":\"shutting_down\",\"message\":\"the server is stopping, try again\"}}";
+        mg_response_header_start(conn, 503);
+        mg_response_header_add(conn, "Content-Type", "application/json", -1);
+        char clen[16];
+        snprintf(clen, sizeof(clen), "%zu", sizeof(body) - 1);
+        mg_response_header_add(conn, "Content-Length", clen, -1);
+        mg_response_header_add(conn, "Connection", "close", -1);
+        mg_response_header_send(conn);
+        mg_write(conn, body, sizeof(body) - 1);
+        status = 503;
+    } else {
+        status = ct_router_dispatch(srv, conn);
+    }
+    atomic_fetch_sub(&srv->inflight, 1);
+    return status;
+}
+
+/* Waits (at most 30 s) for requests in flight to answer before civetweb stops: once stopped,
+ * civetweb no longer reads or writes sockets, and a committed webhook would lose its 200. */
+static void drain(struct ct_server *srv)
+{
+    atomic_store(&srv->draining, true);
+    for (int i = 0; i < 3000 && atomic_load(&srv->inflight) > 0; i++) {
+        struct timespec ts = {0, 10 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (atomic_load(&srv->inflight) > 0)
+        ct_log_warn("stopping with %d requests still in flight after 30 s",
+                    atomic_load(&srv->inflight));
 }
 
 static int log_message(const struct mg_connection *conn, const char *message)
@@ -74,6 +109,8 @@ int ct_server_run(struct ct_config *cfg)
     int applied = 0, sig = 0, code = 1;
 
     memset(&srv, 0, sizeof(srv));
+    atomic_init(&srv.inflight, 0);
+    atomic_init(&srv.draining, false);
     srv.cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
     mg_init_library(0);
@@ -122,6 +159,7 @@ int ct_server_run(struct ct_config *cfg)
                 srv.schema_latest, applied);
     sigwait(&sigs, &sig);
     ct_log_info("received %s: draining in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    drain(&srv);
     code = 0;
 out:
     server_free(&srv);

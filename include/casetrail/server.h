@@ -3,6 +3,9 @@
 #ifndef CASETRAIL_SERVER_H
 #define CASETRAIL_SERVER_H
 
+#include <stdatomic.h>
+#include <stdbool.h>
+
 #include "casetrail/config.h"
 #include "casetrail/err.h"
 
@@ -17,6 +20,8 @@ struct ct_server {
     struct mg_context *mg;      /* owned; civetweb worker threads */
     int schema_latest;          /* highest migration shipped with this binary's migrations dir */
     int port;                   /* the port actually bound (CASETRAIL_LISTEN may say 0) */
+    atomic_int inflight;        /* requests being handled now */
+    atomic_bool draining;       /* set on SIGTERM/SIGINT: new requests get 503 */
 };
 
 /* Runs `casetrail serve`: migrates, starts civetweb, waits for SIGTERM/SIGINT, drains in-flight

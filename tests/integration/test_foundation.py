@@ -3,9 +3,11 @@ identity events and the append-only events table. When this fails, look at the s
 printed in the assertion and at server/router.c (routing/auth) or server/cli.c (CLI)."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 import harness  # noqa: E402
@@ -143,6 +145,51 @@ class Foundation(ServerTest):
                 self.q(sql)
             self.assertIn("append-only", str(ctx.exception))
         self.assertNotEqual(self.one("SELECT count(*) FROM events"), "0")
+
+
+class Drain(harness.unittest.TestCase):
+    """SIGTERM while a webhook waits on a row lock: the request finishes (its rows commit) before
+    the process exits 0."""
+
+    def test_sigterm_finishes_in_flight_requests(self):
+        dsn, name = create_db("drain")
+        srv = Server(dsn, log_name="drain").start()
+        try:
+            r = harness.post_webhook(srv, harness.text_payload("wamid.drain-1", "923666000001", 1760800000, "a"))
+            self.assertEqual(r.status, 200)
+            # hold the contact's row lock so the next webhook blocks inside its transaction
+            holder = subprocess.Popen(["psql", dsn, "-X", "-q", "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE,
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            holder.stdin.write("BEGIN; SELECT id FROM contacts WHERE wa_id = '923666000001' FOR UPDATE;\n")
+            holder.stdin.flush()
+            holder.stdout.readline()
+            result = {}
+
+            def post():
+                result["r"] = harness.post_webhook(srv, harness.text_payload(
+                    "wamid.drain-2", "923666000001", 1760800001, "b"))
+            t = threading.Thread(target=post)
+            t.start()
+            deadline = time.time() + 10
+            while time.time() < deadline and harness.scalar(
+                    harness.env_or_die("CT_TEST_ADMIN_DSN"),
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = :'d' AND wait_event_type = 'Lock'",
+                    d=name) != "1":
+                time.sleep(0.05)
+            srv.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.5)
+            self.assertIsNone(srv.proc.poll(), "the server exited with a request in flight")
+            # while draining, new work is refused (Meta retries it later)
+            r = srv.get("/healthz")
+            self.assertEqual((r.status, r.json()["error"]["code"]), (503, "shutting_down"))
+            holder.communicate("COMMIT;\n", timeout=30)
+            t.join(timeout=30)
+            self.assertEqual(srv.proc.wait(timeout=30), 0, srv.read_log())
+            self.assertEqual(harness.scalar(dsn, "SELECT count(*) FROM messages WHERE wamid = 'wamid.drain-2'"), "1")
+            self.assertEqual(result["r"].status, 200)  # the in-flight request got its answer
+        finally:
+            srv.stop()
+            drop_db(name)
 
 
 class Cli(harness.unittest.TestCase):
