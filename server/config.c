@@ -129,6 +129,15 @@ ct_rc ct_config_load(struct ct_config *cfg, ct_getenv_fn get, void *arg, struct 
         ct_err_set(err, CT_E_INVALID, "bad_config", "CASETRAIL_DB_POOL must be an integer from 1 to 256");
         goto fail;
     }
+    v = get("CASETRAIL_DB_PREPARE", arg);
+    cfg->db_prepare = true;
+    if (v != NULL && v[0] != '\0') {
+        if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
+            ct_err_set(err, CT_E_INVALID, "bad_config", "CASETRAIL_DB_PREPARE must be 1 or 0");
+            goto fail;
+        }
+        cfg->db_prepare = strcmp(v, "1") == 0;
+    }
     v = get("CASETRAIL_WEB_ROOT", arg);
     cfg->web_root = strdup(v != NULL && v[0] != '\0' ? v : "web");
     v = get("CASETRAIL_MIGRATIONS_DIR", arg);

@@ -145,6 +145,8 @@ int ct_server_run(struct ct_config *cfg)
         goto out;
     }
     srv.pool = ct_pool_new(srv.cfg.database_url, srv.cfg.db_pool);
+    if (srv.pool != NULL)
+        ct_pool_set_prepare(srv.pool, srv.cfg.db_prepare);
     srv.metrics = ct_metrics_new(ct_router_slots(), ct_router_label);
     if (srv.pool == NULL || srv.metrics == NULL) {
         ct_log_error("out of memory at start");

@@ -17,6 +17,7 @@ struct ct_config {
     int listen_port;         /* CASETRAIL_LISTEN port part; 0 picks a free port */
     int threads;             /* CASETRAIL_THREADS */
     int db_pool;             /* CASETRAIL_DB_POOL */
+    bool db_prepare;         /* CASETRAIL_DB_PREPARE: prepare statements once per connection */
     char *web_root;          /* CASETRAIL_WEB_ROOT */
     char *migrations_dir;    /* CASETRAIL_MIGRATIONS_DIR */
     size_t max_body;         /* CASETRAIL_MAX_BODY, bytes */

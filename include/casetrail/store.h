@@ -17,6 +17,9 @@ struct ct_tx; /* a borrowed connection, inside a transaction when made by ct_sto
 /* Creates a pool of at most size connections to database_url (NULL: libpq defaults).
  * Connects lazily. Returns NULL on OOM. Free with ct_pool_free(). */
 struct ct_pool *ct_pool_new(const char *database_url, int size);
+/* Whether statements are prepared once per connection (default true). Turn off behind a
+ * transaction-pooling proxy that cannot keep prepared statements. Call before first use. */
+void ct_pool_set_prepare(struct ct_pool *pool, bool prepare);
 void ct_pool_free(struct ct_pool *pool);
 int ct_pool_size(const struct ct_pool *pool);
 int ct_pool_in_use(struct ct_pool *pool);

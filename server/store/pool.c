@@ -19,7 +19,9 @@ struct ct_pool {
     int size;
     int in_use;
     PGconn **conns; /* conns[i] == NULL: slot free and not connected */
+    struct ct_stmt_cache *caches; /* caches[i]: what conns[i] has prepared */
     bool *busy;
+    bool prepare;
     atomic_bool db_up;
 };
 
@@ -42,14 +44,18 @@ struct ct_pool *ct_pool_new(const char *database_url, int size)
     p->size = size;
     p->conns = calloc((size_t)size, sizeof(*p->conns));
     p->busy = calloc((size_t)size, sizeof(*p->busy));
+    p->caches = calloc((size_t)size, sizeof(*p->caches));
     p->database_url = database_url ? strdup(database_url) : NULL;
-    if (p->conns == NULL || p->busy == NULL || (database_url != NULL && p->database_url == NULL)) {
+    if (p->conns == NULL || p->busy == NULL || p->caches == NULL ||
+        (database_url != NULL && p->database_url == NULL)) {
         free(p->conns);
         free(p->busy);
+        free(p->caches);
         free(p->database_url);
         free(p);
         return NULL;
     }
+    p->prepare = true;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->freed, NULL);
     atomic_init(&p->db_up, false);
@@ -68,8 +74,23 @@ void ct_pool_free(struct ct_pool *p)
     pthread_cond_destroy(&p->freed);
     free(p->conns);
     free(p->busy);
+    free(p->caches);
     free(p->database_url);
     free(p);
+}
+
+/* Closes a slot's connection; its prepared statements go with it. */
+static void drop_conn(struct ct_pool *p, int slot)
+{
+    if (p->conns[slot] != NULL)
+        PQfinish(p->conns[slot]);
+    p->conns[slot] = NULL;
+    p->caches[slot].n = 0;
+}
+
+void ct_pool_set_prepare(struct ct_pool *p, bool prepare)
+{
+    p->prepare = prepare;
 }
 
 int ct_pool_size(const struct ct_pool *p)
@@ -123,8 +144,7 @@ static void give_slot(struct ct_pool *p, int slot)
     PGconn *c = p->conns[slot];
     if (c != NULL && (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)) {
         /* never hand the next borrower a broken connection or one left mid-transaction */
-        PQfinish(c);
-        p->conns[slot] = NULL;
+        drop_conn(p, slot);
     }
     p->busy[slot] = false;
     p->in_use--;
@@ -139,8 +159,7 @@ static ct_rc ensure_conn(struct ct_pool *p, int slot, struct ct_err *err)
     PGconn *c = p->conns[slot];
     if (c != NULL && PQstatus(c) == CONNECTION_OK)
         return CT_OK;
-    if (c != NULL)
-        PQfinish(c);
+    drop_conn(p, slot);
     c = ct_store_connect(p->database_url);
     if (c == NULL || PQstatus(c) != CONNECTION_OK) {
         /* the libpq message may hold host names but never the password */
@@ -150,7 +169,6 @@ static ct_rc ensure_conn(struct ct_pool *p, int slot, struct ct_err *err)
         ct_log_warn("could not connect to the database: %s", msg);
         if (c != NULL)
             PQfinish(c);
-        p->conns[slot] = NULL;
         atomic_store(&p->db_up, false);
         return ct_err_set(err, CT_E_UNAVAILABLE, "database_unavailable",
                           "could not reach the database");
@@ -165,10 +183,49 @@ static bool sqlstate_is(const PGresult *res, const char *code)
     return s != NULL && strcmp(s, code) == 0;
 }
 
+/* FNV-1a: names a statement by its text, so dynamic SQL gets one name per distinct text. */
+static unsigned long long sql_key(const char *sql)
+{
+    unsigned long long h = 1469598103934665603ULL;
+    for (; *sql != '\0'; sql++) {
+        h ^= (unsigned char)*sql;
+        h *= 1099511628211ULL;
+    }
+    return h;
+}
+
+/* Runs sql as a statement prepared once per connection (parse and plan once, not per call);
+ * falls back to PQexecParams when there is no cache or it is full. */
+static PGresult *exec_prepared(struct ct_tx *tx, const char *sql, int nparams,
+                               const char *const *params, const int *lengths, const int *formats)
+{
+    struct ct_stmt_cache *c = tx->cache;
+    char name[24];
+    unsigned long long key;
+    int i;
+
+    if (c == NULL)
+        return PQexecParams(tx->conn, sql, nparams, NULL, params, lengths, formats, 0);
+    key = sql_key(sql);
+    for (i = 0; i < c->n && c->keys[i] != key; i++)
+        ;
+    snprintf(name, sizeof(name), "ct%016llx", key);
+    if (i == c->n) {
+        if (c->n == CT_STMT_CACHE)
+            return PQexecParams(tx->conn, sql, nparams, NULL, params, lengths, formats, 0);
+        PGresult *res = PQprepare(tx->conn, name, sql, nparams, NULL);
+        if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
+            return res; /* the caller maps the error */
+        PQclear(res);
+        c->keys[c->n++] = key;
+    }
+    return PQexecPrepared(tx->conn, name, nparams, params, lengths, formats, 0);
+}
+
 PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const char *const *params,
                          const int *lengths, const int *formats, struct ct_err *err)
 {
-    PGresult *res = PQexecParams(tx->conn, sql, nparams, NULL, params, lengths, formats, 0);
+    PGresult *res = exec_prepared(tx, sql, nparams, params, lengths, formats);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     const char *state;
 
@@ -214,9 +271,11 @@ ct_rc ct_tx_exec0(struct ct_tx *tx, const char *sql, int nparams, const char *co
     return CT_OK;
 }
 
+/* Transaction control goes as a simple query: nothing to prepare. */
 static ct_rc simple(struct ct_tx *tx, const char *sql, struct ct_err *err)
 {
-    return ct_tx_exec0(tx, sql, 0, NULL, err);
+    struct ct_tx plain = {tx->conn, NULL};
+    return ct_tx_exec0(&plain, sql, 0, NULL, err);
 }
 
 static bool is_retryable(const struct ct_err *err)
@@ -242,12 +301,12 @@ static ct_rc run(struct ct_pool *p, bool in_tx, ct_tx_fn fn, void *arg, struct c
         if (rc != CT_OK)
             break;
         tx.conn = p->conns[slot];
+        tx.cache = p->prepare ? &p->caches[slot] : NULL;
         if (in_tx) {
             rc = simple(&tx, "BEGIN", err);
             if (rc == CT_E_UNAVAILABLE && attempt == 0) {
                 /* a connection that died while idle (database restarted): reopen once */
-                PQfinish(p->conns[slot]);
-                p->conns[slot] = NULL;
+                drop_conn(p, slot);
                 continue;
             }
             if (rc != CT_OK)
@@ -256,8 +315,7 @@ static ct_rc run(struct ct_pool *p, bool in_tx, ct_tx_fn fn, void *arg, struct c
         rc = fn(&tx, arg, err);
         if (!in_tx && rc == CT_E_UNAVAILABLE && attempt == 0) {
             /* reads are safe to repeat on a fresh connection after a database restart */
-            PQfinish(p->conns[slot]);
-            p->conns[slot] = NULL;
+            drop_conn(p, slot);
             continue;
         }
         if (in_tx) {

@@ -6,8 +6,16 @@
 
 #include "casetrail/store.h"
 
+/* Statements already prepared on one connection, by a hash of their SQL text. */
+#define CT_STMT_CACHE 256
+struct ct_stmt_cache {
+    unsigned long long keys[CT_STMT_CACHE];
+    int n;
+};
+
 struct ct_tx {
     PGconn *conn;
+    struct ct_stmt_cache *cache; /* the connection's; statements are prepared once per connection */
 };
 
 /* Runs a parameterised statement. Returns the result (caller PQclear()s) when it succeeded,

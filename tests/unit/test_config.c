@@ -50,6 +50,7 @@ int main(void)
     CHECK_STR(cfg.currency, "USD");
     CHECK(cfg.db_pool >= 1 && cfg.db_pool <= 16);
     CHECK(!cfg.insecure_no_signature);
+    CHECK(cfg.db_prepare);
     ct_config_free(&cfg);
 
     struct kv good[] = {{"CASETRAIL_LISTEN", "0.0.0.0:0"},
@@ -82,6 +83,7 @@ int main(void)
     expect_bad("CASETRAIL_INSECURE_NO_SIGNATURE", "yes");
     expect_bad("CASETRAIL_CURRENCY", "usd");
     expect_bad("CASETRAIL_LOG_LEVEL", "loud");
+    expect_bad("CASETRAIL_DB_PREPARE", "yes");
 
     size_t sz;
     CHECK(ct_config_parse_size("4MiB", &sz) && sz == 4u * 1024 * 1024);
