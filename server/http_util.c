@@ -39,6 +39,11 @@ void ct_http_send_json(struct ct_req *req, int status, const cJSON *json)
 
 void ct_http_send_error(struct ct_req *req, const struct ct_err *err)
 {
+    ct_http_send_error_status(req, ct_err_http_status(err->rc), err);
+}
+
+void ct_http_send_error_status(struct ct_req *req, int status, const struct ct_err *err)
+{
     char message[sizeof(err->message)];
     cJSON *root = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(root, "error");
@@ -47,7 +52,7 @@ void ct_http_send_error(struct ct_req *req, const struct ct_err *err)
     ct_utf8_sanitize(message);
     cJSON_AddStringToObject(e, "code", err->code);
     cJSON_AddStringToObject(e, "message", message);
-    ct_http_send_json(req, ct_err_http_status(err->rc), root);
+    ct_http_send_json(req, status, root);
     cJSON_Delete(root);
 }
 

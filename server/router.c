@@ -232,11 +232,10 @@ int ct_router_dispatch(struct ct_server *srv, struct mg_connection *conn)
             r->handler(&req);
     } else if (known) {
         slot = NROUTES + 1;
-        char body[400];
-        int n = snprintf(body, sizeof(body),
-                         "{\"error\":{\"code\":\"method_not_allowed\",\"message\":"
-                         "\"method %.20s is not allowed on this path\"}}", req.method);
-        ct_http_send(&req, 405, "application/json", body, (size_t)n);
+        struct ct_err err;
+        ct_err_set(&err, CT_E_INVALID, "method_not_allowed", "method %.20s is not allowed on %.200s",
+                   req.method, req.path);
+        ct_http_send_error_status(&req, 405, &err);
     } else if (strncmp(req.path, "/api/", 5) == 0 || strncmp(req.path, "/webhooks/", 10) == 0) {
         slot = NROUTES + 1;
         ct_http_fail(&req, CT_E_NOT_FOUND, "not_found", "no route for %s %s", req.method, req.path);

@@ -41,6 +41,8 @@ void ct_http_send(struct ct_req *req, int status, const char *content_type, cons
 void ct_http_send_json(struct ct_req *req, int status, const cJSON *json);
 /* Sends {"error":{"code","message"}} with the status of err->rc. */
 void ct_http_send_error(struct ct_req *req, const struct ct_err *err);
+/* The same with an explicit status (405 and the like, which no rc names). */
+void ct_http_send_error_status(struct ct_req *req, int status, const struct ct_err *err);
 /* Shorthand: fills a ct_err and sends it. */
 void ct_http_fail(struct ct_req *req, ct_rc rc, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

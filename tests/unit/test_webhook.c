@@ -146,6 +146,34 @@ int main(void)
     }
     free(raw);
 
+    /* shapes the fixtures lack: a BSUID change with no "from", a Flows reply, a number */
+    const char *more =
+        "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":["
+        "{\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"P\"},"
+        "\"messages\":[{\"id\":\"wamid.s1\",\"timestamp\":\"1760000000\",\"type\":\"system\","
+        "\"system\":{\"type\":\"user_changed_user_id\",\"user_id\":\"US.1\",\"body\":\"changed\"}},"
+        "{\"from\":\"9230\",\"id\":\"wamid.f1\",\"timestamp\":1760000001,\"type\":\"interactive\","
+        "\"interactive\":{\"type\":\"nfm_reply\",\"nfm_reply\":{\"name\":\"flow\",\"body\":\"Sent\","
+        "\"response_json\":\"{}\"}}},"
+        "{\"from\":\"9230\",\"id\":\"wamid.n1\",\"timestamp\":\"1760000002\"}]}},"
+        "{\"field\":\"account_update\",\"value\":{\"x\":1}},"
+        "{\"field\":\"messages\",\"value\":{\"messages\":[{\"id\":\"wamid.nopnid\"}]}}]}]}";
+    CHECK(ct_webhook_parse(more, strlen(more), &b, &err) == CT_OK);
+    CHECK(b.nmessages == 3);
+    CHECK(b.nskipped == 1); /* the message under a change without metadata.phone_number_id */
+    if (b.nmessages == 3) {
+        CHECK_STR(b.messages[0].from, "US.1");
+        CHECK_STR(b.messages[0].text, "changed");
+        CHECK_STR(b.messages[1].text, "Sent");
+        CHECK(b.messages[1].ts == 1760000001);
+        CHECK_STR(b.messages[2].type, "unknown"); /* no type: kept, not dropped */
+    }
+    ct_webhook_batch_free(&b);
+    const char *trailing = "{\"object\":\"whatsapp_business_account\",\"entry\":[]} x";
+    CHECK(ct_webhook_parse(trailing, strlen(trailing), &b, &err) == CT_E_INVALID);
+    CHECK(ct_webhook_parse(trailing, strlen(trailing) - 2, &b, &err) == CT_OK); /* without " x" */
+    ct_webhook_batch_free(&b);
+
     CHECK(ct_webhook_status_rank("read") > ct_webhook_status_rank("delivered"));
     CHECK(ct_webhook_status_rank("failed") > ct_webhook_status_rank("read"));
     CHECK(ct_webhook_status_rank("weird") == 0);
