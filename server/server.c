@@ -134,6 +134,9 @@ int ct_server_run(struct ct_config *cfg)
         ct_log_warn("INSECURE: CASETRAIL_INSECURE_NO_SIGNATURE=1 and no WHATSAPP_APP_SECRET; "
                     "webhook signatures are NOT checked, anyone can post fake customer messages");
     }
+    if (srv.cfg.verify_token == NULL)
+        ct_log_warn("WHATSAPP_VERIFY_TOKEN is not set: Meta's webhook verification handshake "
+                    "will be refused (403) until it is");
     srv.schema_latest = ct_migrations_latest(srv.cfg.migrations_dir);
     if (srv.schema_latest < 0) {
         ct_log_error("no migrations found in \"%s\" (set CASETRAIL_MIGRATIONS_DIR)",
