@@ -14,12 +14,14 @@ void ct_http_send(struct ct_req *req, int status, const char *content_type, cons
 {
     char clen[32];
     snprintf(clen, sizeof(clen), "%zu", len);
+    pthread_mutex_lock(&req->srv->header_mu);
     mg_response_header_start(req->conn, status);
     mg_response_header_add(req->conn, "Content-Type", content_type, -1);
     mg_response_header_add(req->conn, "Content-Length", clen, -1);
     mg_response_header_add(req->conn, "Cache-Control", "no-store", -1);
     mg_response_header_add(req->conn, "X-Content-Type-Options", "nosniff", -1);
     mg_response_header_send(req->conn);
+    pthread_mutex_unlock(&req->srv->header_mu);
     if (len > 0 && strcmp(req->method, "HEAD") != 0)
         mg_write(req->conn, body, len);
     req->status = status;

@@ -145,9 +145,12 @@ static void serve_static(struct ct_req *req)
         ct_http_fail(req, CT_E_NOT_FOUND, "not_found", "file not found");
         return;
     }
+    /* civetweb's Date/Last-Modified use gmtime(): see header_mu */
+    pthread_mutex_lock(&req->srv->header_mu);
     mg_send_mime_file2(req->conn, path, NULL,
                        "X-Content-Type-Options: nosniff\r\n"
                        "Content-Security-Policy: default-src 'self'; object-src 'none'\r\n");
+    pthread_mutex_unlock(&req->srv->header_mu);
     req->status = 200;
 }
 
