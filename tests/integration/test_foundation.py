@@ -80,6 +80,11 @@ class Foundation(ServerTest):
         token = add_user(self.dsn, "logcheck", "qa")
         self.srv.get("/api/me", token=token)
         self.srv.get("/healthz?hub.verify_token=SUPERSECRETVALUE")
+        # the access line is written after the answer is sent: give it a moment under load
+        deadline = time.time() + 10
+        while '"path":"/healthz"' not in self.srv.read_log().split('"user":"logcheck"')[-1] \
+                and time.time() < deadline:
+            time.sleep(0.05)
         log = self.srv.read_log()
         self.assertNotIn(token, log)
         self.assertNotIn("SUPERSECRETVALUE", log)
@@ -96,9 +101,16 @@ class Foundation(ServerTest):
     def test_metrics(self):
         self.srv.get("/healthz")
         self.srv.get("/api/me")
-        r = self.srv.get("/metrics")
+        # requests are counted after their answer is sent: poll briefly under load
+        deadline = time.time() + 10
+        while True:
+            r = self.srv.get("/metrics")
+            text = r.body.decode()
+            if ('route="GET /api/me",status="401"' in text and 'route="GET /healthz",status="200"' in text) \
+                    or time.time() > deadline:
+                break
+            time.sleep(0.05)
         self.assertEqual(r.status, 200)
-        text = r.body.decode()
         self.assertRegex(text, r'casetrail_http_requests_total\{route="GET /healthz",status="200"\} [1-9]')
         self.assertRegex(text, r'casetrail_http_requests_total\{route="GET /api/me",status="401"\} [1-9]')
         self.assertIn('casetrail_http_request_duration_seconds_bucket{le="+Inf"}', text)
@@ -170,12 +182,15 @@ class Drain(harness.unittest.TestCase):
                     "wamid.drain-2", "923666000001", 1760800001, "b"))
             t = threading.Thread(target=post)
             t.start()
-            deadline = time.time() + 10
-            while time.time() < deadline and harness.scalar(
+            deadline = time.time() + 60
+            waiting = "0"
+            while time.time() < deadline and waiting != "1":
+                time.sleep(0.05)
+                waiting = harness.scalar(
                     harness.env_or_die("CT_TEST_ADMIN_DSN"),
                     "SELECT count(*) FROM pg_stat_activity WHERE datname = :'d' AND wait_event_type = 'Lock'",
-                    d=name) != "1":
-                time.sleep(0.05)
+                    d=name)
+            self.assertEqual(waiting, "1", "the webhook never reached the locked row")
             srv.proc.send_signal(signal.SIGTERM)
             time.sleep(0.5)
             self.assertIsNone(srv.proc.poll(), "the server exited with a request in flight")
