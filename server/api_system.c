@@ -11,16 +11,26 @@ void ct_api_healthz(struct ct_req *req)
     ct_http_send(req, 200, "application/json", body, sizeof(body) - 1);
 }
 
-static ct_rc read_version(struct ct_tx *tx, void *arg, struct ct_err *err)
+struct ready {
+    int version;
+    bool durable;
+};
+
+static ct_rc read_ready(struct ct_tx *tx, void *arg, struct ct_err *err)
 {
-    return ct_store_schema_version(tx, arg, err);
+    struct ready *r = arg;
+    ct_rc rc = ct_store_schema_version(tx, &r->version, err);
+    if (rc == CT_OK)
+        rc = ct_store_durable(tx, &r->durable, err);
+    return rc;
 }
 
 void ct_api_readyz(struct ct_req *req)
 {
     struct ct_err err;
-    int version = -1;
-    ct_rc rc = ct_store_with_conn(req->srv->pool, read_version, &version, &err);
+    struct ready r = {-1, false};
+    ct_rc rc = ct_store_with_conn(req->srv->pool, read_ready, &r, &err);
+    int version = r.version;
 
     if (rc != CT_OK) {
         ct_http_fail(req, CT_E_UNAVAILABLE, "database_unavailable", "could not reach the database");
@@ -30,6 +40,12 @@ void ct_api_readyz(struct ct_req *req)
         ct_http_fail(req, CT_E_UNAVAILABLE, "schema_not_current",
                      "database schema is at version %d, this build expects %d", version,
                      req->srv->schema_latest);
+        return;
+    }
+    if (!r.durable) {
+        ct_http_fail(req, CT_E_UNAVAILABLE, "not_durable",
+                     "synchronous_commit is off for casetrail's sessions: a webhook would be "
+                     "acknowledged before it is on disk (remove it from DATABASE_URL's options)");
         return;
     }
     cJSON *root = cJSON_CreateObject();

@@ -43,6 +43,8 @@ int ct_migrations_latest(const char *dir);
 /* Applies pending migrations under an advisory lock; *applied counts new ones (may be NULL). */
 ct_rc ct_store_migrate(const char *database_url, const char *dir, int *applied,
                        struct ct_err *err);
+/* Whether this session commits synchronously (a COMMIT returns only once it is on disk). */
+ct_rc ct_store_durable(struct ct_tx *tx, bool *durable, struct ct_err *err);
 /* Highest applied version, -1 when schema_migrations does not exist yet. */
 ct_rc ct_store_schema_version(struct ct_tx *tx, int *version, struct ct_err *err);
 

@@ -263,3 +263,15 @@ ct_rc ct_store_schema_version(struct ct_tx *tx, int *version, struct ct_err *err
     PQclear(res);
     return CT_OK;
 }
+
+ct_rc ct_store_durable(struct ct_tx *tx, bool *durable, struct ct_err *err)
+{
+    PGresult *res = ct_tx_exec(tx, "SELECT current_setting('synchronous_commit')", 0, NULL, err);
+    if (res == NULL)
+        return err->rc;
+    /* every value but off (local, on, remote_write, remote_apply) flushes the local WAL before
+     * COMMIT returns */
+    *durable = strcmp(PQgetvalue(res, 0, 0), "off") != 0;
+    PQclear(res);
+    return CT_OK;
+}

@@ -30,7 +30,10 @@ PGconn *ct_store_connect(const char *database_url)
     /* Defaults first; with expand_dbname the caller's URL/conninfo is processed after them and
      * wins where it sets the same keyword. */
     const char *keys[] = {"connect_timeout", "application_name", "options", "dbname", NULL};
-    const char *vals[] = {"3", "casetrail", "-c TimeZone=UTC", database_url, NULL};
+    /* synchronous_commit=on whatever the server's default: a webhook's 200 promises that its
+     * COMMIT is on disk (a DATABASE_URL that sets options itself replaces this) */
+    const char *vals[] = {"3", "casetrail", "-c TimeZone=UTC -c synchronous_commit=on", database_url,
+                          NULL};
     if (database_url == NULL)
         keys[3] = NULL;
     return PQconnectdbParams(keys, vals, 1);

@@ -150,6 +150,21 @@ class Foundation(ServerTest):
                                   " ON u.id = e.user_id WHERE u.name = 'sana' AND e.seq = 1"),
                          r"^[0-9a-f]{64}$")
 
+    def test_readyz_demands_synchronous_commit(self):
+        # the test cluster defaults to synchronous_commit=off; casetrail's sessions turn it on,
+        # which /readyz checks (a 200 must never precede a durable COMMIT)
+        self.assertEqual(harness.scalar(harness.env_or_die("CT_TEST_ADMIN_DSN"),
+                                        "SELECT current_setting('synchronous_commit')"), "off")
+        self.assertEqual(self.srv.get("/readyz").status, 200)
+        if self.dsn.startswith("postgres"):
+            return
+        srv = Server(self.dsn + " options='-c synchronous_commit=off'", log_name="not_durable").start()
+        try:
+            r = srv.get("/readyz")
+            self.assertEqual((r.status, r.json()["error"]["code"]), (503, "not_durable"))
+        finally:
+            srv.stop()
+
     def test_events_are_append_only(self):
         add_user(self.dsn, "immutable", "agent")
         for sql in ["UPDATE events SET action = 'x'", "DELETE FROM events", "TRUNCATE events CASCADE"]:
