@@ -11,8 +11,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 import harness  # noqa: E402
-from harness import (ServerTest, add_user, fixture, post_webhook, text_payload,  # noqa: E402
-                     status_payload, PNID_A, PNID_B)
+from harness import (ServerTest, add_user, create_db, drop_db, fixture, post_webhook,  # noqa: E402
+                     text_payload, status_payload, PNID_A, PNID_B)
 
 FIXTURE_FILES = sorted(f for f in os.listdir(harness.FIXTURES) if f.endswith(".json"))
 
@@ -123,6 +123,43 @@ class IngestTest(ServerTest):
         return self.one("SELECT t.id FROM tickets t JOIN contacts c ON c.id = t.contact_id"
                         " WHERE c.wa_id = :'w' AND c.phone_number_id = :'p' ORDER BY t.id DESC LIMIT 1",
                         w=wa_id, p=pnid)
+
+
+class ReplayOrder(harness.unittest.TestCase):
+    """Done means: replaying a day's webhooks in any order, once or twice, leaves the same
+    tickets, messages and events (ids and recording times aside)."""
+
+    STATE = [
+        # each contact's tickets: status, escalation, its messages, and its events by action
+        "SELECT c.phone_number_id, c.wa_id, coalesce(c.name, ''), t.status, t.escalation_level,"
+        " (SELECT string_agg(m.wamid || ':' || m.type || ':' || coalesce(m.body, ''), ',' ORDER BY m.wamid)"
+        "  FROM messages m WHERE m.ticket_id = t.id),"
+        " (SELECT string_agg(a || '=' || n, ',' ORDER BY a) FROM (SELECT action AS a, count(*) AS n"
+        "  FROM events e WHERE e.ticket_id = t.id GROUP BY action) x)"
+        " FROM tickets t JOIN contacts c ON c.id = t.contact_id ORDER BY 1, 2, 4",
+        "SELECT count(*) FROM messages", "SELECT count(*) FROM events WHERE ticket_id IS NOT NULL",
+    ]
+
+    def replay(self, order, times):
+        dsn, name = create_db("replay_order")
+        srv = harness.Server(dsn, log_name="replay_order").start()
+        try:
+            for _ in range(times):
+                for f in order:
+                    self.assertEqual(post_webhook(srv, fixture(f)).status, 200, f)
+            return [harness.psql(dsn, q) for q in self.STATE]
+        finally:
+            srv.stop()
+            drop_db(name)
+
+    def test_any_order_once_or_twice_gives_the_same_record(self):
+        forward = self.replay(FIXTURE_FILES, 1)
+        backward = self.replay(list(reversed(FIXTURE_FILES)), 2)
+        shuffled = list(FIXTURE_FILES)
+        random.Random(11).shuffle(shuffled)
+        self.assertEqual(forward, backward)
+        self.assertEqual(forward, self.replay(shuffled, 2))
+        self.assertGreater(int(forward[1][0][0]), 20)
 
 
 class FirstMessage(IngestTest):
