@@ -88,6 +88,8 @@ static int with_pool(int (*fn)(struct ct_pool *pool, void *arg), void *arg)
     if (!load_config(&cfg))
         return 1;
     pool = ct_pool_new(cfg.database_url, 1);
+    if (pool != NULL)
+        ct_pool_set_prepare(pool, cfg.db_prepare);
     ct_config_free(&cfg);
     if (pool == NULL) {
         fprintf(stderr, "casetrail: out of memory\n");
@@ -499,6 +501,8 @@ static int with_audit(int (*fn)(struct ct_pool *, void *), struct audit_args *a)
     a->signing_key = cfg.signing_key;
     a->verify_key = cfg.verify_key;
     pool = ct_pool_new(cfg.database_url, 1);
+    if (pool != NULL)
+        ct_pool_set_prepare(pool, cfg.db_prepare);
     code = pool != NULL ? fn(pool, a) : 1;
     ct_pool_free(pool);
     ct_config_free(&cfg);

@@ -3,25 +3,38 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <civetweb.h>
 
 #include "casetrail/http.h"
 #include "casetrail/webhook.h"
 
+void ct_http_write_head(struct mg_connection *conn, int status, const char *content_type,
+                        long long len, const char *extra)
+{
+    char head[1024], date[40];
+    struct tm tm;
+    time_t now = time(NULL);
+
+    /* written here rather than with civetweb's header functions: those format Date with
+     * gmtime(), whose shared buffer concurrent workers race on (found by ThreadSanitizer) */
+    gmtime_r(&now, &tm);
+    strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    int n = snprintf(head, sizeof(head),
+                     "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %lld\r\n"
+                     "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s"
+                     "Connection: close\r\n\r\n",
+                     status, mg_get_response_code_text(conn, status), date, content_type, len,
+                     extra != NULL ? extra : "");
+    if (n > 0)
+        mg_write(conn, head, (size_t)n < sizeof(head) ? (size_t)n : sizeof(head) - 1);
+}
+
 void ct_http_send(struct ct_req *req, int status, const char *content_type, const char *body,
                   size_t len)
 {
-    char clen[32];
-    snprintf(clen, sizeof(clen), "%zu", len);
-    pthread_mutex_lock(&req->srv->header_mu);
-    mg_response_header_start(req->conn, status);
-    mg_response_header_add(req->conn, "Content-Type", content_type, -1);
-    mg_response_header_add(req->conn, "Content-Length", clen, -1);
-    mg_response_header_add(req->conn, "Cache-Control", "no-store", -1);
-    mg_response_header_add(req->conn, "X-Content-Type-Options", "nosniff", -1);
-    mg_response_header_send(req->conn);
-    pthread_mutex_unlock(&req->srv->header_mu);
+    ct_http_write_head(req->conn, status, content_type, (long long)len, NULL);
     if (len > 0 && strcmp(req->method, "HEAD") != 0)
         mg_write(req->conn, body, len);
     req->status = status;

@@ -122,6 +122,26 @@ void ct_api_metrics(struct ct_req *req)
     free(text);
 }
 
+/* Content type by file name ending; text types are UTF-8. */
+static const char *content_type(const char *path)
+{
+    static const struct {
+        const char *ext, *type;
+    } types[] = {
+        {".html", "text/html; charset=utf-8"}, {".css", "text/css; charset=utf-8"},
+        {".js", "text/javascript; charset=utf-8"}, {".json", "application/json"},
+        {".svg", "image/svg+xml"}, {".png", "image/png"}, {".ico", "image/x-icon"},
+        {".txt", "text/plain; charset=utf-8"}, {".woff2", "font/woff2"},
+    };
+    size_t len = strlen(path);
+    for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++) {
+        size_t n = strlen(types[i].ext);
+        if (len > n && strcmp(path + len - n, types[i].ext) == 0)
+            return types[i].type;
+    }
+    return "application/octet-stream";
+}
+
 /* Serves a file under the web root. Paths with ".." or hidden segments never leave it. */
 static void serve_static(struct ct_req *req)
 {
@@ -145,12 +165,22 @@ static void serve_static(struct ct_req *req)
         ct_http_fail(req, CT_E_NOT_FOUND, "not_found", "file not found");
         return;
     }
-    /* civetweb's Date/Last-Modified use gmtime(): see header_mu */
-    pthread_mutex_lock(&req->srv->header_mu);
-    mg_send_mime_file2(req->conn, path, NULL,
-                       "X-Content-Type-Options: nosniff\r\n"
+    /* streamed by hand, not mg_send_mime_file2: civetweb formats its Date and Last-Modified
+     * headers with gmtime(), which races between workers */
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        ct_http_fail(req, CT_E_NOT_FOUND, "not_found", "file not found");
+        return;
+    }
+    ct_http_write_head(req->conn, 200, content_type(path), (long long)st.st_size,
                        "Content-Security-Policy: default-src 'self'; object-src 'none'\r\n");
-    pthread_mutex_unlock(&req->srv->header_mu);
+    if (strcmp(req->method, "HEAD") != 0) {
+        char chunk[65536];
+        size_t n;
+        while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && mg_write(req->conn, chunk, n) > 0)
+            ;
+    }
+    fclose(f);
     req->status = 200;
 }
 

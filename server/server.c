@@ -9,6 +9,7 @@
 
 #include <civetweb.h>
 
+#include "casetrail/http.h"
 #include "casetrail/log.h"
 #include "casetrail/metrics.h"
 #include "casetrail/router.h"
@@ -25,15 +26,7 @@ static int begin_request(struct mg_connection *conn)
     if (atomic_load(&srv->draining)) {
         static const char body[] =
             "{\"error\":{\"code\":\"shutting_down\",\"message\":\"the server is stopping, try again\"}}";
-        pthread_mutex_lock(&srv->header_mu);
-        mg_response_header_start(conn, 503);
-        mg_response_header_add(conn, "Content-Type", "application/json", -1);
-        char clen[16];
-        snprintf(clen, sizeof(clen), "%zu", sizeof(body) - 1);
-        mg_response_header_add(conn, "Content-Length", clen, -1);
-        mg_response_header_add(conn, "Connection", "close", -1);
-        mg_response_header_send(conn);
-        pthread_mutex_unlock(&srv->header_mu);
+        ct_http_write_head(conn, 503, "application/json", (long long)sizeof(body) - 1, NULL);
         mg_write(conn, body, sizeof(body) - 1);
         status = 503;
     } else {
@@ -100,7 +93,6 @@ static void server_free(struct ct_server *srv)
     ct_pool_free(srv->pool);
     ct_metrics_free(srv->metrics);
     ct_config_free(&srv->cfg);
-    pthread_mutex_destroy(&srv->header_mu);
     mg_exit_library();
 }
 
@@ -114,7 +106,6 @@ int ct_server_run(struct ct_config *cfg)
     memset(&srv, 0, sizeof(srv));
     atomic_init(&srv.inflight, 0);
     atomic_init(&srv.draining, false);
-    pthread_mutex_init(&srv.header_mu, NULL);
     srv.cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
     mg_init_library(0);

@@ -34,6 +34,10 @@ struct ct_req {
     int status;              /* status sent, for the access log and metrics */
 };
 
+/* Writes a response head (status line, Date, Content-Type/Length, no-store, nosniff, extra
+ * header lines ending in CRLF or NULL, Connection: close). The body follows with mg_write. */
+void ct_http_write_head(struct mg_connection *conn, int status, const char *content_type,
+                        long long len, const char *extra);
 /* Sends body (borrowed) as the response with the given status and content type. */
 void ct_http_send(struct ct_req *req, int status, const char *content_type, const char *body,
                   size_t len);

@@ -3,7 +3,6 @@
 #ifndef CASETRAIL_SERVER_H
 #define CASETRAIL_SERVER_H
 
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
@@ -23,8 +22,6 @@ struct ct_server {
     int port;                   /* the port actually bound (CASETRAIL_LISTEN may say 0) */
     atomic_int inflight;        /* requests being handled now */
     atomic_bool draining;       /* set on SIGTERM/SIGINT: new requests get 503 */
-    pthread_mutex_t header_mu;  /* civetweb formats Date headers with gmtime(), which is not
-                                   thread-safe: response headers are sent one at a time */
 };
 
 /* Runs `casetrail serve`: migrates, starts civetweb, waits for SIGTERM/SIGINT, drains in-flight

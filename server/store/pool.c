@@ -29,14 +29,24 @@ PGconn *ct_store_connect(const char *database_url)
 {
     /* Defaults first; with expand_dbname the caller's URL/conninfo is processed after them and
      * wins where it sets the same keyword. */
-    const char *keys[] = {"connect_timeout", "application_name", "options", "dbname", NULL};
-    /* synchronous_commit=on whatever the server's default: a webhook's 200 promises that its
-     * COMMIT is on disk (a DATABASE_URL that sets options itself replaces this) */
-    const char *vals[] = {"3", "casetrail", "-c TimeZone=UTC -c synchronous_commit=on", database_url,
-                          NULL};
+    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+    const char *vals[] = {"3", "casetrail", database_url, NULL};
+    PGconn *c;
+
     if (database_url == NULL)
-        keys[3] = NULL;
-    return PQconnectdbParams(keys, vals, 1);
+        keys[2] = NULL;
+    c = PQconnectdbParams(keys, vals, 1);
+    if (c != NULL && PQstatus(c) == CONNECTION_OK) {
+        /* set after connecting, so no options in DATABASE_URL can undo them: a webhook's 200
+         * promises its COMMIT is on disk, and SQL formats times in UTC */
+        PGresult *res = PQexec(c, "SET synchronous_commit = on; SET TimeZone = 'UTC'");
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            PQfinish(c);
+            c = NULL;
+        }
+        PQclear(res);
+    }
+    return c;
 }
 
 struct ct_pool *ct_pool_new(const char *database_url, int size)
@@ -89,6 +99,7 @@ static void drop_conn(struct ct_pool *p, int slot)
         PQfinish(p->conns[slot]);
     p->conns[slot] = NULL;
     p->caches[slot].n = 0;
+    p->caches[slot].poisoned = false;
 }
 
 void ct_pool_set_prepare(struct ct_pool *p, bool prepare)
@@ -145,7 +156,8 @@ static void give_slot(struct ct_pool *p, int slot)
 {
     pthread_mutex_lock(&p->mu);
     PGconn *c = p->conns[slot];
-    if (c != NULL && (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE)) {
+    if (c != NULL && (PQstatus(c) != CONNECTION_OK || PQtransactionStatus(c) != PQTRANS_IDLE ||
+                      p->caches[slot].poisoned)) {
         /* never hand the next borrower a broken connection or one left mid-transaction */
         drop_conn(p, slot);
     }
@@ -173,6 +185,16 @@ static ct_rc ensure_conn(struct ct_pool *p, int slot, struct ct_err *err)
         if (c != NULL)
             PQfinish(c);
         atomic_store(&p->db_up, false);
+        return ct_err_set(err, CT_E_UNAVAILABLE, "database_unavailable",
+                          "could not reach the database");
+    }
+    /* request sessions only (not migrations): a lock or statement that waits this long turns
+     * into a 503 the client retries, instead of a request that never ends */
+    PGresult *res = PQexec(c, "SET lock_timeout = '20s'; SET statement_timeout = '60s'");
+    bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
+    PQclear(res);
+    if (!ok) {
+        PQfinish(c);
         return ct_err_set(err, CT_E_UNAVAILABLE, "database_unavailable",
                           "could not reach the database");
     }
@@ -235,11 +257,19 @@ PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const c
     if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
         return res;
     state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    /* prepared statement missing, duplicate, or its plan's result type changed (another
+     * instance migrated): this connection's cache is wrong, drop it when it goes back */
+    if (tx->cache != NULL && state != NULL &&
+        (strcmp(state, "26000") == 0 || strcmp(state, "42P05") == 0 || strcmp(state, "0A000") == 0))
+        tx->cache->poisoned = true;
     if (PQstatus(tx->conn) != CONNECTION_OK || (state != NULL && strncmp(state, "08", 2) == 0) ||
         (state != NULL && strncmp(state, "57P", 3) == 0)) {
         ct_err_set(err, CT_E_UNAVAILABLE, "database_unavailable", "could not reach the database");
     } else if (sqlstate_is(res, "23505")) {
         ct_err_set(err, CT_E_CONFLICT, "conflict", "a row with the same key already exists");
+    } else if (sqlstate_is(res, "55P03") || sqlstate_is(res, "57014")) {
+        ct_err_set(err, CT_E_UNAVAILABLE, "database_busy",
+                   "the database is busy (lock or statement timeout), try again");
     } else if (sqlstate_is(res, "2201B")) {
         ct_err_set(err, CT_E_INVALID, "invalid_regex", "a pattern is not a valid regular expression");
     } else if (sqlstate_is(res, "40001") || sqlstate_is(res, "40P01")) {

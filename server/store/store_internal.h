@@ -11,6 +11,7 @@
 struct ct_stmt_cache {
     unsigned long long keys[CT_STMT_CACHE];
     int n;
+    bool poisoned; /* the server disagrees with keys[]: drop the connection when released */
 };
 
 struct ct_tx {
@@ -31,7 +32,8 @@ PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const c
 ct_rc ct_tx_exec0(struct ct_tx *tx, const char *sql, int nparams, const char *const *params,
                   struct ct_err *err);
 
-/* Connects with casetrail's session settings (UTC, application_name, connect timeout). */
+/* Connects with casetrail's session settings (synchronous_commit on, UTC, application_name,
+ * connect timeout); NULL or a failed connection when it cannot. */
 PGconn *ct_store_connect(const char *database_url);
 
 /* Copies a text column or "" when NULL. */
