@@ -117,12 +117,7 @@ void ct_api_tickets_list(struct ct_req *req)
     }
     cJSON *root = cJSON_CreateObject();
     cJSON_AddItemToObject(root, "tickets", j.tickets);
-    if (j.next[0] != '\0')
-        cJSON_AddStringToObject(root, "next_cursor", j.next);
-    else
-        cJSON_AddNullToObject(root, "next_cursor");
-    ct_http_send_json(req, 200, root);
-    cJSON_Delete(root);
+    ct_http_send_page(req, root, j.next);
 }
 
 struct get_job {
@@ -198,12 +193,7 @@ void ct_api_ticket_timeline(struct ct_req *req)
     cJSON *root = cJSON_CreateObject();
     cJSON_AddItemToObject(root, "ticket", j.ticket);
     cJSON_AddItemToObject(root, "items", j.items);
-    if (j.next[0] != '\0')
-        cJSON_AddStringToObject(root, "next_cursor", j.next);
-    else
-        cJSON_AddNullToObject(root, "next_cursor");
-    ct_http_send_json(req, 200, root);
-    cJSON_Delete(root);
+    ct_http_send_page(req, root, j.next);
 }
 
 struct verify_job {

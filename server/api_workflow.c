@@ -394,12 +394,7 @@ void ct_api_approvals_list(struct ct_req *req)
     }
     cJSON *root = cJSON_CreateObject();
     cJSON_AddItemToObject(root, "approvals", j.items);
-    if (j.next[0])
-        cJSON_AddStringToObject(root, "next_cursor", j.next);
-    else
-        cJSON_AddNullToObject(root, "next_cursor");
-    ct_http_send_json(req, 200, root);
-    cJSON_Delete(root);
+    ct_http_send_page(req, root, j.next);
 }
 
 static ct_rc rules_tx(struct ct_tx *tx, void *arg, struct ct_err *err)

@@ -52,6 +52,16 @@ void ct_http_send_json(struct ct_req *req, int status, const cJSON *json)
     free(text);
 }
 
+void ct_http_send_page(struct ct_req *req, cJSON *root, const char *next)
+{
+    if (next[0] != '\0')
+        cJSON_AddStringToObject(root, "next_cursor", next);
+    else
+        cJSON_AddNullToObject(root, "next_cursor");
+    ct_http_send_json(req, 200, root);
+    cJSON_Delete(root);
+}
+
 void ct_http_send_error(struct ct_req *req, const struct ct_err *err)
 {
     ct_http_send_error_status(req, ct_err_http_status(err->rc), err);

@@ -43,6 +43,9 @@ void ct_http_send(struct ct_req *req, int status, const char *content_type, cons
                   size_t len);
 /* Serialises json (borrowed; caller still owns it) and sends it. */
 void ct_http_send_json(struct ct_req *req, int status, const cJSON *json);
+/* Sends a list page: root (taken over and freed here) gets "next_cursor", next or null when
+ * next is empty, and goes out as 200. */
+void ct_http_send_page(struct ct_req *req, cJSON *root, const char *next);
 /* Sends {"error":{"code","message"}} with the status of err->rc. */
 void ct_http_send_error(struct ct_req *req, const struct ct_err *err);
 /* The same with an explicit status (405 and the like, which no rc names). */
