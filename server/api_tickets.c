@@ -1,5 +1,4 @@
 /* api_tickets.c: reading tickets and their timelines. Any role may read. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,49 +7,8 @@
 #include "casetrail/audit.h"
 #include "casetrail/users.h"
 
-#define LIMIT_DEFAULT 50
-#define LIMIT_MAX 500
 /* 9999-12-31T23:59:59.999999Z in Unix microseconds: cursors beyond it are not ours */
 #define CURSOR_US_MAX 253402300799999999LL
-
-/* Parses a positive decimal id; false on anything else. */
-static bool parse_id(const char *s, long long *out)
-{
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (s[0] < '1' || s[0] > '9' || *end != '\0' || errno != 0 || v <= 0)
-        return false;
-    *out = v;
-    return true;
-}
-
-/* limit query parameter: default 50, 1..500, else 400. */
-static bool read_limit(struct ct_req *req, int *limit)
-{
-    char buf[CT_QUERY_BUF];
-    long long v;
-    *limit = LIMIT_DEFAULT;
-    if (!ct_http_query(req, "limit", buf, sizeof(buf)))
-        return true;
-    if (!parse_id(buf, &v) || v > LIMIT_MAX) {
-        ct_http_fail(req, CT_E_INVALID, "invalid_limit",
-                     "limit must be an integer from 1 to %d", LIMIT_MAX);
-        return false;
-    }
-    *limit = (int)v;
-    return true;
-}
-
-static bool ticket_id_param(struct ct_req *req, long long *id)
-{
-    if (!parse_id(req->params[0], id)) {
-        ct_http_fail(req, CT_E_NOT_FOUND, "ticket_not_found", "ticket \"%.40s\" not found",
-                     req->params[0]);
-        return false;
-    }
-    return true;
-}
 
 struct list_job {
     struct ct_ticket_filter f;
@@ -74,7 +32,7 @@ void ct_api_tickets_list(struct ct_req *req)
 
     memset(&j, 0, sizeof(j));
     j.f.escalated = -1;
-    if (!read_limit(req, &j.f.limit))
+    if (!ct_http_query_limit(req, &j.f.limit))
         return;
     if (ct_http_query(req, "status", status, sizeof(status)) && status[0] != '\0') {
         bool ok = false;
@@ -140,7 +98,7 @@ void ct_api_ticket_get(struct ct_req *req)
     struct get_job j;
     struct ct_err err;
     memset(&j, 0, sizeof(j));
-    if (!ticket_id_param(req, &j.id))
+    if (!ct_http_path_id(req, "ticket", &j.id))
         return;
     if (ct_store_with_conn(req->srv->pool, get_tx, &j, &err) != CT_OK) {
         ct_http_send_error(req, &err);
@@ -171,7 +129,7 @@ void ct_api_ticket_timeline(struct ct_req *req)
     char cursor[CT_QUERY_BUF];
 
     memset(&j, 0, sizeof(j));
-    if (!ticket_id_param(req, &j.id) || !read_limit(req, &j.limit))
+    if (!ct_http_path_id(req, "ticket", &j.id) || !ct_http_query_limit(req, &j.limit))
         return;
     if (ct_http_query(req, "cursor", cursor, sizeof(cursor)) && cursor[0] != '\0') {
         char tail;
@@ -219,7 +177,7 @@ void ct_api_ticket_verify(struct ct_req *req)
     struct ct_err err;
 
     memset(&j, 0, sizeof(j));
-    if (!ticket_id_param(req, &j.id))
+    if (!ct_http_path_id(req, "ticket", &j.id))
         return;
     if (ct_store_in_tx(req->srv->pool, verify_tx, &j, &err) != CT_OK) {
         ct_http_send_error(req, &err);

@@ -1,6 +1,5 @@
 /* api_workflow.c: thin handlers for ticket actions, approvals and complaint rules: decode and
  * type-check the body, call workflow.c, answer. */
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,21 +7,6 @@
 #include "api.h"
 #include "casetrail/tickets.h"
 #include "casetrail/workflow.h"
-
-static bool path_id(struct ct_req *req, const char *what, long long *id)
-{
-    char *end = NULL;
-    errno = 0;
-    long long v = strtoll(req->params[0], &end, 10);
-    if (req->params[0][0] < '1' || req->params[0][0] > '9' || *end != '\0' || errno != 0) {
-        ct_http_fail(req, CT_E_NOT_FOUND, strcmp(what, "ticket") == 0 ? "ticket_not_found"
-                                                                      : "approval_not_found",
-                     "%s \"%.40s\" not found", what, req->params[0]);
-        return false;
-    }
-    *id = v;
-    return true;
-}
 
 /* Reads the body, refusing fields outside allowed. *body is the caller's to cJSON_Delete. */
 static bool body_with(struct ct_req *req, const char *const *allowed, cJSON **body)
@@ -42,7 +26,7 @@ static void run_action(struct ct_req *req, struct ct_ticket_action *a)
     struct ct_err err;
     long long id;
     cJSON *ticket = NULL;
-    if (!path_id(req, "ticket", &id))
+    if (!ct_http_path_id(req, "ticket", &id))
         return;
     if (ct_workflow_ticket_action(req->srv->pool, &req->user, id, a, &ticket, &err) != CT_OK) {
         ct_http_send_error(req, &err);
@@ -193,7 +177,7 @@ void ct_api_approval_request(struct ct_req *req)
     long long id;
     cJSON *body = NULL, *out = NULL;
 
-    if (!path_id(req, "ticket", &id) || !body_with(req, allowed, &body))
+    if (!ct_http_path_id(req, "ticket", &id) || !body_with(req, allowed, &body))
         return;
     if (!ok_or_fail(req, ct_json_str(body, "kind", true, 32, &r.kind, &err), &err) ||
         /* up to 15 digits: every number on the way (jsonb, cJSON doubles) keeps it exact */
@@ -234,7 +218,7 @@ void ct_api_approval_decide(struct ct_req *req)
     long long id;
     cJSON *body = NULL, *out = NULL;
 
-    if (!path_id(req, "approval", &id) || !body_with(req, allowed, &body))
+    if (!ct_http_path_id(req, "approval", &id) || !body_with(req, allowed, &body))
         return;
     if (!ok_or_fail(req, ct_json_str(body, "decision", true, 16, &decision, &err), &err) ||
         !ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &reason, &err), &err) ||
@@ -329,22 +313,13 @@ static ct_rc approvals_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 void ct_api_approvals_list(struct ct_req *req)
 {
     char status[CT_QUERY_BUF], kind[CT_QUERY_BUF], by[CT_QUERY_BUF], dec[CT_QUERY_BUF],
-        from[CT_QUERY_BUF], to[CT_QUERY_BUF], tsfrom[64], tsto[64], lim[CT_QUERY_BUF],
-        cur[CT_QUERY_BUF];
+        from[CT_QUERY_BUF], to[CT_QUERY_BUF], tsfrom[64], tsto[64], cur[CT_QUERY_BUF];
     struct approvals_job j;
     struct ct_err err;
 
     memset(&j, 0, sizeof(j));
-    j.f.limit = 50;
-    if (ct_http_query(req, "limit", lim, sizeof(lim))) {
-        char *end = NULL;
-        long v = strtol(lim, &end, 10);
-        if (lim[0] == '\0' || *end != '\0' || v < 1 || v > 500) {
-            ct_http_fail(req, CT_E_INVALID, "invalid_limit", "limit must be an integer from 1 to 500");
-            return;
-        }
-        j.f.limit = (int)v;
-    }
+    if (!ct_http_query_limit(req, &j.f.limit))
+        return;
     if (ct_http_query(req, "status", status, sizeof(status)) && status[0]) {
         if (strcmp(status, "pending") && strcmp(status, "approved") && strcmp(status, "denied")) {
             ct_http_fail(req, CT_E_INVALID, "invalid_status",

@@ -1,4 +1,5 @@
 /* http_util.c: bounded body reads, query parameters, and the only code that writes responses. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -199,6 +200,43 @@ bool ct_http_query(const struct ct_req *req, const char *name, char *buf, size_t
     if (req->query == NULL)
         return false;
     return mg_get_var(req->query, strlen(req->query), name, buf, len) >= 0;
+}
+
+bool ct_http_parse_id(const char *s, long long *out)
+{
+    char *end = NULL;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (s[0] < '1' || s[0] > '9' || *end != '\0' || errno != 0 || v <= 0)
+        return false;
+    *out = v;
+    return true;
+}
+
+bool ct_http_path_id(struct ct_req *req, const char *what, long long *id)
+{
+    if (req->nparams > 0 && ct_http_parse_id(req->params[0], id))
+        return true;
+    char code[48];
+    snprintf(code, sizeof(code), "%s_not_found", what);
+    ct_http_fail(req, CT_E_NOT_FOUND, code, "%s \"%.40s\" not found", what,
+                 req->nparams > 0 ? req->params[0] : "");
+    return false;
+}
+
+bool ct_http_query_limit(struct ct_req *req, int *limit)
+{
+    char buf[CT_QUERY_BUF];
+    long long v;
+    *limit = 50;
+    if (!ct_http_query(req, "limit", buf, sizeof(buf)))
+        return true;
+    if (!ct_http_parse_id(buf, &v) || v > 500) {
+        ct_http_fail(req, CT_E_INVALID, "invalid_limit", "limit must be an integer from 1 to 500");
+        return false;
+    }
+    *limit = (int)v;
+    return true;
 }
 
 const char *ct_http_header(const struct ct_req *req, const char *name)

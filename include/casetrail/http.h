@@ -78,6 +78,14 @@ ct_rc ct_json_int(const cJSON *obj, const char *name, bool required, long long l
 /* Copies the URL-decoded query parameter name into buf (at least CT_QUERY_BUF bytes); false
  * when absent. */
 bool ct_http_query(const struct ct_req *req, const char *name, char *buf, size_t len);
+/* Parses a positive decimal id (no sign, no leading zero, no trailing bytes). */
+bool ct_http_parse_id(const char *s, long long *out);
+/* Reads the first route capture as a positive id; otherwise answers 404 "<what>_not_found"
+ * (what: "ticket", "approval") and returns false. */
+bool ct_http_path_id(struct ct_req *req, const char *what, long long *id);
+/* Reads ?limit= (DECISIONS: default 50, 1 to 500); otherwise answers 400 and returns false. */
+bool ct_http_query_limit(struct ct_req *req, int *limit);
+
 /* Header value or NULL (case-insensitive name). */
 const char *ct_http_header(const struct ct_req *req, const char *name);
 
