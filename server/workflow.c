@@ -8,6 +8,20 @@
 #include "casetrail/users.h"
 #include "casetrail/workflow.h"
 
+/* Runs fn in a transaction whose job builds its answer in *result. On success the answer goes
+ * to *out (the caller frees it); on failure it is freed and *out is NULL. */
+static ct_rc in_tx_with_result(struct ct_pool *pool, ct_tx_fn fn, void *job, cJSON **result,
+                               cJSON **out, struct ct_err *err)
+{
+    ct_rc rc = ct_store_in_tx(pool, fn, job, err);
+    if (rc != CT_OK) {
+        cJSON_Delete(*result);
+        *result = NULL;
+    }
+    *out = *result;
+    return rc;
+}
+
 /* An event by a staff member on a ticket, with their name as it was. */
 static void staff_event(struct ct_event_new *ev, const struct ct_user *actor, char idbuf[32],
                         long long ticket_id, const char *action)
@@ -196,13 +210,7 @@ ct_rc ct_workflow_ticket_action(struct ct_pool *pool, const struct ct_user *acto
                                 cJSON **ticket_out, struct ct_err *err)
 {
     struct action_job j = {actor, ticket_id, a, NULL};
-    ct_rc rc = ct_store_in_tx(pool, action_tx, &j, err);
-    if (rc != CT_OK) {
-        cJSON_Delete(j.ticket);
-        j.ticket = NULL;
-    }
-    *ticket_out = j.ticket;
-    return rc;
+    return in_tx_with_result(pool, action_tx, &j, &j.ticket, ticket_out, err);
 }
 
 /* ---- approvals ---- */
@@ -257,7 +265,6 @@ static ct_rc request_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     struct ct_approval a;
     struct ct_event_new ev;
     char idbuf[32];
-
     ct_rc rc;
 
     if ((rc = ct_store_ticket_lock(tx, j->ticket_id, &t, err)) != CT_OK)
@@ -286,19 +293,13 @@ ct_rc ct_workflow_request_approval(struct ct_pool *pool, const struct ct_user *a
 {
     struct approval_job j = {.actor = actor, .ticket_id = ticket_id, .req = r,
                              .currency = deployment_currency};
-    ct_rc rc;
 
     *out = NULL;
     if (r->currency != NULL && strcmp(r->currency, deployment_currency) != 0)
         return ct_err_set(err, CT_E_UNPROCESSABLE, "wrong_currency",
                           "currency \"%.8s\" is not this deployment's currency %s: amounts are "
                           "in %s minor units", r->currency, deployment_currency, deployment_currency);
-    rc = ct_store_in_tx(pool, request_tx, &j, err);
-    if (rc != CT_OK)
-        cJSON_Delete(j.out);
-    else
-        *out = j.out;
-    return rc;
+    return in_tx_with_result(pool, request_tx, &j, &j.out, out, err);
 }
 
 static ct_rc decide_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
@@ -308,7 +309,6 @@ static ct_rc decide_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     struct ct_ticket_ref t;
     struct ct_event_new ev;
     char idbuf[32];
-
     bool approve = strcmp(j->decision, "approved") == 0;
     ct_rc rc;
 
@@ -342,13 +342,7 @@ ct_rc ct_workflow_decide(struct ct_pool *pool, const struct ct_user *actor, long
 {
     struct approval_job j = {.actor = actor, .approval_id = approval_id, .decision = decision,
                              .reason = reason};
-    ct_rc rc = ct_store_in_tx(pool, decide_tx, &j, err);
-    *out = NULL;
-    if (rc != CT_OK)
-        cJSON_Delete(j.out);
-    else
-        *out = j.out;
-    return rc;
+    return in_tx_with_result(pool, decide_tx, &j, &j.out, out, err);
 }
 
 /* ---- complaint rules ---- */
@@ -397,13 +391,7 @@ ct_rc ct_workflow_replace_rules(struct ct_pool *pool, const struct ct_user *acto
                                 const cJSON *rules, cJSON **out, struct ct_err *err)
 {
     struct rules_job j = {actor, rules, NULL};
-    ct_rc rc = ct_store_in_tx(pool, rules_tx, &j, err);
-    *out = NULL;
-    if (rc != CT_OK)
-        cJSON_Delete(j.out);
-    else
-        *out = j.out;
-    return rc;
+    return in_tx_with_result(pool, rules_tx, &j, &j.out, out, err);
 }
 
 ct_rc ct_workflow_detect_complaint(struct ct_tx *tx, const struct ct_ticket_ref *t,
