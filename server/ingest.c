@@ -111,6 +111,16 @@ static ct_rc ticket_for_message(struct ct_tx *tx, const struct ct_wa_message *m,
     return rc;
 }
 
+/* Whether wamid is already stored; counts it as a duplicate when it is. */
+static ct_rc seen_before(struct ct_tx *tx, const char *wamid, bool *dup,
+                         struct ct_ingest_result *res, struct ct_err *err)
+{
+    ct_rc rc = ct_store_message_exists(tx, wamid, dup, err);
+    if (rc == CT_OK && *dup)
+        res->messages_duplicate++;
+    return rc;
+}
+
 static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m, long long receipt,
                             struct ct_ingest_result *res, struct ct_err *err)
 {
@@ -123,23 +133,15 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m, lon
     struct ct_event_new ev;
     ct_rc rc;
 
-    /* a known wamid changes nothing, not even a contact row (seen under another number) */
-    if ((rc = ct_store_message_exists(tx, m->wamid, &dup, err)) != CT_OK)
+    /* B-ingest 6: a known wamid changes nothing, not even a contact row. Checked before the
+     * contact exists (a redelivery under another number), and again under the contact's row
+     * lock, which serialises concurrent deliveries about one customer */
+    if ((rc = seen_before(tx, m->wamid, &dup, res, err)) != CT_OK || dup)
         return rc;
-    if (dup) {
-        res->messages_duplicate++;
-        return CT_OK;
-    }
-    /* the contact row lock serialises concurrent deliveries about one customer, so the
-     * duplicate check below cannot race (B-ingest 6) */
     if ((rc = ct_store_contact_lock(tx, m->phone_number_id, m->from, &contact_id, err)) != CT_OK)
         return rc;
-    if ((rc = ct_store_message_exists(tx, m->wamid, &dup, err)) != CT_OK)
+    if ((rc = seen_before(tx, m->wamid, &dup, res, err)) != CT_OK || dup)
         return rc;
-    if (dup) {
-        res->messages_duplicate++;
-        return CT_OK; /* a redelivery changes nothing at all */
-    }
     snprintf(scope, sizeof(scope), "contact:%lld", contact_id);
     if (m->profile_name != NULL &&
         (rc = ct_store_contact_name(tx, contact_id, m->profile_name, m->ts * 1000000LL, err)) != CT_OK)
