@@ -12,10 +12,10 @@ seqs gapless; and that the database refuses UPDATE, DELETE and TRUNCATE on event
 Tampering goes around the append-only trigger as superuser, inside one transaction per change
 (see `tamper`), and every tamper in a shared database is undone in a `finally`.
 
-When it fails, look at server/audit.c (encoding, ct_audit_verify_chain, digest and signature),
+When it fails, look at server/audit/audit.c (encoding, ct_audit_verify_chain, digest and signature),
 server/store/store_audit.c (what a chain load reads: events, event_texts, messages.body, the
-head in tickets), server/store/store_events.c (appends and the digest lock), server/cli.c
-(verify/digest output) and server/api_tickets.c (the verify endpoint); the server log path is in
+head in tickets), server/store/store_events.c (appends and the digest lock), server/cli/cli.c
+(verify/digest output) and server/http/api_tickets.c (the verify endpoint); the server log path is in
 the assertion when a server misbehaves.
 """
 import concurrent.futures

@@ -1,6 +1,6 @@
 """Foundation: health, readiness, tokens and roles, access log, metrics, static files, the CLI,
 identity events and the append-only events table. When this fails, look at the server log path
-printed in the assertion and at server/router.c (routing/auth) or server/cli.c (CLI)."""
+printed in the assertion and at server/http/router.c (routing/auth) or server/cli/cli.c (CLI)."""
 import json
 import os
 import signal

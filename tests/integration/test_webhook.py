@@ -1,7 +1,7 @@
 """Webhook ingestion (issue 4): verification handshake, signatures, limits and bad input,
 evidence first, idempotency (sequential and concurrent), conversation-to-ticket threading,
 every message type, delivery statuses, and the read API. When it fails, look at the server log
-path in the assertion, server/webhook.c (parsing), server/ingest.c (rules) and
+path in the assertion, server/whatsapp/webhook.c (parsing), server/domain/ingest.c (rules) and
 server/store/store_ingest.c (queries)."""
 import concurrent.futures
 import json

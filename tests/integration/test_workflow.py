@@ -1,7 +1,7 @@
 """Ticket workflow (issue 5): every action's happy path and its event (actor, from, to,
 reason), permission denials, invalid transitions, missing reasons, approvals end to end,
-concurrent assigns, complaint rules. When it fails look at server/tickets.c (rules),
-server/workflow.c (sequencing) and server/api_workflow.c (request decoding)."""
+concurrent assigns, complaint rules. When it fails look at server/domain/tickets.c (rules),
+server/domain/workflow.c (sequencing) and server/http/api_workflow.c (request decoding)."""
 import concurrent.futures
 import itertools
 import os
