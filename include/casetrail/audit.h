@@ -12,6 +12,8 @@
 
 #include <cjson/cJSON.h>
 
+#include "casetrail/text.h" /* ct_hex_*, used with every digest */
+
 #define CT_HASH_LEN 32
 #define CT_SALT_LEN 32
 
@@ -46,11 +48,6 @@ char *ct_audit_canonical_json(const cJSON *item);
 /* Writes HMAC-SHA256(salt, text) as 64 lowercase hex chars + NUL into out. */
 void ct_audit_text_digest(const unsigned char *salt, size_t salt_len, const char *text,
                           char out[2 * CT_HASH_LEN + 1]);
-
-/* Hex helpers. ct_hex_encode writes 2*len chars + NUL. ct_hex_decode returns false on bad
- * input or a length other than 2*len. */
-void ct_hex_encode(const unsigned char *in, size_t len, char *out);
-bool ct_hex_decode(const char *hex, unsigned char *out, size_t len);
 
 /* Fills salt with CT_SALT_LEN random bytes; false when the random source fails. */
 bool ct_audit_new_salt(unsigned char salt[CT_SALT_LEN]);

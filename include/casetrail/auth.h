@@ -6,16 +6,12 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum ct_role { CT_ROLE_NONE = 0, CT_ROLE_AGENT, CT_ROLE_SUPERVISOR, CT_ROLE_QA, CT_ROLE_ADMIN };
+#include "casetrail/model.h"
+
 
 #define CT_TOKEN_PREFIX "ct_"
 #define CT_TOKEN_LEN 46      /* "ct_" + 43 base64url characters */
 #define CT_TOKEN_HASH_LEN 64 /* hex SHA-256 */
-
-/* Parses "agent|supervisor|qa|admin"; CT_ROLE_NONE on anything else. */
-enum ct_role ct_auth_role_parse(const char *s);
-/* Static name of a role ("agent"...); "none" for CT_ROLE_NONE. */
-const char *ct_auth_role_name(enum ct_role role);
 
 /* Writes a new random token (NUL-terminated, CT_TOKEN_LEN chars) into out[CT_TOKEN_LEN + 1].
  * Returns false when the system random source fails. */

@@ -3,6 +3,8 @@
 #ifndef CASETRAIL_ERR_H
 #define CASETRAIL_ERR_H
 
+#include <stdbool.h>
+
 typedef enum {
     CT_OK = 0,
     CT_E_INVALID,      /* 400: malformed or badly typed input */
@@ -20,9 +22,15 @@ struct ct_err {
     ct_rc rc;
     char code[48];     /* stable machine code, e.g. "invalid_transition" */
     char message[320]; /* lower case, no final period; never holds a secret */
+    /* The same work may succeed if run again (serialization failure, deadlock, a lock held by
+     * someone else): the transaction helper retries, and once retries are exhausted the client
+     * gets 503 with Retry-After, since it did not cause the conflict. */
+    bool retryable;
+    char sqlstate[6];  /* the database's SQLSTATE when the failure came from it, else "" */
 };
 
-/* Fills err (when non-NULL) and returns rc, so callers can write `return ct_err_set(...)`. */
+/* Fills err (when non-NULL) and returns rc, so callers can write `return ct_err_set(...)`.
+ * Clears retryable and sqlstate: a new error says nothing about the last one's cause. */
 ct_rc ct_err_set(struct ct_err *err, ct_rc rc, const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

@@ -11,7 +11,7 @@
 
 #include "casetrail/err.h"
 #include "casetrail/server.h"
-#include "casetrail/store.h"
+#include "casetrail/model.h"
 
 struct mg_connection;
 
@@ -20,6 +20,8 @@ struct mg_connection;
  * size their buffers CT_QUERY_BUF so a value is never silently cut or dropped. */
 #define CT_QUERY_VALUE_MAX 200
 #define CT_QUERY_BUF (CT_QUERY_VALUE_MAX + 1)
+/* The header line every 503 carries: each is temporary (database down or busy, draining). */
+#define CT_HTTP_RETRY_AFTER "Retry-After: 1\r\n"
 
 struct ct_req {
     struct mg_connection *conn;
@@ -85,6 +87,38 @@ bool ct_http_parse_id(const char *s, long long *out);
 bool ct_http_path_id(struct ct_req *req, const char *what, long long *id);
 /* Reads ?limit= (DECISIONS: default 50, 1 to 500); otherwise answers 400 and returns false. */
 bool ct_http_query_limit(struct ct_req *req, int *limit);
+
+/* ---- list filters, decoded from a table ---- */
+
+enum ct_query_type {
+    CT_Q_TEXT, /* const char * member: the value as given */
+    CT_Q_BOOL, /* int member: 1 for "true", 0 for "false" (left alone when absent) */
+    CT_Q_TIME, /* const char * member: a timestamptz literal (ct_text_parse_when) */
+};
+
+/* One query parameter of a list endpoint. An empty value counts as absent. */
+struct ct_query_field {
+    const char *name;
+    enum ct_query_type type;
+    size_t offset;                   /* offsetof the member in the filter struct */
+    bool (*valid)(const char *value); /* CT_Q_TEXT: NULL accepts anything */
+    const char *code;                /* the 400's code for a bad value */
+    const char *message;             /* the 400's message for a bad value */
+};
+
+/* Decodes fields[0..n) from the raw query string into filter. Values are copied into
+ * bufs[i] (one per field), which must outlive filter. CT_E_INVALID with the field's code and
+ * message for a bad value. Pure: unit-tested without a connection. */
+ct_rc ct_query_decode(const char *query, const struct ct_query_field *fields, size_t n,
+                      void *filter, char (*bufs)[CT_QUERY_BUF], struct ct_err *err);
+/* The same on a request's query; answers 400 and returns false on a bad value. */
+bool ct_http_query_filters(struct ct_req *req, const struct ct_query_field *fields, size_t n,
+                           void *filter, char (*bufs)[CT_QUERY_BUF]);
+/* Copies ?cursor= into buf; false when absent or empty. Decode it with cursor.h and answer a
+ * bad one with ct_http_bad_cursor. */
+bool ct_http_cursor_param(const struct ct_req *req, char buf[CT_QUERY_BUF]);
+/* Answers 400 invalid_cursor. */
+void ct_http_bad_cursor(struct ct_req *req);
 
 /* Header value or NULL (case-insensitive name). */
 const char *ct_http_header(const struct ct_req *req, const char *name);

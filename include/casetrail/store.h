@@ -8,8 +8,9 @@
 
 #include <cjson/cJSON.h>
 
-#include "casetrail/auth.h"
+#include "casetrail/cursor.h"
 #include "casetrail/err.h"
+#include "casetrail/model.h"
 
 struct ct_pool;
 struct ct_tx; /* a borrowed connection, inside a transaction when made by ct_store_in_tx */
@@ -50,18 +51,6 @@ ct_rc ct_store_schema_version(struct ct_tx *tx, int *version, struct ct_err *err
 
 /* ---- users ---- */
 
-#define CT_USER_NAME_MAX 64
-
-struct ct_user {
-    long long id;
-    char name[CT_USER_NAME_MAX + 1];
-    enum ct_role role;
-    bool has_limit;
-    long long approval_limit_minor;
-    bool active;
-    char created_at[40]; /* ISO 8601 UTC */
-};
-
 /* Looks up an active or inactive user by token hash; CT_E_NOT_FOUND when none. */
 ct_rc ct_store_user_by_token(struct ct_tx *tx, const char *token_hash, struct ct_user *out,
                              struct ct_err *err);
@@ -78,28 +67,6 @@ ct_rc ct_store_user_update(struct ct_tx *tx, const struct ct_user *u, const char
 ct_rc ct_store_user_list(struct ct_tx *tx, struct ct_user **out, size_t *n, struct ct_err *err);
 
 /* ---- events ---- */
-
-struct ct_event_text {
-    const char *field;      /* "reason", "note", "subject_name", ... */
-    const char *body;       /* free text; NULL entries are skipped */
-    const char *salt_scope; /* "staff" or "contact:<id>" */
-};
-
-#define CT_EVENT_MAX_TEXTS 6
-
-struct ct_event_new {
-    const char *chain_kind;  /* "ticket" or "user" */
-    long long chain_id;
-    const char *action;
-    const char *actor_type;  /* "agent" | "system" | "customer" */
-    const char *actor_id;
-    const char *from_value;  /* enum value or id; NULL allowed */
-    const char *to_value;
-    long long occurred_us;   /* 0 means the recording time */
-    const cJSON *data;       /* borrowed; ids, enums, amounts only; NULL allowed */
-    struct ct_event_text texts[CT_EVENT_MAX_TEXTS];
-    int ntexts;
-};
 
 /* Appends one event to its chain inside tx: locks the chain's owner row, takes the next seq,
  * digests texts with their salts, hashes, inserts. Sets *seq_out when non-NULL. */
@@ -125,15 +92,6 @@ ct_rc ct_store_contact_name(struct ct_tx *tx, long long id, const char *name, lo
 ct_rc ct_store_message_exists(struct ct_tx *tx, const char *wamid, bool *exists,
                               struct ct_err *err);
 
-struct ct_ticket_ref {
-    long long id;       /* 0 when none */
-    char status[16];
-    long long assignee_id; /* 0 when unassigned */
-    int escalation_level;
-    char priority[16];
-    bool complaint_escalated; /* a complaint rule escalated it (cleared by de-escalation) */
-};
-
 /* The contact's ticket that is not closed, locked (FOR UPDATE); out->id is 0 when none. */
 ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, struct ct_ticket_ref *out,
                            struct ct_err *err);
@@ -143,7 +101,7 @@ ct_rc ct_store_ticket_lock(struct ct_tx *tx, long long id, struct ct_ticket_ref 
 /* Creates a ticket in status new; sets *id. */
 ct_rc ct_store_ticket_create(struct ct_tx *tx, long long contact_id, const char *phone_number_id,
                              long long *id, struct ct_err *err);
-ct_rc ct_store_ticket_set_status(struct ct_tx *tx, long long id, const char *status,
+ct_rc ct_store_ticket_set_status(struct ct_tx *tx, long long id, enum ct_status status,
                                  struct ct_err *err);
 /* Moves updated_at to now and last_message_at forward to message_us (0: leave it). */
 ct_rc ct_store_ticket_touch(struct ct_tx *tx, long long id, long long message_us,
@@ -192,27 +150,19 @@ struct ct_ticket_filter {
     int escalated;         /* -1 any, 0 not escalated, 1 escalated */
     const char *contact;   /* NULL: any; wa_id exactly or case-insensitive name substring */
     int limit;
-    bool has_cursor;
-    long long cursor_us;
-    long long cursor_id;
+    struct ct_ticket_cursor cursor;
 };
 
-/* Tickets newest activity first; *next_cursor ("" when no more) has room for 64 bytes. */
+/* Tickets newest activity first; next_cursor is "" when there are no more. */
 ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, cJSON **out,
-                            char next_cursor[64], struct ct_err *err);
+                            char next_cursor[CT_CURSOR_MAX], struct ct_err *err);
 /* One ticket; CT_E_NOT_FOUND when unknown. */
 ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct_err *err);
-
-struct ct_timeline_cursor {
-    bool set;
-    long long at_us, rec_us, id;
-    int kind;              /* 0 message, 1 event */
-};
 
 /* Messages and events of a ticket in time order (ties: order of recording). */
 ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,
                         const struct ct_timeline_cursor *cur, cJSON **items,
-                        char next_cursor[96], struct ct_err *err);
+                        char next_cursor[CT_CURSOR_MAX], struct ct_err *err);
 
 /* ---- workflow ---- */
 
@@ -222,19 +172,8 @@ ct_rc ct_store_ticket_set_assignee(struct ct_tx *tx, long long id, long long ass
 /* complaint: the "escalated by a complaint rule" flag (cleared by de-escalation). */
 ct_rc ct_store_ticket_set_escalation(struct ct_tx *tx, long long id, int level, bool complaint,
                                      struct ct_err *err);
-ct_rc ct_store_ticket_set_priority(struct ct_tx *tx, long long id, const char *priority,
+ct_rc ct_store_ticket_set_priority(struct ct_tx *tx, long long id, enum ct_priority priority,
                                    struct ct_err *err);
-
-struct ct_approval {
-    long long id;
-    long long ticket_id;
-    char kind[24];
-    bool has_amount;
-    long long amount_minor;
-    char currency[4];
-    char status[12];
-    long long requested_by;
-};
 
 /* Inserts a pending approval (requested now); sets a->id. */
 ct_rc ct_store_approval_insert(struct ct_tx *tx, struct ct_approval *a, const char *reason,
@@ -242,7 +181,7 @@ ct_rc ct_store_approval_insert(struct ct_tx *tx, struct ct_approval *a, const ch
 /* Locks an approval row; CT_E_NOT_FOUND when unknown. */
 ct_rc ct_store_approval_lock(struct ct_tx *tx, long long id, struct ct_approval *out,
                              struct ct_err *err);
-ct_rc ct_store_approval_decide(struct ct_tx *tx, long long id, const char *status,
+ct_rc ct_store_approval_decide(struct ct_tx *tx, long long id, enum ct_approval_status status,
                                long long decided_by, const char *reason, struct ct_err *err);
 /* One approval in the API's shape. */
 ct_rc ct_store_approval_get(struct ct_tx *tx, long long id, cJSON **out, struct ct_err *err);
@@ -251,13 +190,12 @@ struct ct_approval_filter {
     const char *status, *kind, *requested_by, *decided_by; /* NULL: any; names for users */
     const char *from, *to;                                 /* timestamptz text, NULL: open */
     int limit;
-    bool has_cursor;
-    long long cursor_id;
+    struct ct_approval_cursor cursor;
 };
 
-/* Approvals, newest request first; *next_cursor ("" at the end) has room for 32 bytes. */
+/* Approvals, newest request first; next_cursor is "" at the end. */
 ct_rc ct_store_approvals_list(struct ct_tx *tx, const struct ct_approval_filter *f, cJSON **out,
-                              char next_cursor[32], struct ct_err *err);
+                              char next_cursor[CT_CURSOR_MAX], struct ct_err *err);
 
 /* ---- audit chains (verify, digest) ---- */
 

@@ -5,14 +5,8 @@
 
 #include "casetrail/auth.h"
 #include "casetrail/err.h"
+#include "casetrail/model.h"
 #include "casetrail/store.h"
-
-/* Who did something, as recorded in events. Strings are borrowed. */
-struct ct_actor {
-    const char *type; /* "agent" | "system" | "customer" */
-    const char *id;   /* user id as text, "cli", a wa_id ... */
-    const char *name; /* display name as it was; NULL for system */
-};
 
 extern const struct ct_actor CT_ACTOR_CLI;
 

@@ -49,17 +49,6 @@ struct ct_wa_batch {
  * missing header, wrong prefix, wrong length, non-hex or mismatch. */
 bool ct_webhook_signature_ok(const char *secret, const char *body, size_t len, const char *header);
 
-/* True when buf holds valid UTF-8 (no overlongs, no surrogates, nothing above U+10FFFF). */
-bool ct_utf8_valid(const char *buf, size_t len);
-/* Length (1-4) of the valid UTF-8 sequence at the start of the NUL-terminated s; 0 when the
- * bytes there are not valid UTF-8. */
-size_t ct_utf8_seq_len(const char *s);
-/* Replaces, in place, every byte that is not part of valid UTF-8 with '?'. */
-void ct_utf8_sanitize(char *s);
-/* Parses JSON that must fill len bytes (trailing white space only); NULL otherwise. The caller
- * owns the result (cJSON_Delete). */
-cJSON *ct_json_parse_strict(const char *body, size_t len);
-
 /* Parses a webhook body. Borrows body for the call only; on success fills *out, which the
  * caller releases with ct_webhook_batch_free(). CT_E_INVALID (code invalid_json or
  * not_whatsapp) when the body is not JSON or not a whatsapp_business_account object.

@@ -10,34 +10,15 @@
 
 #include "casetrail/err.h"
 #include "casetrail/store.h"
+#include "casetrail/tickets.h"
 
-enum ct_action_kind { CT_ACT_ASSIGN, CT_ACT_UNASSIGN, CT_ACT_STATUS, CT_ACT_ESCALATE,
-                      CT_ACT_DEESCALATE, CT_ACT_PRIORITY, CT_ACT_NOTE };
-
-/* One staff action on a ticket. Strings are borrowed. */
-struct ct_ticket_action {
-    enum ct_action_kind kind;
-    const char *assignee; /* ASSIGN: user name */
-    const char *status;   /* STATUS */
-    int level;            /* ESCALATE: 1..3; DEESCALATE: target level, below the current */
-    const char *priority; /* PRIORITY */
-    const char *reason;   /* required or optional by kind */
-    const char *note;     /* ASSIGN: optional hand-off note; NOTE: the body */
-};
-
-/* Runs the action as actor on ticket_id. On success *ticket_out is the ticket after the change
- * (caller frees with cJSON_Delete). */
+/* Runs the action as actor on ticket_id after the rules in tickets.c allow it (every rule is
+ * checked here, so no caller can skip one). On success *ticket_out is the ticket after the
+ * change (caller frees with cJSON_Delete). CT_E_UNAVAILABLE (503) when the database is down or
+ * stayed busy through the retries. */
 ct_rc ct_workflow_ticket_action(struct ct_pool *pool, const struct ct_user *actor,
                                 long long ticket_id, const struct ct_ticket_action *a,
                                 cJSON **ticket_out, struct ct_err *err);
-
-struct ct_approval_request {
-    const char *kind;
-    bool has_amount;
-    long long amount_minor;
-    const char *currency;  /* NULL: the deployment's */
-    const char *reason;
-};
 
 /* Records an approval request (event approval.requested). deployment_currency is
  * CASETRAIL_CURRENCY; another currency is CT_E_UNPROCESSABLE naming it. *out: the approval. */
@@ -46,9 +27,9 @@ ct_rc ct_workflow_request_approval(struct ct_pool *pool, const struct ct_user *a
                                    const char *deployment_currency, cJSON **out,
                                    struct ct_err *err);
 
-/* Decides a pending approval (event approval.decided). decision: "approved" | "denied". */
+/* Decides a pending approval (event approval.decided) as CT_APPR_APPROVED or CT_APPR_DENIED. */
 ct_rc ct_workflow_decide(struct ct_pool *pool, const struct ct_user *actor, long long approval_id,
-                         const char *decision, const char *reason, cJSON **out,
+                         enum ct_approval_status decision, const char *reason, cJSON **out,
                          struct ct_err *err);
 
 /* Replaces the complaint rules (admin); recorded as rules.complaints_replaced on the admin's

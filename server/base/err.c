@@ -12,6 +12,8 @@ ct_rc ct_err_set(struct ct_err *err, ct_rc rc, const char *code, const char *fmt
     if (err == NULL)
         return rc;
     err->rc = rc;
+    err->retryable = false;
+    err->sqlstate[0] = '\0';
     snprintf(err->code, sizeof(err->code), "%s", code);
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);

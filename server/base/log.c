@@ -7,7 +7,7 @@
 #include <unistd.h>
 
 #include "casetrail/log.h"
-#include "casetrail/webhook.h"
+#include "casetrail/text.h"
 
 /* Set once at start, before threads exist; read-only afterwards. */
 static enum ct_log_level min_level = CT_LOG_INFO;

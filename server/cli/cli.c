@@ -11,6 +11,7 @@
 #include "casetrail/server.h"
 #include "casetrail/store.h"
 #include "casetrail/users.h"
+#include "casetrail/verify.h"
 
 #define EXIT_USAGE 2
 
@@ -124,7 +125,7 @@ static int do_user_add(struct ct_pool *pool, void *arg)
     if (rc != CT_OK)
         return report(rc, &err);
     fprintf(stderr, "created %s %s; its API token follows and is shown only this once:\n",
-            ct_auth_role_name(a->role), a->name);
+            ct_role_name(a->role), a->name);
     printf("%s\n", token); /* DECISIONS: the token alone on the last line of stdout */
     fflush(stdout);
     memset(token, 0, sizeof(token));
@@ -149,7 +150,7 @@ static int cmd_user_add(int argc, char **argv)
     struct user_args a = {NULL, CT_ROLE_NONE, -1, false};
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) {
-            a.role = ct_auth_role_parse(argv[++i]);
+            a.role = ct_role_parse(argv[++i]);
             if (a.role == CT_ROLE_NONE)
                 return usage_error(USAGE_ADD, "invalid role \"%s\": expected agent, supervisor, qa or admin", argv[i]);
         } else if (strcmp(argv[i], "--approval-limit") == 0 && i + 1 < argc) {
@@ -184,7 +185,7 @@ static ct_rc list_users(struct ct_tx *tx, void *arg, struct ct_err *err)
         printf("[");
         for (size_t i = 0; i < n; i++) {
             printf("%s{\"name\":\"%s\",\"role\":\"%s\",\"active\":%s,\"approval_limit_minor\":", i ? "," : "",
-                   u[i].name, ct_auth_role_name(u[i].role), u[i].active ? "true" : "false");
+                   u[i].name, ct_role_name(u[i].role), u[i].active ? "true" : "false");
             if (u[i].has_limit)
                 printf("%lld", u[i].approval_limit_minor);
             else
@@ -198,7 +199,7 @@ static ct_rc list_users(struct ct_tx *tx, void *arg, struct ct_err *err)
             char limit[32] = "-";
             if (u[i].has_limit)
                 snprintf(limit, sizeof(limit), "%lld", u[i].approval_limit_minor);
-            printf("%-24s %-10s %-8s %-14s %s\n", u[i].name, ct_auth_role_name(u[i].role),
+            printf("%-24s %-10s %-8s %-14s %s\n", u[i].name, ct_role_name(u[i].role),
                    u[i].active ? "yes" : "no", limit, u[i].created_at);
         }
     }
@@ -230,7 +231,7 @@ static int do_set_role(struct ct_pool *pool, void *arg)
     struct ct_err err;
     ct_rc rc = ct_users_set_role(pool, &CT_ACTOR_CLI, a->name, a->role, &err);
     if (rc == CT_OK)
-        fprintf(stderr, "%s is now %s\n", a->name, ct_auth_role_name(a->role));
+        fprintf(stderr, "%s is now %s\n", a->name, ct_role_name(a->role));
     return report(rc, &err);
 }
 
@@ -241,7 +242,7 @@ static int cmd_user_set_role(int argc, char **argv)
     if (argc != 3)
         return usage_error(usage, "%s", "expected NAME and ROLE");
     a.name = argv[1];
-    a.role = ct_auth_role_parse(argv[2]);
+    a.role = ct_role_parse(argv[2]);
     if (a.role == CT_ROLE_NONE)
         return usage_error(usage, "invalid role \"%s\": expected agent, supervisor, qa or admin", argv[2]);
     return with_pool(do_set_role, &a);
@@ -341,24 +342,6 @@ struct audit_args {
     const char *signing_key;  /* CASETRAIL_SIGNING_KEY */
     const char *verify_key;   /* CASETRAIL_VERIFY_KEY, else the signing key */
 };
-
-struct chain_job {
-    const char *kind;
-    long long id;
-    struct ct_verify_result r;
-};
-
-static ct_rc verify_chain_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
-{
-    struct chain_job *j = arg;
-    struct ct_chain c;
-    ct_rc rc = ct_store_chain_load(tx, j->kind, j->id, &c, err);
-    if (rc != CT_OK)
-        return rc;
-    ct_audit_verify_chain(&c, &j->r);
-    ct_chain_free(&c);
-    return CT_OK;
-}
 
 struct list_job {
     char (*kinds)[8];
@@ -465,16 +448,17 @@ static int do_verify(struct ct_pool *pool, void *arg)
         return 1;
     }
     for (size_t i = 0; i < l.n; i++) {
-        struct chain_job j = {l.kinds[i], l.ids[i], {0}};
-        if (ct_store_in_tx(pool, verify_chain_tx, &j, &err) != CT_OK) {
-            printf("FAIL %s %lld: %s\n", j.kind, j.id, err.message);
+        struct ct_verify_result r;
+        if (ct_verify_chain(pool, l.kinds[i], l.ids[i], &r, &err) != CT_OK) {
+            printf("FAIL %s %lld: %s\n", l.kinds[i], l.ids[i], err.message);
             failures++;
             continue;
         }
-        events += j.r.events;
-        redacted += j.r.redacted;
-        if (!j.r.ok) {
-            printf("FAIL %s %lld seq %lld: %s\n", j.kind, j.id, j.r.first_bad_seq, j.r.reason);
+        events += r.events;
+        redacted += r.redacted;
+        if (!r.ok) {
+            printf("FAIL %s %lld seq %lld: %s\n", l.kinds[i], l.ids[i], r.first_bad_seq,
+                   r.reason);
             failures++;
         }
     }

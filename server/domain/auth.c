@@ -6,26 +6,7 @@
 #include <openssl/rand.h>
 
 #include "casetrail/auth.h"
-
-static const char *const role_names[] = {"none", "agent", "supervisor", "qa", "admin"};
-
-enum ct_role ct_auth_role_parse(const char *s)
-{
-    if (s == NULL)
-        return CT_ROLE_NONE;
-    for (int i = CT_ROLE_AGENT; i <= CT_ROLE_ADMIN; i++) {
-        if (strcmp(s, role_names[i]) == 0)
-            return (enum ct_role)i;
-    }
-    return CT_ROLE_NONE;
-}
-
-const char *ct_auth_role_name(enum ct_role role)
-{
-    if ((int)role < CT_ROLE_NONE || role > CT_ROLE_ADMIN)
-        return "none";
-    return role_names[role];
-}
+#include "casetrail/text.h"
 
 static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
@@ -52,14 +33,9 @@ void ct_auth_token_hash(const char *token, char out[CT_TOKEN_HASH_LEN + 1])
 {
     unsigned char md[32];
     unsigned int mdlen = 0;
-    static const char hex[] = "0123456789abcdef";
 
     EVP_Digest(token, strlen(token), md, &mdlen, EVP_sha256(), NULL);
-    for (unsigned i = 0; i < 32; i++) {
-        out[2 * i] = hex[md[i] >> 4];
-        out[2 * i + 1] = hex[md[i] & 15];
-    }
-    out[CT_TOKEN_HASH_LEN] = '\0';
+    ct_hex_encode(md, sizeof(md), out);
 }
 
 bool ct_auth_token_well_formed(const char *token)

@@ -45,29 +45,17 @@ static void sorted_order(struct key *keys, size_t n, size_t *order)
         order[i] = keys[i].idx;
 }
 
-static void add_text(struct ct_event_new *ev, const char *field, const char *body,
-                     const char *scope)
-{
-    if (body == NULL || ev->ntexts >= CT_EVENT_MAX_TEXTS)
-        return;
-    ev->texts[ev->ntexts].field = field;
-    ev->texts[ev->ntexts].body = body;
-    ev->texts[ev->ntexts].salt_scope = scope;
-    ev->ntexts++;
-}
+/* Delivery receipts are recorded as WhatsApp's doing. */
+static const struct ct_actor whatsapp = {CT_ACTOR_SYSTEM, "whatsapp", NULL, NULL};
 
-/* A customer-made event on a ticket at the message's send time. */
+/* A customer-made event on a ticket at the message's send time; the customer's name is their
+ * contact's text (scope), so erasing the contact erases it. */
 static void customer_event(struct ct_event_new *ev, long long ticket_id,
                            const struct ct_wa_message *m, const char *scope, const char *action)
 {
-    memset(ev, 0, sizeof(*ev));
-    ev->chain_kind = "ticket";
-    ev->chain_id = ticket_id;
-    ev->action = action;
-    ev->actor_type = "customer";
-    ev->actor_id = m->from;
+    struct ct_actor customer = {CT_ACTOR_CUSTOMER, m->from, m->profile_name, scope};
+    ct_event_begin(ev, CT_CHAIN_TICKET, ticket_id, action, &customer);
     ev->occurred_us = m->ts * 1000000LL;
-    add_text(ev, "actor_name", m->profile_name, scope);
 }
 
 /* Finds, reopens or creates the message's ticket; *out is its (locked) row as it now is. */
@@ -85,10 +73,10 @@ static ct_rc ticket_for_message(struct ct_tx *tx, const struct ct_wa_message *m,
     if (t.id == 0) {
         if ((rc = ct_store_ticket_create(tx, contact_id, m->phone_number_id, &t.id, err)) != CT_OK)
             return rc;
-        snprintf(t.status, sizeof(t.status), "new");
-        snprintf(t.priority, sizeof(t.priority), "normal");
-        customer_event(&ev, t.id, m, scope, "ticket.created");
-        ev.to_value = "new";
+        t.status = CT_ST_NEW;
+        t.priority = CT_PRIO_NORMAL;
+        customer_event(&ev, t.id, m, scope, CT_EV_TICKET_CREATED);
+        ev.to_value = ct_status_name(CT_ST_NEW);
         data = cJSON_CreateObject();
         cJSON_AddNumberToObject(data, "contact_id", (double)contact_id);
         cJSON_AddStringToObject(data, "phone_number_id", m->phone_number_id);
@@ -97,14 +85,14 @@ static ct_rc ticket_for_message(struct ct_tx *tx, const struct ct_wa_message *m,
         rc = ct_store_event_append(tx, &ev, NULL, err);
         cJSON_Delete(data);
         res->tickets_created++;
-    } else if (strcmp(t.status, "resolved") == 0) {
-        if ((rc = ct_store_ticket_set_status(tx, t.id, "open", err)) != CT_OK)
+    } else if (t.status == CT_ST_RESOLVED) {
+        if ((rc = ct_store_ticket_set_status(tx, t.id, CT_ST_OPEN, err)) != CT_OK)
             return rc;
-        customer_event(&ev, t.id, m, scope, "ticket.reopened");
-        ev.from_value = "resolved";
-        ev.to_value = "open";
+        customer_event(&ev, t.id, m, scope, CT_EV_TICKET_REOPENED);
+        ev.from_value = ct_status_name(CT_ST_RESOLVED);
+        ev.to_value = ct_status_name(CT_ST_OPEN);
         rc = ct_store_event_append(tx, &ev, NULL, err);
-        snprintf(t.status, sizeof(t.status), "open");
+        t.status = CT_ST_OPEN;
         res->tickets_reopened++;
     }
     *out = t;
@@ -164,14 +152,14 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m, lon
     if (dup) /* same wamid under another business number: keep the first, change nothing */
         return ct_err_set(err, CT_E_CONFLICT, "wamid_reused",
                           "message id %s is already stored for another contact", m->wamid);
-    customer_event(&ev, ticket_id, m, scope, "message.received");
+    customer_event(&ev, ticket_id, m, scope, CT_EV_MESSAGE_RECEIVED);
     data = cJSON_CreateObject();
     cJSON_AddNumberToObject(data, "message_id", (double)message_id);
     cJSON_AddStringToObject(data, "wamid", m->wamid);
     cJSON_AddStringToObject(data, "type", m->type);
     cJSON_AddNumberToObject(data, "receipt_id", (double)receipt);
     ev.data = data;
-    add_text(&ev, "body", m->text, scope);
+    ct_event_text(&ev, "body", m->text, scope);
     rc = ct_store_event_append(tx, &ev, NULL, err);
     cJSON_Delete(data);
     if (rc != CT_OK)
@@ -223,12 +211,11 @@ static ct_rc ingest_status(struct ct_tx *tx, const struct ct_wa_status *s, long 
     res->statuses_new++;
     if (msg.ticket_id == 0)
         return CT_OK;
-    struct ct_event_new ev = {
-        .chain_kind = "ticket", .chain_id = msg.ticket_id, .action = "message.status",
-        .actor_type = "system", .actor_id = "whatsapp",
-        .from_value = msg.status[0] ? msg.status : NULL, .to_value = s->status,
-        .occurred_us = s->ts * 1000000LL,
-    };
+    struct ct_event_new ev;
+    ct_event_begin(&ev, CT_CHAIN_TICKET, msg.ticket_id, CT_EV_MESSAGE_STATUS, &whatsapp);
+    ev.from_value = msg.status[0] ? msg.status : NULL;
+    ev.to_value = s->status;
+    ev.occurred_us = s->ts * 1000000LL;
     data = cJSON_CreateObject();
     cJSON_AddNumberToObject(data, "message_id", (double)msg.id);
     cJSON_AddStringToObject(data, "wamid", s->wamid);

@@ -7,7 +7,7 @@
 
 #include "casetrail/users.h"
 
-const struct ct_actor CT_ACTOR_CLI = {"system", "cli", NULL};
+const struct ct_actor CT_ACTOR_CLI = {CT_ACTOR_SYSTEM, "cli", NULL, NULL};
 
 bool ct_users_name_valid(const char *name)
 {
@@ -26,99 +26,123 @@ struct change {
     const struct ct_actor *actor;
     const char *name;
     enum ct_role role;
-    long long limit;
-    char *token;              /* out: new token, when one is made */
-    enum { ADD, SET_ROLE, DEACTIVATE, ROTATE } op;
+    long long limit;          /* < 0: no approval limit */
+    char *token;              /* out: the new token, when one is made */
 };
 
-static void add_actor_text(struct ct_event_new *ev, const struct ct_actor *actor)
+/* Appends the user event ev (begun by the caller) to user u's chain. */
+static ct_rc record(struct ct_tx *tx, struct ct_event_new *ev, const struct ct_user *u,
+                    struct ct_err *err)
 {
-    if (actor->name != NULL) {
-        ev->texts[ev->ntexts].field = "actor_name";
-        ev->texts[ev->ntexts].body = actor->name;
-        ev->texts[ev->ntexts].salt_scope = "staff";
-        ev->ntexts++;
-    }
+    ev->chain_id = u->id;
+    return ct_store_event_append(tx, ev, NULL, err);
 }
 
-static ct_rc apply_change(struct ct_tx *tx, void *arg, struct ct_err *err)
+/* Locks the named user for a change. */
+static ct_rc find(struct ct_tx *tx, const struct change *c, struct ct_user *u,
+                  struct ct_err *err)
+{
+    ct_rc rc = ct_store_user_by_name(tx, c->name, true, u, err);
+    if (rc == CT_E_NOT_FOUND)
+        return ct_err_set(err, CT_E_NOT_FOUND, "user_not_found", "no user named \"%s\"",
+                          c->name);
+    return rc; /* otherwise the store's error as it is: retries and 503 depend on it */
+}
+
+static ct_rc add_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 {
     struct change *c = arg;
     struct ct_user u;
+    struct ct_event_new ev;
     char hash[CT_TOKEN_HASH_LEN + 1];
     cJSON *data = NULL;
     ct_rc rc;
-    struct ct_event_new ev = {
-        .chain_kind = "user",
-        .actor_type = c->actor->type,
-        .actor_id = c->actor->id,
-    };
 
-    if (c->op == ADD) {
-        memset(&u, 0, sizeof(u));
-        snprintf(u.name, sizeof(u.name), "%s", c->name);
-        u.role = c->role;
-        u.has_limit = c->limit >= 0;
-        u.approval_limit_minor = c->limit;
-        if (!ct_auth_token_new(c->token))
-            return ct_err_set(err, CT_E_INTERNAL, "internal", "could not generate a token");
-        ct_auth_token_hash(c->token, hash);
-        if ((rc = ct_store_user_insert(tx, &u, hash, err)) != CT_OK)
-            return rc;
-        data = cJSON_CreateObject();
-        if (data == NULL)
-            return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
-        if (u.has_limit)
-            cJSON_AddNumberToObject(data, "approval_limit_minor", (double)u.approval_limit_minor);
-        else
-            cJSON_AddNullToObject(data, "approval_limit_minor");
-        ev.action = "user.created";
-        ev.to_value = ct_auth_role_name(u.role);
-        ev.data = data;
-        ev.texts[ev.ntexts++] = (struct ct_event_text){"subject_name", u.name, "staff"};
-    } else {
-        rc = ct_store_user_by_name(tx, c->name, true, &u, err);
-        if (rc == CT_E_NOT_FOUND)
-            return ct_err_set(err, CT_E_NOT_FOUND, "user_not_found", "no user named \"%s\"",
-                              c->name);
-        if (rc != CT_OK)
-            return rc; /* keep the store's code: the retry loop and 503 depend on it */
-        if (c->op == SET_ROLE) {
-            if (u.role == c->role)
-                return CT_OK; /* nothing changed: nothing to record */
-            ev.action = "user.role_changed";
-            ev.from_value = ct_auth_role_name(u.role);
-            ev.to_value = ct_auth_role_name(c->role);
-            u.role = c->role;
-            rc = ct_store_user_update(tx, &u, NULL, err);
-        } else if (c->op == DEACTIVATE) {
-            if (!u.active)
-                return ct_err_set(err, CT_E_CONFLICT, "already_inactive",
-                                  "user \"%s\" is already deactivated", c->name);
-            ev.action = "user.deactivated";
-            ev.from_value = "active";
-            ev.to_value = "inactive";
-            u.active = false;
-            rc = ct_store_user_update(tx, &u, NULL, err);
-        } else {
-            if (!u.active)
-                return ct_err_set(err, CT_E_CONFLICT, "inactive",
-                                  "user \"%s\" is deactivated; its token cannot be rotated",
-                                  c->name);
-            if (!ct_auth_token_new(c->token))
-                return ct_err_set(err, CT_E_INTERNAL, "internal", "could not generate a token");
-            ct_auth_token_hash(c->token, hash);
-            ev.action = "user.token_rotated";
-            rc = ct_store_user_update(tx, &u, hash, err);
-        }
-        if (rc != CT_OK)
-            return rc;
-    }
-    ev.chain_id = u.id;
-    add_actor_text(&ev, c->actor);
-    rc = ct_store_event_append(tx, &ev, NULL, err);
+    memset(&u, 0, sizeof(u));
+    snprintf(u.name, sizeof(u.name), "%s", c->name);
+    u.role = c->role;
+    u.has_limit = c->limit >= 0;
+    u.approval_limit_minor = c->limit;
+    if (!ct_auth_token_new(c->token))
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "could not generate a token");
+    ct_auth_token_hash(c->token, hash);
+    if ((rc = ct_store_user_insert(tx, &u, hash, err)) != CT_OK)
+        return rc;
+    data = cJSON_CreateObject();
+    if (data == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    if (u.has_limit)
+        cJSON_AddNumberToObject(data, "approval_limit_minor", (double)u.approval_limit_minor);
+    else
+        cJSON_AddNullToObject(data, "approval_limit_minor");
+    ct_event_begin(&ev, CT_CHAIN_USER, u.id, CT_EV_USER_CREATED, c->actor);
+    ev.to_value = ct_role_name(u.role);
+    ev.data = data;
+    ct_event_text(&ev, "subject_name", u.name, CT_SCOPE_STAFF);
+    rc = record(tx, &ev, &u, err);
     cJSON_Delete(data);
     return rc;
+}
+
+static ct_rc set_role_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct change *c = arg;
+    struct ct_user u;
+    struct ct_event_new ev;
+    ct_rc rc = find(tx, c, &u, err);
+
+    if (rc != CT_OK || u.role == c->role)
+        return rc; /* nothing changed: nothing to record */
+    ct_event_begin(&ev, CT_CHAIN_USER, u.id, CT_EV_USER_ROLE, c->actor);
+    ev.from_value = ct_role_name(u.role);
+    ev.to_value = ct_role_name(c->role);
+    u.role = c->role;
+    if ((rc = ct_store_user_update(tx, &u, NULL, err)) != CT_OK)
+        return rc;
+    return record(tx, &ev, &u, err);
+}
+
+static ct_rc deactivate_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct change *c = arg;
+    struct ct_user u;
+    struct ct_event_new ev;
+    ct_rc rc = find(tx, c, &u, err);
+
+    if (rc != CT_OK)
+        return rc;
+    if (!u.active)
+        return ct_err_set(err, CT_E_CONFLICT, "already_inactive",
+                          "user \"%s\" is already deactivated", c->name);
+    ct_event_begin(&ev, CT_CHAIN_USER, u.id, CT_EV_USER_DEACTIVATED, c->actor);
+    ev.from_value = "active";
+    ev.to_value = "inactive";
+    u.active = false;
+    if ((rc = ct_store_user_update(tx, &u, NULL, err)) != CT_OK)
+        return rc;
+    return record(tx, &ev, &u, err);
+}
+
+static ct_rc rotate_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct change *c = arg;
+    struct ct_user u;
+    struct ct_event_new ev;
+    char hash[CT_TOKEN_HASH_LEN + 1];
+    ct_rc rc = find(tx, c, &u, err);
+
+    if (rc != CT_OK)
+        return rc;
+    if (!u.active)
+        return ct_err_set(err, CT_E_CONFLICT, "inactive",
+                          "user \"%s\" is deactivated; its token cannot be rotated", c->name);
+    if (!ct_auth_token_new(c->token))
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "could not generate a token");
+    ct_auth_token_hash(c->token, hash);
+    ct_event_begin(&ev, CT_CHAIN_USER, u.id, CT_EV_USER_TOKEN, c->actor);
+    if ((rc = ct_store_user_update(tx, &u, hash, err)) != CT_OK)
+        return rc;
+    return record(tx, &ev, &u, err);
 }
 
 static ct_rc check_name(const char *name, struct ct_err *err)
@@ -134,35 +158,37 @@ ct_rc ct_users_add(struct ct_pool *pool, const struct ct_actor *actor, const cha
                    enum ct_role role, long long limit, char token_out[CT_TOKEN_LEN + 1],
                    struct ct_err *err)
 {
-    struct change c = {actor, name, role, limit, token_out, ADD};
+    struct change c = {actor, name, role, limit, token_out};
     if (check_name(name, err) != CT_OK)
         return err->rc;
     if (role == CT_ROLE_NONE)
-        return ct_err_set(err, CT_E_INVALID, "invalid_role", "role must be agent, supervisor, qa or admin");
-    return ct_store_in_tx(pool, apply_change, &c, err);
+        return ct_err_set(err, CT_E_INVALID, "invalid_role",
+                          "role must be agent, supervisor, qa or admin");
+    return ct_store_in_tx(pool, add_tx, &c, err);
 }
 
 ct_rc ct_users_set_role(struct ct_pool *pool, const struct ct_actor *actor, const char *name,
                         enum ct_role role, struct ct_err *err)
 {
-    struct change c = {actor, name, role, -1, NULL, SET_ROLE};
+    struct change c = {actor, name, role, -1, NULL};
     if (role == CT_ROLE_NONE)
-        return ct_err_set(err, CT_E_INVALID, "invalid_role", "role must be agent, supervisor, qa or admin");
-    return ct_store_in_tx(pool, apply_change, &c, err);
+        return ct_err_set(err, CT_E_INVALID, "invalid_role",
+                          "role must be agent, supervisor, qa or admin");
+    return ct_store_in_tx(pool, set_role_tx, &c, err);
 }
 
 ct_rc ct_users_deactivate(struct ct_pool *pool, const struct ct_actor *actor, const char *name,
                           struct ct_err *err)
 {
-    struct change c = {actor, name, CT_ROLE_NONE, -1, NULL, DEACTIVATE};
-    return ct_store_in_tx(pool, apply_change, &c, err);
+    struct change c = {actor, name, CT_ROLE_NONE, -1, NULL};
+    return ct_store_in_tx(pool, deactivate_tx, &c, err);
 }
 
 ct_rc ct_users_rotate_token(struct ct_pool *pool, const struct ct_actor *actor, const char *name,
                             char token_out[CT_TOKEN_LEN + 1], struct ct_err *err)
 {
-    struct change c = {actor, name, CT_ROLE_NONE, -1, token_out, ROTATE};
-    return ct_store_in_tx(pool, apply_change, &c, err);
+    struct change c = {actor, name, CT_ROLE_NONE, -1, token_out};
+    return ct_store_in_tx(pool, rotate_tx, &c, err);
 }
 
 struct auth_arg {

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "casetrail/text.h"
 #include "casetrail/tickets.h"
 #include "casetrail/users.h"
 #include "casetrail/workflow.h"
@@ -22,24 +23,18 @@ static ct_rc in_tx_with_result(struct ct_pool *pool, ct_tx_fn fn, void *job, cJS
     return rc;
 }
 
-/* An event by a staff member on a ticket, with their name as it was. */
-static void staff_event(struct ct_event_new *ev, const struct ct_user *actor, char idbuf[32],
+/* Starts an event by a staff member on ticket_id; idbuf holds the actor's id text. */
+static void staff_event(struct ct_event_new *ev, const struct ct_user *actor, char idbuf[24],
                         long long ticket_id, const char *action)
 {
-    memset(ev, 0, sizeof(*ev));
-    snprintf(idbuf, 32, "%lld", actor->id);
-    ev->chain_kind = "ticket";
-    ev->chain_id = ticket_id;
-    ev->action = action;
-    ev->actor_type = "agent";
-    ev->actor_id = idbuf;
-    ev->texts[ev->ntexts++] = (struct ct_event_text){"actor_name", actor->name, "staff"};
+    struct ct_actor who = ct_actor_staff(actor, idbuf);
+    ct_event_begin(ev, CT_CHAIN_TICKET, ticket_id, action, &who);
 }
 
-static void add_text(struct ct_event_new *ev, const char *field, const char *body)
+/* A staff text: reasons, notes. Blank optional text is not recorded. */
+static void staff_text(struct ct_event_new *ev, const char *field, const char *body)
 {
-    if (body != NULL && ev->ntexts < CT_EVENT_MAX_TEXTS)
-        ev->texts[ev->ntexts++] = (struct ct_event_text){field, body, "staff"};
+    ct_event_text(ev, field, ct_text_present(body) ? body : NULL, CT_SCOPE_STAFF);
 }
 
 struct action_job {
@@ -50,21 +45,20 @@ struct action_job {
 };
 
 static ct_rc change_status(struct ct_tx *tx, const struct ct_user *actor,
-                           const struct ct_ticket_ref *t, const char *to, const char *reason,
+                           const struct ct_ticket_ref *t, enum ct_status to, const char *reason,
                            struct ct_err *err)
 {
     struct ct_event_new ev;
-    char idbuf[32];
-    ct_rc rc = ct_tickets_check_transition(ct_tickets_status_parse(t->status),
-                                           ct_tickets_status_parse(to), actor->role, reason, err);
+    char idbuf[24];
+    ct_rc rc = ct_tickets_check_transition(t->status, to, actor->role, reason, err);
     if (rc != CT_OK)
         return rc;
     if ((rc = ct_store_ticket_set_status(tx, t->id, to, err)) != CT_OK)
         return rc;
     staff_event(&ev, actor, idbuf, t->id, CT_EV_STATUS);
-    ev.from_value = t->status;
-    ev.to_value = to;
-    add_text(&ev, "reason", ct_tickets_has_text(reason) ? reason : NULL);
+    ev.from_value = ct_status_name(t->status);
+    ev.to_value = ct_status_name(to);
+    staff_text(&ev, "reason", reason);
     return ct_store_event_append(tx, &ev, NULL, err);
 }
 
@@ -74,22 +68,22 @@ static ct_rc do_assign(struct ct_tx *tx, struct action_job *j, const struct ct_t
     const struct ct_ticket_action *a = j->a;
     struct ct_user assignee;
     struct ct_event_new ev;
-    char idbuf[32], from[32], to[32];
+    char idbuf[24], from[24], to[24];
     ct_rc rc;
 
     memset(&assignee, 0, sizeof(assignee));
     if (a->kind == CT_ACT_ASSIGN) {
         rc = ct_store_user_by_name(tx, a->assignee, false, &assignee, err);
         if (rc == CT_E_NOT_FOUND)
-            return ct_err_set(err, CT_E_UNPROCESSABLE, "unknown_assignee", "no user named \"%.64s\"",
-                              a->assignee);
-        if (rc != CT_OK)
-            return rc;
-        if ((rc = ct_tickets_check_assign(j->actor, t, &assignee, err)) != CT_OK)
-            return rc;
-    } else if (t->assignee_id == 0) {
-        return ct_err_set(err, CT_E_CONFLICT, "not_assigned", "ticket %lld is not assigned", t->id);
+            return ct_err_set(err, CT_E_UNPROCESSABLE, "unknown_assignee",
+                              "no user named \"%.64s\"", a->assignee);
+        if (rc == CT_OK)
+            rc = ct_tickets_check_assign(j->actor, t, &assignee, err);
+    } else {
+        rc = ct_tickets_check_unassign(t, err);
     }
+    if (rc != CT_OK)
+        return rc;
     if ((rc = ct_store_ticket_set_assignee(tx, t->id, assignee.id, err)) != CT_OK)
         return rc;
     staff_event(&ev, j->actor, idbuf, t->id, CT_EV_ASSIGNMENT);
@@ -97,13 +91,14 @@ static ct_rc do_assign(struct ct_tx *tx, struct action_job *j, const struct ct_t
     snprintf(to, sizeof(to), "%lld", assignee.id);
     ev.from_value = t->assignee_id ? from : NULL;
     ev.to_value = assignee.id ? to : NULL;
-    add_text(&ev, "reason", a->reason);
-    add_text(&ev, "note", a->note);
+    ct_event_text(&ev, "reason", a->reason, CT_SCOPE_STAFF);
+    ct_event_text(&ev, "note", a->note, CT_SCOPE_STAFF);
     if ((rc = ct_store_event_append(tx, &ev, NULL, err)) != CT_OK)
         return rc;
-    /* DECISIONS: assigning a new ticket opens it, as its own event by the same actor */
-    if (a->kind == CT_ACT_ASSIGN && strcmp(t->status, "new") == 0)
-        rc = change_status(tx, j->actor, t, "open", NULL, err);
+    /* assigning a new ticket opens it, as its own event by the same actor:
+     * docs/DECISIONS.md#assignment-opens-ticket */
+    if (a->kind == CT_ACT_ASSIGN && t->status == CT_ST_NEW)
+        rc = change_status(tx, j->actor, t, CT_ST_OPEN, NULL, err);
     return rc;
 }
 
@@ -112,58 +107,55 @@ static ct_rc do_escalation(struct ct_tx *tx, struct action_job *j, const struct 
 {
     const struct ct_ticket_action *a = j->a;
     struct ct_event_new ev;
-    char idbuf[32], from[8], to[8];
+    char idbuf[24], from[8], to[8];
     bool raise = a->kind == CT_ACT_ESCALATE;
-    ct_rc rc;
+    ct_rc rc = ct_tickets_check_escalation(t, raise, a->level, err);
 
-    if (raise && a->level <= t->escalation_level)
-        return ct_err_set(err, CT_E_CONFLICT, "already_escalated",
-                          "ticket %lld is already at escalation level %d", t->id,
-                          t->escalation_level);
-    if (!raise && t->escalation_level == 0)
-        return ct_err_set(err, CT_E_CONFLICT, "not_escalated", "ticket %lld is not escalated",
-                          t->id);
-    if (!raise && a->level >= t->escalation_level)
-        return ct_err_set(err, CT_E_INVALID, "invalid_level",
-                          "level must be below the current escalation level %d",
-                          t->escalation_level);
+    if (rc != CT_OK)
+        return rc;
     /* de-escalating re-arms automatic complaint detection for this ticket */
-    if ((rc = ct_store_ticket_set_escalation(tx, t->id, a->level, raise && t->complaint_escalated,
-                                             err)) != CT_OK)
+    rc = ct_store_ticket_set_escalation(tx, t->id, a->level, raise && t->complaint_escalated,
+                                        err);
+    if (rc != CT_OK)
         return rc;
     staff_event(&ev, j->actor, idbuf, t->id, raise ? CT_EV_ESC_RAISED : CT_EV_ESC_LOWERED);
     snprintf(from, sizeof(from), "%d", t->escalation_level);
     snprintf(to, sizeof(to), "%d", a->level);
     ev.from_value = from;
     ev.to_value = to;
-    add_text(&ev, "reason", a->reason);
+    ct_event_text(&ev, "reason", a->reason, CT_SCOPE_STAFF);
     return ct_store_event_append(tx, &ev, NULL, err);
 }
 
-static ct_rc do_simple(struct ct_tx *tx, struct action_job *j, const struct ct_ticket_ref *t,
-                       struct ct_err *err)
+static ct_rc do_priority(struct ct_tx *tx, struct action_job *j, const struct ct_ticket_ref *t,
+                         struct ct_err *err)
 {
-    const struct ct_ticket_action *a = j->a;
     struct ct_event_new ev;
-    char idbuf[32];
-    ct_rc rc;
+    char idbuf[24];
+    ct_rc rc = ct_tickets_check_priority(t, j->a->priority, err);
 
-    if (a->kind == CT_ACT_PRIORITY) {
-        if (strcmp(t->priority, a->priority) == 0)
-            return ct_err_set(err, CT_E_CONFLICT, "unchanged", "ticket %lld already has priority %s",
-                              t->id, a->priority);
-        if ((rc = ct_store_ticket_set_priority(tx, t->id, a->priority, err)) != CT_OK)
-            return rc;
-        staff_event(&ev, j->actor, idbuf, t->id, CT_EV_PRIORITY);
-        ev.from_value = t->priority;
-        ev.to_value = a->priority;
-        add_text(&ev, "reason", ct_tickets_has_text(a->reason) ? a->reason : NULL);
-    } else {
-        if ((rc = ct_store_ticket_touch(tx, t->id, 0, err)) != CT_OK)
-            return rc;
-        staff_event(&ev, j->actor, idbuf, t->id, CT_EV_NOTE);
-        add_text(&ev, "note", a->note);
-    }
+    if (rc == CT_OK)
+        rc = ct_store_ticket_set_priority(tx, t->id, j->a->priority, err);
+    if (rc != CT_OK)
+        return rc;
+    staff_event(&ev, j->actor, idbuf, t->id, CT_EV_PRIORITY);
+    ev.from_value = ct_priority_name(t->priority);
+    ev.to_value = ct_priority_name(j->a->priority);
+    staff_text(&ev, "reason", j->a->reason);
+    return ct_store_event_append(tx, &ev, NULL, err);
+}
+
+static ct_rc do_note(struct ct_tx *tx, struct action_job *j, const struct ct_ticket_ref *t,
+                     struct ct_err *err)
+{
+    struct ct_event_new ev;
+    char idbuf[24];
+    ct_rc rc = ct_store_ticket_touch(tx, t->id, 0, err);
+
+    if (rc != CT_OK)
+        return rc;
+    staff_event(&ev, j->actor, idbuf, t->id, CT_EV_NOTE);
+    ct_event_text(&ev, "note", j->a->note, CT_SCOPE_STAFF);
     return ct_store_event_append(tx, &ev, NULL, err);
 }
 
@@ -176,11 +168,8 @@ static ct_rc action_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     /* lock first: concurrent actions on one ticket queue here and see each other's result */
     if ((rc = ct_store_ticket_lock(tx, j->ticket_id, &t, err)) != CT_OK)
         return rc;
-    if ((rc = ct_tickets_check_actor(j->actor, &t, err)) != CT_OK)
+    if ((rc = ct_tickets_check_actor(j->actor, &t, j->a->kind, err)) != CT_OK)
         return rc;
-    if ((j->a->kind == CT_ACT_DEESCALATE) && j->actor->role == CT_ROLE_AGENT)
-        return ct_err_set(err, CT_E_FORBIDDEN, "forbidden",
-                          "only a supervisor or admin may de-escalate");
     switch (j->a->kind) {
     case CT_ACT_ASSIGN:
     case CT_ACT_UNASSIGN:
@@ -193,8 +182,14 @@ static ct_rc action_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     case CT_ACT_DEESCALATE:
         rc = do_escalation(tx, j, &t, err);
         break;
+    case CT_ACT_PRIORITY:
+        rc = do_priority(tx, j, &t, err);
+        break;
+    case CT_ACT_NOTE:
+        rc = do_note(tx, j, &t, err);
+        break;
     default:
-        rc = do_simple(tx, j, &t, err);
+        rc = ct_err_set(err, CT_E_INTERNAL, "internal", "not a ticket action");
         break;
     }
     if (rc == CT_OK) {
@@ -210,6 +205,9 @@ ct_rc ct_workflow_ticket_action(struct ct_pool *pool, const struct ct_user *acto
                                 cJSON **ticket_out, struct ct_err *err)
 {
     struct action_job j = {actor, ticket_id, a, NULL};
+    *ticket_out = NULL;
+    if (ct_tickets_check_action(a, err) != CT_OK)
+        return err->rc;
     return in_tx_with_result(pool, action_tx, &j, &j.ticket, ticket_out, err);
 }
 
@@ -220,14 +218,15 @@ struct approval_job {
     long long ticket_id, approval_id;
     const struct ct_approval_request *req;
     const char *currency;
-    const char *decision, *reason;
+    enum ct_approval_status decision;
+    const char *reason;
     cJSON *out;
 };
 
 static void approval_data(cJSON *data, const struct ct_approval *a)
 {
     cJSON_AddNumberToObject(data, "approval_id", (double)a->id);
-    cJSON_AddStringToObject(data, "approval_kind", a->kind);
+    cJSON_AddStringToObject(data, "approval_kind", ct_kind_name(a->kind));
     if (a->has_amount) {
         cJSON_AddNumberToObject(data, "amount_minor", (double)a->amount_minor);
         cJSON_AddStringToObject(data, "currency", a->currency);
@@ -245,7 +244,7 @@ static ct_rc record_approval(struct ct_tx *tx, struct approval_job *j, struct ct
     ct_rc rc;
     approval_data(data, a);
     ev->data = data;
-    add_text(ev, "reason", reason);
+    ct_event_text(ev, "reason", reason, CT_SCOPE_STAFF);
     rc = ct_store_event_append(tx, ev, NULL, err);
     cJSON_Delete(data);
     if (rc == CT_OK)
@@ -264,16 +263,16 @@ static ct_rc request_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     struct ct_ticket_ref t;
     struct ct_approval a;
     struct ct_event_new ev;
-    char idbuf[32];
+    char idbuf[24];
     ct_rc rc;
 
     if ((rc = ct_store_ticket_lock(tx, j->ticket_id, &t, err)) != CT_OK)
         return rc;
-    if ((rc = ct_tickets_check_actor(j->actor, &t, err)) != CT_OK)
+    if ((rc = ct_tickets_check_actor(j->actor, &t, CT_ACT_APPROVAL_REQUEST, err)) != CT_OK)
         return rc;
     memset(&a, 0, sizeof(a));
     a.ticket_id = t.id;
-    snprintf(a.kind, sizeof(a.kind), "%s", j->req->kind);
+    a.kind = j->req->kind;
     a.has_amount = j->req->has_amount;
     a.amount_minor = j->req->amount_minor;
     if (a.has_amount)
@@ -282,7 +281,7 @@ static ct_rc request_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     if ((rc = ct_store_approval_insert(tx, &a, j->req->reason, err)) != CT_OK)
         return rc;
     staff_event(&ev, j->actor, idbuf, t.id, CT_EV_APPROVAL_REQ);
-    ev.to_value = "pending";
+    ev.to_value = ct_approval_status_name(CT_APPR_PENDING);
     return record_approval(tx, j, &ev, &a, t.id, j->req->reason, err);
 }
 
@@ -295,10 +294,8 @@ ct_rc ct_workflow_request_approval(struct ct_pool *pool, const struct ct_user *a
                              .currency = deployment_currency};
 
     *out = NULL;
-    if (r->currency != NULL && strcmp(r->currency, deployment_currency) != 0)
-        return ct_err_set(err, CT_E_UNPROCESSABLE, "wrong_currency",
-                          "currency \"%.8s\" is not this deployment's currency %s: amounts are "
-                          "in %s minor units", r->currency, deployment_currency, deployment_currency);
+    if (ct_tickets_check_request(r, deployment_currency, err) != CT_OK)
+        return err->rc;
     return in_tx_with_result(pool, request_tx, &j, &j.out, out, err);
 }
 
@@ -308,8 +305,7 @@ static ct_rc decide_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     struct ct_approval a;
     struct ct_ticket_ref t;
     struct ct_event_new ev;
-    char idbuf[32];
-    bool approve = strcmp(j->decision, "approved") == 0;
+    char idbuf[24];
     ct_rc rc;
 
     /* approval row first (it names the ticket), then the ticket. No path locks them the other
@@ -318,30 +314,29 @@ static ct_rc decide_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
         return rc;
     if ((rc = ct_store_ticket_lock(tx, a.ticket_id, &t, err)) != CT_OK)
         return rc;
-    if (strcmp(a.status, "pending") != 0)
-        return ct_err_set(err, CT_E_CONFLICT, "already_decided", "approval %lld was already %s",
-                          a.id, a.status);
-    if (strcmp(t.status, "closed") == 0)
-        return ct_err_set(err, CT_E_CONFLICT, "ticket_closed",
-                          "ticket %lld is closed: closed is final", t.id);
-    rc = ct_tickets_check_decision(j->actor, a.requested_by, approve, a.has_amount, a.amount_minor,
-                                   a.currency, err);
+    if ((rc = ct_tickets_check_decision(j->actor, &a, &t, j->decision, err)) != CT_OK)
+        return rc;
+    rc = ct_store_approval_decide(tx, a.id, j->decision, j->actor->id, j->reason, err);
     if (rc != CT_OK)
         return rc;
-    if ((rc = ct_store_approval_decide(tx, a.id, j->decision, j->actor->id, j->reason, err)) != CT_OK)
-        return rc;
     staff_event(&ev, j->actor, idbuf, t.id, CT_EV_APPROVAL_DEC);
-    ev.from_value = "pending";
-    ev.to_value = j->decision;
+    ev.from_value = ct_approval_status_name(CT_APPR_PENDING);
+    ev.to_value = ct_approval_status_name(j->decision);
     return record_approval(tx, j, &ev, &a, t.id, j->reason, err);
 }
 
 ct_rc ct_workflow_decide(struct ct_pool *pool, const struct ct_user *actor, long long approval_id,
-                         const char *decision, const char *reason, cJSON **out,
+                         enum ct_approval_status decision, const char *reason, cJSON **out,
                          struct ct_err *err)
 {
     struct approval_job j = {.actor = actor, .approval_id = approval_id, .decision = decision,
                              .reason = reason};
+    *out = NULL;
+    if (ct_tickets_check_reason(CT_ACT_APPROVAL_DECIDE, reason, err) != CT_OK)
+        return err->rc;
+    if (decision != CT_APPR_APPROVED && decision != CT_APPR_DENIED)
+        return ct_err_set(err, CT_E_INVALID, "invalid_decision",
+                          "invalid decision: expected approved or denied");
     return in_tx_with_result(pool, decide_tx, &j, &j.out, out, err);
 }
 
@@ -357,9 +352,10 @@ static ct_rc rules_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 {
     struct rules_job *j = arg;
     struct ct_event_new ev;
-    char idbuf[32];
+    char idbuf[24];
     char *text = NULL;
     cJSON *data = NULL;
+    struct ct_actor who = ct_actor_staff(j->actor, idbuf);
     ct_rc rc;
 
     if ((rc = ct_store_rules_replace(tx, j->rules, err)) != CT_OK)
@@ -369,15 +365,10 @@ static ct_rc rules_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     if ((rc = ct_store_rules_list(tx, &j->out, err)) != CT_OK)
         return rc;
     text = cJSON_PrintUnformatted(j->rules);
-    memset(&ev, 0, sizeof(ev));
-    snprintf(idbuf, sizeof(idbuf), "%lld", j->actor->id);
-    ev.chain_kind = "user";
-    ev.chain_id = j->actor->id;
-    ev.action = "rules.complaints_replaced";
-    ev.actor_type = "agent";
-    ev.actor_id = idbuf;
-    ev.texts[ev.ntexts++] = (struct ct_event_text){"actor_name", j->actor->name, "staff"};
-    ev.texts[ev.ntexts++] = (struct ct_event_text){"rules", text, "staff"};
+    if (text == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    ct_event_begin(&ev, CT_CHAIN_USER, j->actor->id, CT_EV_RULES_REPLACED, &who);
+    ct_event_text(&ev, "rules", text, CT_SCOPE_STAFF);
     data = cJSON_CreateObject();
     cJSON_AddNumberToObject(data, "count", cJSON_GetArraySize(j->rules));
     ev.data = data;
@@ -394,6 +385,9 @@ ct_rc ct_workflow_replace_rules(struct ct_pool *pool, const struct ct_user *acto
     return in_tx_with_result(pool, rules_tx, &j, &j.out, out, err);
 }
 
+/* The actor of automatic escalations. */
+static const struct ct_actor complaint_rules = {CT_ACTOR_SYSTEM, "complaint-rules", NULL, NULL};
+
 ct_rc ct_workflow_detect_complaint(struct ct_tx *tx, const struct ct_ticket_ref *t,
                                    const char *text, long long occurred_us, struct ct_err *err)
 {
@@ -404,23 +398,18 @@ ct_rc ct_workflow_detect_complaint(struct ct_tx *tx, const struct ct_ticket_ref 
     ct_rc rc;
 
     /* once per ticket until de-escalated; a ticket people already escalated stays as it is */
-    if (!ct_tickets_has_text(text) || t->complaint_escalated || t->escalation_level > 0)
+    if (!ct_text_present(text) || t->complaint_escalated || t->escalation_level > 0)
         return CT_OK;
     if ((rc = ct_store_rule_match(tx, text, &rule_id, pattern, err)) != CT_OK || rule_id == 0)
         return rc;
     if ((rc = ct_store_ticket_set_escalation(tx, t->id, 1, true, err)) != CT_OK)
         return rc;
-    memset(&ev, 0, sizeof(ev));
-    ev.chain_kind = "ticket";
-    ev.chain_id = t->id;
-    ev.action = CT_EV_ESC_RAISED;
-    ev.actor_type = "system";
-    ev.actor_id = "complaint-rules";
+    ct_event_begin(&ev, CT_CHAIN_TICKET, t->id, CT_EV_ESC_RAISED, &complaint_rules);
     ev.from_value = "0";
     ev.to_value = "1";
     ev.occurred_us = occurred_us;
     snprintf(reason, sizeof(reason), "complaint rule matched: %s", pattern);
-    ev.texts[ev.ntexts++] = (struct ct_event_text){"reason", reason, "staff"};
+    ct_event_text(&ev, "reason", reason, CT_SCOPE_STAFF);
     data = cJSON_CreateObject();
     cJSON_AddNumberToObject(data, "rule_id", (double)rule_id);
     ev.data = data;

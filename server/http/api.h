@@ -3,6 +3,7 @@
 #define CASETRAIL_API_H
 
 #include "casetrail/http.h"
+#include "casetrail/store.h"
 
 void ct_api_healthz(struct ct_req *req);
 void ct_api_readyz(struct ct_req *req);

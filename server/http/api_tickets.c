@@ -1,19 +1,17 @@
 /* api_tickets.c: reading tickets and their timelines. Any role may read. */
-#include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
-#include "casetrail/audit.h"
-#include "casetrail/users.h"
-
-/* 9999-12-31T23:59:59.999999Z in Unix microseconds: cursors beyond it are not ours */
-#define CURSOR_US_MAX 253402300799999999LL
+#include "casetrail/cursor.h"
+#include "casetrail/store.h"
+#include "casetrail/verify.h"
 
 struct list_job {
     struct ct_ticket_filter f;
     cJSON *tickets;
-    char next[64];
+    char next[CT_CURSOR_MAX];
 };
 
 static ct_rc list_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
@@ -22,52 +20,39 @@ static ct_rc list_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     return ct_store_tickets_list(tx, &j->f, &j->tickets, j->next, err);
 }
 
+static bool valid_status(const char *s)
+{
+    return ct_status_parse(s) != CT_ST_INVALID;
+}
+
+#define F(m) offsetof(struct ct_ticket_filter, m)
+static const struct ct_query_field ticket_filters[] = {
+    {"status", CT_Q_TEXT, F(status), valid_status, "invalid_status",
+     "invalid status: expected new, open, pending, resolved or closed"},
+    {"assignee", CT_Q_TEXT, F(assignee), NULL, NULL, NULL},
+    {"escalated", CT_Q_BOOL, F(escalated), NULL, "invalid_escalated",
+     "escalated must be true or false"},
+    {"contact", CT_Q_TEXT, F(contact), NULL, NULL, NULL},
+};
+#undef F
+#define NFILTERS (sizeof(ticket_filters) / sizeof(ticket_filters[0]))
+
 void ct_api_tickets_list(struct ct_req *req)
 {
-    static const char *const statuses[] = {"new", "open", "pending", "resolved", "closed"};
-    char status[CT_QUERY_BUF], assignee[CT_QUERY_BUF], escalated[CT_QUERY_BUF],
-        contact[CT_QUERY_BUF], cursor[CT_QUERY_BUF];
+    char bufs[NFILTERS][CT_QUERY_BUF], cursor[CT_QUERY_BUF];
     struct list_job j;
     struct ct_err err;
 
     memset(&j, 0, sizeof(j));
     j.f.escalated = -1;
-    if (!ct_http_query_limit(req, &j.f.limit))
+    if (!ct_http_query_limit(req, &j.f.limit) ||
+        !ct_http_query_filters(req, ticket_filters, NFILTERS, &j.f, bufs))
         return;
-    if (ct_http_query(req, "status", status, sizeof(status)) && status[0] != '\0') {
-        bool ok = false;
-        for (size_t i = 0; i < 5; i++)
-            ok = ok || strcmp(status, statuses[i]) == 0;
-        if (!ok) {
-            ct_http_fail(req, CT_E_INVALID, "invalid_status",
-                         "invalid status \"%.20s\": expected new, open, pending, resolved or closed",
-                         status);
-            return;
-        }
-        j.f.status = status;
-    }
-    if (ct_http_query(req, "assignee", assignee, sizeof(assignee)) && assignee[0] != '\0')
-        j.f.assignee = strcmp(assignee, "me") == 0 ? req->user.name : assignee;
-    if (ct_http_query(req, "escalated", escalated, sizeof(escalated)) && escalated[0] != '\0') {
-        if (strcmp(escalated, "true") == 0) {
-            j.f.escalated = 1;
-        } else if (strcmp(escalated, "false") == 0) {
-            j.f.escalated = 0;
-        } else {
-            ct_http_fail(req, CT_E_INVALID, "invalid_escalated", "escalated must be true or false");
-            return;
-        }
-    }
-    if (ct_http_query(req, "contact", contact, sizeof(contact)) && contact[0] != '\0')
-        j.f.contact = contact;
-    if (ct_http_query(req, "cursor", cursor, sizeof(cursor)) && cursor[0] != '\0') {
-        char tail;
-        if (sscanf(cursor, "t%lld_%lld%c", &j.f.cursor_us, &j.f.cursor_id, &tail) != 2 ||
-            j.f.cursor_us < 0 || j.f.cursor_us > CURSOR_US_MAX || j.f.cursor_id <= 0) {
-            ct_http_fail(req, CT_E_INVALID, "invalid_cursor", "cursor is not one this API returned");
-            return;
-        }
-        j.f.has_cursor = true;
+    if (j.f.assignee != NULL && strcmp(j.f.assignee, "me") == 0)
+        j.f.assignee = req->user.name;
+    if (ct_http_cursor_param(req, cursor) && !ct_cursor_ticket_decode(cursor, &j.f.cursor)) {
+        ct_http_bad_cursor(req);
+        return;
     }
     if (ct_store_with_conn(req->srv->pool, list_tx, &j, &err) != CT_OK) {
         ct_http_send_error(req, &err);
@@ -84,7 +69,7 @@ struct get_job {
     int limit;
     struct ct_timeline_cursor cur;
     cJSON *items;
-    char next[96];
+    char next[CT_CURSOR_MAX];
 };
 
 static ct_rc get_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
@@ -131,16 +116,9 @@ void ct_api_ticket_timeline(struct ct_req *req)
     memset(&j, 0, sizeof(j));
     if (!ct_http_path_id(req, "ticket", &j.id) || !ct_http_query_limit(req, &j.limit))
         return;
-    if (ct_http_query(req, "cursor", cursor, sizeof(cursor)) && cursor[0] != '\0') {
-        char tail;
-        if (sscanf(cursor, "l%lld_%lld_%d_%lld%c", &j.cur.at_us, &j.cur.rec_us, &j.cur.kind,
-                   &j.cur.id, &tail) != 4 || j.cur.at_us < 0 || j.cur.at_us > CURSOR_US_MAX ||
-            j.cur.rec_us < 0 || j.cur.rec_us > CURSOR_US_MAX || j.cur.kind < 0 || j.cur.kind > 1 ||
-            j.cur.id <= 0) {
-            ct_http_fail(req, CT_E_INVALID, "invalid_cursor", "cursor is not one this API returned");
-            return;
-        }
-        j.cur.set = true;
+    if (ct_http_cursor_param(req, cursor) && !ct_cursor_timeline_decode(cursor, &j.cur)) {
+        ct_http_bad_cursor(req);
+        return;
     }
     /* one snapshot for ticket and items would need a transaction; reads are fine without */
     if (ct_store_with_conn(req->srv->pool, timeline_tx, &j, &err) != CT_OK) {
@@ -154,44 +132,27 @@ void ct_api_ticket_timeline(struct ct_req *req)
     ct_http_send_page(req, root, j.next);
 }
 
-struct verify_job {
-    long long id;
-    struct ct_verify_result r;
-};
-
-static ct_rc verify_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
-{
-    struct verify_job *j = arg;
-    struct ct_chain c;
-    ct_rc rc = ct_store_chain_load(tx, "ticket", j->id, &c, err);
-    if (rc != CT_OK)
-        return rc;
-    ct_audit_verify_chain(&c, &j->r);
-    ct_chain_free(&c);
-    return CT_OK;
-}
-
 void ct_api_ticket_verify(struct ct_req *req)
 {
-    struct verify_job j;
+    struct ct_verify_result r;
     struct ct_err err;
+    long long id;
 
-    memset(&j, 0, sizeof(j));
-    if (!ct_http_path_id(req, "ticket", &j.id))
+    if (!ct_http_path_id(req, "ticket", &id))
         return;
-    if (ct_store_in_tx(req->srv->pool, verify_tx, &j, &err) != CT_OK) {
+    if (ct_verify_chain(req->srv->pool, CT_CHAIN_TICKET, id, &r, &err) != CT_OK) {
         ct_http_send_error(req, &err);
         return;
     }
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddBoolToObject(root, "ok", j.r.ok);
-    if (j.r.ok) {
-        cJSON_AddNumberToObject(root, "events", (double)j.r.events);
-        cJSON_AddStringToObject(root, "head", j.r.head);
-        cJSON_AddNumberToObject(root, "redacted", (double)j.r.redacted);
+    cJSON_AddBoolToObject(root, "ok", r.ok);
+    if (r.ok) {
+        cJSON_AddNumberToObject(root, "events", (double)r.events);
+        cJSON_AddStringToObject(root, "head", r.head);
+        cJSON_AddNumberToObject(root, "redacted", (double)r.redacted);
     } else {
-        cJSON_AddNumberToObject(root, "first_bad_seq", (double)j.r.first_bad_seq);
-        cJSON_AddStringToObject(root, "reason", j.r.reason);
+        cJSON_AddNumberToObject(root, "first_bad_seq", (double)r.first_bad_seq);
+        cJSON_AddStringToObject(root, "reason", r.reason);
     }
     ct_http_send_json(req, 200, root);
     cJSON_Delete(root);

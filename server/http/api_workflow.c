@@ -1,10 +1,13 @@
 /* api_workflow.c: thin handlers for ticket actions, approvals and complaint rules: decode and
  * type-check the body, call workflow.c, answer. */
-#include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
+#include "casetrail/cursor.h"
+#include "casetrail/json.h"
+#include "casetrail/text.h"
 #include "casetrail/tickets.h"
 #include "casetrail/workflow.h"
 
@@ -44,13 +47,37 @@ static bool ok_or_fail(struct ct_req *req, ct_rc rc, const struct ct_err *err)
     return rc == CT_OK;
 }
 
-static bool reason_present(struct ct_req *req, const char *reason, const char *what)
+/* Decodes an enum-valued string member through parse; a missing or unknown value leaves the
+ * parser's INVALID result for the domain rules to refuse with their own message. */
+static bool enum_member(struct ct_req *req, const cJSON *body, const char *name, int *out,
+                        int (*parse)(const char *))
 {
-    if (!ct_tickets_has_text(reason)) {
-        ct_http_fail(req, CT_E_INVALID, "reason_required", "reason is required when %s", what);
+    struct ct_err err;
+    const char *v = NULL;
+    if (!ok_or_fail(req, ct_json_str(body, name, true, 32, &v, &err), &err))
         return false;
-    }
+    *out = parse(v);
     return true;
+}
+
+static int parse_status(const char *s)
+{
+    return (int)ct_status_parse(s);
+}
+
+static int parse_priority(const char *s)
+{
+    return (int)ct_priority_parse(s);
+}
+
+static int parse_kind(const char *s)
+{
+    return (int)ct_kind_parse(s);
+}
+
+static int parse_decision(const char *s)
+{
+    return (int)ct_approval_status_parse(s);
 }
 
 void ct_api_ticket_assign(struct ct_req *req)
@@ -75,8 +102,7 @@ void ct_api_ticket_unassign(struct ct_req *req)
     cJSON *body = NULL;
     if (!body_with(req, allowed, &body))
         return;
-    if (ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &a.reason, &err), &err) &&
-        reason_present(req, a.reason, "returning a ticket to the queue"))
+    if (ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &a.reason, &err), &err))
         run_action(req, &a);
     cJSON_Delete(body);
 }
@@ -86,22 +112,20 @@ void ct_api_ticket_status(struct ct_req *req)
     static const char *const allowed[] = {"status", "reason", NULL};
     struct ct_ticket_action a = {.kind = CT_ACT_STATUS};
     struct ct_err err;
+    int status;
     cJSON *body = NULL;
     if (!body_with(req, allowed, &body))
         return;
-    if (ok_or_fail(req, ct_json_str(body, "status", true, 16, &a.status, &err), &err) &&
+    if (enum_member(req, body, "status", &status, parse_status) &&
         ok_or_fail(req, ct_json_str(body, "reason", false, CT_REASON_MAX, &a.reason, &err), &err)) {
-        if (ct_tickets_status_parse(a.status) == CT_ST_INVALID)
-            ct_http_fail(req, CT_E_INVALID, "invalid_status",
-                         "invalid status \"%.16s\": expected new, open, pending, resolved or closed",
-                         a.status);
-        else
-            run_action(req, &a);
+        a.status = (enum ct_status)status;
+        run_action(req, &a);
     }
     cJSON_Delete(body);
 }
 
-/* escalate: level 1..3 required; deescalate: target level 0..2, 0 by default. */
+/* escalate: level 1..3 required; deescalate: target level, 0 by default. Ranges are the
+ * domain's (ct_tickets_check_action); this only reads an integer. */
 static void escalation(struct ct_req *req, bool raise)
 {
     static const char *const allowed[] = {"level", "reason", NULL};
@@ -112,10 +136,9 @@ static void escalation(struct ct_req *req, bool raise)
     cJSON *body = NULL;
     if (!body_with(req, allowed, &body))
         return;
-    if (ok_or_fail(req, ct_json_int(body, "level", raise, raise ? 1 : 0, raise ? 3 : 2, &present,
-                                    &level, &err), &err) &&
-        ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &a.reason, &err), &err) &&
-        reason_present(req, a.reason, raise ? "escalating" : "de-escalating")) {
+    if (ok_or_fail(req, ct_json_int(body, "level", raise, -1000, 1000, &present, &level, &err),
+                   &err) &&
+        ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &a.reason, &err), &err)) {
         a.level = present ? (int)level : 0;
         run_action(req, &a);
     }
@@ -137,17 +160,14 @@ void ct_api_ticket_priority(struct ct_req *req)
     static const char *const allowed[] = {"priority", "reason", NULL};
     struct ct_ticket_action a = {.kind = CT_ACT_PRIORITY};
     struct ct_err err;
+    int priority;
     cJSON *body = NULL;
     if (!body_with(req, allowed, &body))
         return;
-    if (ok_or_fail(req, ct_json_str(body, "priority", true, 16, &a.priority, &err), &err) &&
+    if (enum_member(req, body, "priority", &priority, parse_priority) &&
         ok_or_fail(req, ct_json_str(body, "reason", false, CT_REASON_MAX, &a.reason, &err), &err)) {
-        if (!ct_tickets_priority_valid(a.priority))
-            ct_http_fail(req, CT_E_INVALID, "invalid_priority",
-                         "invalid priority \"%.16s\": expected low, normal, high or urgent",
-                         a.priority);
-        else
-            run_action(req, &a);
+        a.priority = (enum ct_priority)priority;
+        run_action(req, &a);
     }
     cJSON_Delete(body);
 }
@@ -160,12 +180,8 @@ void ct_api_ticket_note(struct ct_req *req)
     cJSON *body = NULL;
     if (!body_with(req, allowed, &body))
         return;
-    if (ok_or_fail(req, ct_json_str(body, "body", true, CT_NOTE_MAX, &a.note, &err), &err)) {
-        if (!ct_tickets_has_text(a.note))
-            ct_http_fail(req, CT_E_INVALID, "missing_field", "body must not be empty");
-        else
-            run_action(req, &a);
-    }
+    if (ok_or_fail(req, ct_json_str(body, "body", true, CT_NOTE_MAX, &a.note, &err), &err))
+        run_action(req, &a);
     cJSON_Delete(body);
 }
 
@@ -175,30 +191,20 @@ void ct_api_approval_request(struct ct_req *req)
     struct ct_approval_request r = {0};
     struct ct_err err;
     long long id;
+    int kind;
     cJSON *body = NULL, *out = NULL;
 
     if (!ct_http_path_id(req, "ticket", &id) || !body_with(req, allowed, &body))
         return;
-    if (!ok_or_fail(req, ct_json_str(body, "kind", true, 32, &r.kind, &err), &err) ||
-        /* up to 15 digits: every number on the way (jsonb, cJSON doubles) keeps it exact */
+    if (!enum_member(req, body, "kind", &kind, parse_kind) ||
+        /* up to 15 digits: every number on the way (jsonb, cJSON doubles) keeps it exact:
+         * docs/DECISIONS.md#currency-and-amounts */
         !ok_or_fail(req, ct_json_int(body, "amount_minor", false, 0, 999999999999999LL,
                                      &r.has_amount, &r.amount_minor, &err), &err) ||
         !ok_or_fail(req, ct_json_str(body, "currency", false, 8, &r.currency, &err), &err) ||
-        !ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &r.reason, &err), &err) ||
-        !reason_present(req, r.reason, "requesting an approval"))
+        !ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &r.reason, &err), &err))
         goto out;
-    if (!ct_tickets_approval_kind_valid(r.kind)) {
-        ct_http_fail(req, CT_E_INVALID, "invalid_kind",
-                     "invalid kind \"%.32s\": expected refund, credit, comp, discount, exception "
-                     "or off_policy_reply", r.kind);
-        goto out;
-    }
-    if (ct_tickets_approval_needs_amount(r.kind) && (!r.has_amount || r.amount_minor == 0)) {
-        ct_http_fail(req, CT_E_INVALID, "amount_required",
-                     "a %s needs a positive amount_minor (in %s minor units)", r.kind,
-                     req->srv->cfg.currency);
-        goto out;
-    }
+    r.kind = (enum ct_kind)kind;
     if (ct_workflow_request_approval(req->srv->pool, &req->user, id, &r, req->srv->cfg.currency,
                                      &out, &err) != CT_OK) {
         ct_http_send_error(req, &err);
@@ -213,23 +219,19 @@ out:
 void ct_api_approval_decide(struct ct_req *req)
 {
     static const char *const allowed[] = {"decision", "reason", NULL};
-    const char *decision = NULL, *reason = NULL;
+    const char *reason = NULL;
     struct ct_err err;
     long long id;
+    int decision;
     cJSON *body = NULL, *out = NULL;
 
     if (!ct_http_path_id(req, "approval", &id) || !body_with(req, allowed, &body))
         return;
-    if (!ok_or_fail(req, ct_json_str(body, "decision", true, 16, &decision, &err), &err) ||
-        !ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &reason, &err), &err) ||
-        !reason_present(req, reason, "deciding an approval"))
+    if (!enum_member(req, body, "decision", &decision, parse_decision) ||
+        !ok_or_fail(req, ct_json_str(body, "reason", true, CT_REASON_MAX, &reason, &err), &err))
         goto out;
-    if (strcmp(decision, "approved") != 0 && strcmp(decision, "denied") != 0) {
-        ct_http_fail(req, CT_E_INVALID, "invalid_decision",
-                     "invalid decision \"%.16s\": expected approved or denied", decision);
-        goto out;
-    }
-    if (ct_workflow_decide(req->srv->pool, &req->user, id, decision, reason, &out, &err) != CT_OK) {
+    if (ct_workflow_decide(req->srv->pool, &req->user, id, (enum ct_approval_status)decision,
+                           reason, &out, &err) != CT_OK) {
         ct_http_send_error(req, &err);
         goto out;
     }
@@ -239,69 +241,10 @@ out:
     cJSON_Delete(body);
 }
 
-/* Reads exactly n digits at *p into *out and advances. */
-static bool digits(const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++) {
-        if ((*p)[i] < '0' || (*p)[i] > '9')
-            return false;
-        v = v * 10 + ((*p)[i] - '0');
-    }
-    *p += n;
-    *out = v;
-    return true;
-}
-
-/* "YYYY-MM-DD" (UTC midnight) or "YYYY-MM-DDTHH:MM:SS[.fraction](Z|+HH:MM|-HH:MM)", checked
- * field by field (a real calendar date) and rewritten as a timestamptz literal. */
-static bool parse_when(const char *s, char *out, size_t len)
-{
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    const char *p = s;
-    int y, mo, d, h = 0, mi = 0, sec = 0, oh = 0, om = 0;
-    char frac[8] = "0", sign = '+';
-
-    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' ||
-        !digits(&p, 2, &d) || y < 1 || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1])
-        return false;
-    if (mo == 2 && d == 29 && !((y % 4 == 0 && y % 100 != 0) || y % 400 == 0))
-        return false;
-    if (*p != '\0') {
-        if (*p++ != 'T' || !digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi) ||
-            *p++ != ':' || !digits(&p, 2, &sec) || h > 23 || mi > 59 || sec > 59)
-            return false;
-        if (*p == '.') {
-            size_t n = 0;
-            for (p++; *p >= '0' && *p <= '9'; p++) {
-                if (n < 6)
-                    frac[n++] = *p;
-            }
-            if (n == 0)
-                return false;
-            frac[n] = '\0';
-        }
-        if (*p == 'Z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            sign = *p++;
-            if (!digits(&p, 2, &oh) || *p++ != ':' || !digits(&p, 2, &om) || oh > 14 || om > 59)
-                return false;
-        } else {
-            return false; /* the zone must be explicit */
-        }
-        if (*p != '\0')
-            return false;
-    }
-    snprintf(out, len, "%04d-%02d-%02d %02d:%02d:%02d.%s%c%02d:%02d", y, mo, d, h, mi, sec, frac,
-             sign, oh, om);
-    return true;
-}
-
 struct approvals_job {
     struct ct_approval_filter f;
     cJSON *items;
-    char next[32];
+    char next[CT_CURSOR_MAX];
 };
 
 static ct_rc approvals_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
@@ -310,58 +253,44 @@ static ct_rc approvals_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     return ct_store_approvals_list(tx, &j->f, &j->items, j->next, err);
 }
 
+static bool valid_approval_status(const char *s)
+{
+    return ct_approval_status_parse(s) != CT_APPR_INVALID;
+}
+
+static bool valid_kind(const char *s)
+{
+    return ct_kind_parse(s) != CT_KIND_INVALID;
+}
+
+#define F(m) offsetof(struct ct_approval_filter, m)
+static const struct ct_query_field approval_filters[] = {
+    {"status", CT_Q_TEXT, F(status), valid_approval_status, "invalid_status",
+     "invalid status: expected pending, approved or denied"},
+    {"kind", CT_Q_TEXT, F(kind), valid_kind, "invalid_kind", "invalid approval kind"},
+    {"requested_by", CT_Q_TEXT, F(requested_by), NULL, NULL, NULL},
+    {"decided_by", CT_Q_TEXT, F(decided_by), NULL, NULL, NULL},
+    {"from", CT_Q_TIME, F(from), NULL, "invalid_time",
+     "from must be YYYY-MM-DD or an ISO 8601 timestamp with a zone"},
+    {"to", CT_Q_TIME, F(to), NULL, "invalid_time",
+     "to must be YYYY-MM-DD or an ISO 8601 timestamp with a zone"},
+};
+#undef F
+#define NFILTERS (sizeof(approval_filters) / sizeof(approval_filters[0]))
+
 void ct_api_approvals_list(struct ct_req *req)
 {
-    char status[CT_QUERY_BUF], kind[CT_QUERY_BUF], by[CT_QUERY_BUF], dec[CT_QUERY_BUF],
-        from[CT_QUERY_BUF], to[CT_QUERY_BUF], tsfrom[64], tsto[64], cur[CT_QUERY_BUF];
+    char bufs[NFILTERS][CT_QUERY_BUF], cursor[CT_QUERY_BUF];
     struct approvals_job j;
     struct ct_err err;
 
     memset(&j, 0, sizeof(j));
-    if (!ct_http_query_limit(req, &j.f.limit))
+    if (!ct_http_query_limit(req, &j.f.limit) ||
+        !ct_http_query_filters(req, approval_filters, NFILTERS, &j.f, bufs))
         return;
-    if (ct_http_query(req, "status", status, sizeof(status)) && status[0]) {
-        if (strcmp(status, "pending") && strcmp(status, "approved") && strcmp(status, "denied")) {
-            ct_http_fail(req, CT_E_INVALID, "invalid_status",
-                         "invalid status: expected pending, approved or denied");
-            return;
-        }
-        j.f.status = status;
-    }
-    if (ct_http_query(req, "kind", kind, sizeof(kind)) && kind[0]) {
-        if (!ct_tickets_approval_kind_valid(kind)) {
-            ct_http_fail(req, CT_E_INVALID, "invalid_kind", "invalid approval kind");
-            return;
-        }
-        j.f.kind = kind;
-    }
-    if (ct_http_query(req, "requested_by", by, sizeof(by)) && by[0])
-        j.f.requested_by = by;
-    if (ct_http_query(req, "decided_by", dec, sizeof(dec)) && dec[0])
-        j.f.decided_by = dec;
-    if (ct_http_query(req, "from", from, sizeof(from)) && from[0]) {
-        if (!parse_when(from, tsfrom, sizeof(tsfrom))) {
-            ct_http_fail(req, CT_E_INVALID, "invalid_time",
-                         "from must be YYYY-MM-DD or an ISO 8601 timestamp with a zone");
-            return;
-        }
-        j.f.from = tsfrom;
-    }
-    if (ct_http_query(req, "to", to, sizeof(to)) && to[0]) {
-        if (!parse_when(to, tsto, sizeof(tsto))) {
-            ct_http_fail(req, CT_E_INVALID, "invalid_time",
-                         "to must be YYYY-MM-DD or an ISO 8601 timestamp with a zone");
-            return;
-        }
-        j.f.to = tsto;
-    }
-    if (ct_http_query(req, "cursor", cur, sizeof(cur)) && cur[0]) {
-        char tail;
-        if (sscanf(cur, "a%lld%c", &j.f.cursor_id, &tail) != 1) {
-            ct_http_fail(req, CT_E_INVALID, "invalid_cursor", "cursor is not one this API returned");
-            return;
-        }
-        j.f.has_cursor = true;
+    if (ct_http_cursor_param(req, cursor) && !ct_cursor_approval_decode(cursor, &j.f.cursor)) {
+        ct_http_bad_cursor(req);
+        return;
     }
     if (ct_store_with_conn(req->srv->pool, approvals_tx, &j, &err) != CT_OK) {
         ct_http_send_error(req, &err);
@@ -423,14 +352,11 @@ static const cJSON *checked_rules(struct ct_req *req, const cJSON *body)
             !ok_or_fail(req, ct_json_str(r, "pattern", true, 800, &pattern, &err), &err) ||
             !ok_or_fail(req, ct_json_str(r, "match", false, 16, &match, &err), &err))
             return NULL;
-        if (!ct_tickets_has_text(pattern)) {
+        if (!ct_text_present(pattern)) {
             ct_http_fail(req, CT_E_INVALID, "missing_field", "pattern must not be empty");
             return NULL;
         }
-        size_t chars = 0;
-        for (const char *c = pattern; *c != '\0'; c++)
-            chars += ((unsigned char)*c & 0xc0) != 0x80; /* count code points, not bytes */
-        if (chars > 200) {
+        if (ct_utf8_chars(pattern) > 200) {
             ct_http_fail(req, CT_E_INVALID, "too_long", "a pattern has at most 200 characters");
             return NULL;
         }

@@ -9,7 +9,8 @@
 #include <civetweb.h>
 
 #include "casetrail/http.h"
-#include "casetrail/webhook.h"
+#include "casetrail/json.h"
+#include "casetrail/text.h"
 
 void ct_http_write_head(struct mg_connection *conn, int status, const char *content_type,
                         long long len, const char *extra)
@@ -32,25 +33,37 @@ void ct_http_write_head(struct mg_connection *conn, int status, const char *cont
         mg_write(conn, head, (size_t)n < sizeof(head) ? (size_t)n : sizeof(head) - 1);
 }
 
-void ct_http_send(struct ct_req *req, int status, const char *content_type, const char *body,
-                  size_t len)
+static void send_extra(struct ct_req *req, int status, const char *content_type,
+                       const char *body, size_t len, const char *extra)
 {
-    ct_http_write_head(req->conn, status, content_type, (long long)len, NULL);
+    ct_http_write_head(req->conn, status, content_type, (long long)len, extra);
     if (len > 0 && strcmp(req->method, "HEAD") != 0)
         mg_write(req->conn, body, len);
     req->status = status;
 }
 
-void ct_http_send_json(struct ct_req *req, int status, const cJSON *json)
+void ct_http_send(struct ct_req *req, int status, const char *content_type, const char *body,
+                  size_t len)
+{
+    send_extra(req, status, content_type, body, len, NULL);
+}
+
+static void send_json_extra(struct ct_req *req, int status, const cJSON *json, const char *extra)
 {
     char *text = cJSON_PrintUnformatted(json);
     if (text == NULL) {
-        static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+        static const char oom[] =
+            "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
         ct_http_send(req, 500, "application/json", oom, sizeof(oom) - 1);
         return;
     }
-    ct_http_send(req, status, "application/json", text, strlen(text));
+    send_extra(req, status, "application/json", text, strlen(text), extra);
     free(text);
+}
+
+void ct_http_send_json(struct ct_req *req, int status, const cJSON *json)
+{
+    send_json_extra(req, status, json, NULL);
 }
 
 void ct_http_send_page(struct ct_req *req, cJSON *root, const char *next)
@@ -78,7 +91,8 @@ void ct_http_send_error_status(struct ct_req *req, int status, const struct ct_e
     ct_utf8_sanitize(message);
     cJSON_AddStringToObject(e, "code", err->code);
     cJSON_AddStringToObject(e, "message", message);
-    ct_http_send_json(req, status, root);
+    /* every 503 is temporary (database down or busy, draining): say when to come back */
+    send_json_extra(req, status, root, status == 503 ? CT_HTTP_RETRY_AFTER : NULL);
     cJSON_Delete(root);
 }
 
@@ -183,10 +197,10 @@ ct_rc ct_http_read_json(struct ct_req *req, cJSON **out, struct ct_err *err)
         free(body);
         return ct_err_set(err, CT_E_INVALID, "invalid_json", "request body is not valid UTF-8");
     }
-    *out = ct_json_parse_strict(body, len);
+    *out = ct_json_parse_strict(body, len, CT_JSON_DEPTH_API, err);
     free(body);
     if (*out == NULL)
-        return ct_err_set(err, CT_E_INVALID, "invalid_json", "request body is not valid JSON");
+        return err->rc;
     if (!cJSON_IsObject(*out)) {
         cJSON_Delete(*out);
         *out = NULL;
@@ -247,59 +261,4 @@ const char *ct_http_header(const struct ct_req *req, const char *name)
 void ct_http_discard_body(struct ct_req *req)
 {
     discard_rest(req);
-}
-
-ct_rc ct_json_only(const cJSON *obj, const char *const *allowed, struct ct_err *err)
-{
-    const cJSON *m;
-    cJSON_ArrayForEach(m, obj)
-    {
-        bool ok = false;
-        for (const char *const *a = allowed; *a != NULL && !ok; a++)
-            ok = strcmp(m->string, *a) == 0;
-        if (!ok)
-            return ct_err_set(err, CT_E_INVALID, "unknown_field", "unrecognized field \"%.40s\"",
-                              m->string);
-    }
-    return CT_OK;
-}
-
-ct_rc ct_json_str(const cJSON *obj, const char *name, bool required, size_t max,
-                  const char **out, struct ct_err *err)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-    *out = NULL;
-    if (v == NULL || cJSON_IsNull(v)) {
-        if (required)
-            return ct_err_set(err, CT_E_INVALID, strcmp(name, "reason") == 0 ? "reason_required"
-                                                                             : "missing_field",
-                              "%s is required", name);
-        return CT_OK;
-    }
-    if (!cJSON_IsString(v))
-        return ct_err_set(err, CT_E_INVALID, "wrong_type", "%s must be a string", name);
-    if (strlen(v->valuestring) > max)
-        return ct_err_set(err, CT_E_INVALID, "too_long", "%s is longer than %zu bytes", name, max);
-    *out = v->valuestring;
-    return CT_OK;
-}
-
-ct_rc ct_json_int(const cJSON *obj, const char *name, bool required, long long lo, long long hi,
-                  bool *present, long long *out, struct ct_err *err)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
-    *present = false;
-    if (v == NULL || cJSON_IsNull(v)) {
-        if (required)
-            return ct_err_set(err, CT_E_INVALID, "missing_field", "%s is required", name);
-        return CT_OK;
-    }
-    /* range first: casting an out-of-range double to an integer is undefined */
-    if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi) ||
-        v->valuedouble != (double)(long long)v->valuedouble)
-        return ct_err_set(err, CT_E_INVALID, "wrong_type", "%s must be an integer from %lld to %lld",
-                          name, lo, hi);
-    *present = true;
-    *out = (long long)v->valuedouble;
-    return CT_OK;
 }

@@ -1,12 +1,12 @@
 /* metrics.c: request counters by route and status, one latency histogram, pool gauges, in
  * Prometheus text exposition format. */
 #include <pthread.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "casetrail/buf.h"
 #include "casetrail/metrics.h"
 #include "casetrail/store.h"
 
@@ -72,84 +72,41 @@ void ct_metrics_observe(struct ct_metrics *m, size_t slot, int status, double se
     pthread_mutex_unlock(&m->mu);
 }
 
-struct out {
-    char *p;
-    size_t len, cap;
-    bool oom;
-};
-
-static void outf(struct out *o, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-
-static void outf(struct out *o, const char *fmt, ...)
-{
-    va_list ap;
-    for (;;) {
-        if (o->oom)
-            return;
-        size_t room = o->cap - o->len;
-        va_start(ap, fmt);
-        int n = vsnprintf(o->p ? o->p + o->len : NULL, o->p ? room : 0, fmt, ap);
-        va_end(ap);
-        if (n < 0) {
-            o->oom = true;
-            return;
-        }
-        if (o->p != NULL && (size_t)n < room) {
-            o->len += (size_t)n;
-            return;
-        }
-        size_t ncap = o->cap ? o->cap * 2 : 4096;
-        while (ncap < o->len + (size_t)n + 1)
-            ncap *= 2;
-        char *np = realloc(o->p, ncap);
-        if (np == NULL) {
-            o->oom = true;
-            return;
-        }
-        o->p = np;
-        o->cap = ncap;
-    }
-}
-
 char *ct_metrics_render(struct ct_metrics *m, struct ct_pool *pool)
 {
-    struct out o = {0};
+    struct ct_buf o = {0};
     unsigned long long cum = 0;
 
-    outf(&o, "# HELP casetrail_http_requests_total HTTP requests by route and status.\n"
+    ct_buf_addf(&o, "# HELP casetrail_http_requests_total HTTP requests by route and status.\n"
              "# TYPE casetrail_http_requests_total counter\n");
     pthread_mutex_lock(&m->mu);
     for (size_t s = 0; s < m->nslots; s++) {
         for (size_t st = 0; st < NSTATUS; st++) {
             unsigned long long c = m->counts[s * NSTATUS + st];
             if (c > 0)
-                outf(&o, "casetrail_http_requests_total{route=\"%s\",status=\"%zu\"} %llu\n",
+                ct_buf_addf(&o, "casetrail_http_requests_total{route=\"%s\",status=\"%zu\"} %llu\n",
                      m->labels[s], st + MIN_STATUS, c);
         }
     }
-    outf(&o, "# HELP casetrail_http_request_duration_seconds Time from request start to answer.\n"
+    ct_buf_addf(&o, "# HELP casetrail_http_request_duration_seconds Time from request start to answer.\n"
              "# TYPE casetrail_http_request_duration_seconds histogram\n");
     for (size_t b = 0; b < NBOUNDS; b++) {
         cum += m->buckets[b];
-        outf(&o, "casetrail_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n", bounds[b], cum);
+        ct_buf_addf(&o, "casetrail_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n", bounds[b], cum);
     }
     cum += m->buckets[NBOUNDS];
-    outf(&o, "casetrail_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
-    outf(&o, "casetrail_http_request_duration_seconds_sum %.6f\n", m->sum);
-    outf(&o, "casetrail_http_request_duration_seconds_count %llu\n", m->total);
+    ct_buf_addf(&o, "casetrail_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
+    ct_buf_addf(&o, "casetrail_http_request_duration_seconds_sum %.6f\n", m->sum);
+    ct_buf_addf(&o, "casetrail_http_request_duration_seconds_count %llu\n", m->total);
     pthread_mutex_unlock(&m->mu);
-    outf(&o, "# HELP casetrail_db_pool_connections_in_use Database connections borrowed now.\n"
+    ct_buf_addf(&o, "# HELP casetrail_db_pool_connections_in_use Database connections borrowed now.\n"
              "# TYPE casetrail_db_pool_connections_in_use gauge\n"
              "casetrail_db_pool_connections_in_use %d\n", ct_pool_in_use(pool));
-    outf(&o, "# HELP casetrail_db_pool_connections_max Size of the database connection pool.\n"
+    ct_buf_addf(&o, "# HELP casetrail_db_pool_connections_max Size of the database connection pool.\n"
              "# TYPE casetrail_db_pool_connections_max gauge\n"
              "casetrail_db_pool_connections_max %d\n", ct_pool_size(pool));
-    outf(&o, "# HELP casetrail_db_up 1 when the last use of the database succeeded.\n"
+    ct_buf_addf(&o, "# HELP casetrail_db_up 1 when the last use of the database succeeded.\n"
              "# TYPE casetrail_db_up gauge\n"
              "casetrail_db_up %d\n", ct_pool_db_up(pool) ? 1 : 0);
-    if (o.oom) {
-        free(o.p);
-        return NULL;
-    }
-    return o.p;
+    return ct_buf_take(&o, NULL);
 }

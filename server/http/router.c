@@ -204,7 +204,7 @@ static bool authorize(struct ct_req *req, const struct ct_route *r)
     req->authed = true;
     if (!ct_auth_role_at_least(req->user.role, r->min_role)) {
         ct_http_fail(req, CT_E_FORBIDDEN, "forbidden", "role %s may not %s %s",
-                     ct_auth_role_name(req->user.role), r->method, r->pattern);
+                     ct_role_name(req->user.role), r->method, r->pattern);
         return false;
     }
     return true;

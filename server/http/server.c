@@ -26,7 +26,8 @@ static int begin_request(struct mg_connection *conn)
     if (atomic_load(&srv->draining)) {
         static const char body[] =
             "{\"error\":{\"code\":\"shutting_down\",\"message\":\"the server is stopping, try again\"}}";
-        ct_http_write_head(conn, 503, "application/json", (long long)sizeof(body) - 1, NULL);
+        ct_http_write_head(conn, 503, "application/json", (long long)sizeof(body) - 1,
+                           CT_HTTP_RETRY_AFTER);
         mg_write(conn, body, sizeof(body) - 1);
         status = 503;
     } else {

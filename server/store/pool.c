@@ -274,6 +274,8 @@ PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const c
         ct_err_set(err, CT_E_INVALID, "invalid_regex", "a pattern is not a valid regular expression");
     } else if (sqlstate_is(res, "40001") || sqlstate_is(res, "40P01")) {
         ct_err_set(err, CT_E_CONFLICT, "serialization_failure", "concurrent update, try again");
+        if (err != NULL)
+            err->retryable = true; /* the transaction helper runs the whole job again */
     } else {
         char msg[300];
         snprintf(msg, sizeof(msg), "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(tx->conn));
@@ -281,9 +283,8 @@ PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const c
         ct_log_error("query failed (sqlstate %s): %s", state ? state : "none", msg);
         ct_err_set(err, CT_E_INTERNAL, "internal", "internal error while talking to the database");
     }
-    /* keep the SQLSTATE reachable for the retry loop */
-    if (err != NULL && state != NULL && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0))
-        snprintf(err->code, sizeof(err->code), "retry_%s", state);
+    if (err != NULL && state != NULL)
+        snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
     PQclear(res);
     return NULL;
 }
@@ -309,11 +310,6 @@ static ct_rc simple(struct ct_tx *tx, const char *sql, struct ct_err *err)
 {
     struct ct_tx plain = {tx->conn, NULL};
     return ct_tx_exec0(&plain, sql, 0, NULL, err);
-}
-
-static bool is_retryable(const struct ct_err *err)
-{
-    return strncmp(err->code, "retry_", 6) == 0;
 }
 
 static ct_rc run(struct ct_pool *p, bool in_tx, ct_tx_fn fn, void *arg, struct ct_err *err)
@@ -360,15 +356,19 @@ static ct_rc run(struct ct_pool *p, bool in_tx, ct_tx_fn fn, void *arg, struct c
                 simple(&tx, "ROLLBACK", &ignore);
             }
         }
-        if (rc == CT_OK || rc == CT_E_UNAVAILABLE || !is_retryable(err) || !in_tx)
+        if (rc == CT_OK || rc == CT_E_UNAVAILABLE || !err->retryable || !in_tx)
             break;
     }
     if (rc == CT_OK || rc != CT_E_UNAVAILABLE)
         atomic_store(&p->db_up, true);
     else
         atomic_store(&p->db_up, false);
-    if (rc != CT_OK && is_retryable(err))
-        ct_err_set(err, CT_E_CONFLICT, "busy", "the ticket is busy with concurrent changes, try again");
+    if (rc != CT_OK && err->retryable) {
+        /* retries exhausted: the client did not cause this conflict and can only try later */
+        rc = ct_err_set(err, CT_E_UNAVAILABLE, "busy",
+                        "the database is busy with concurrent changes to the same rows, try "
+                        "again");
+    }
     give_slot(p, slot);
     return rc;
 }

@@ -72,16 +72,16 @@ static ct_rc load_texts(struct ct_tx *tx, bool ticket, const char *id, struct ct
                                         " SELECT e.id, 'message_body', m.body, s.salt FROM events e"
                                         " JOIN messages m ON m.id::text = e.data->>'message_id'"
                                         " LEFT JOIN text_salts s ON s.scope = 'contact:' || m.contact_id"
-                                        " WHERE e.ticket_id = $1 AND e.action = 'message.received'"
+                                        " WHERE e.ticket_id = $1 AND e.action = '" CT_EV_MESSAGE_RECEIVED "'"
                                         " AND e.digests ? 'body'"
                                         " UNION ALL"
                                         " SELECT e.id, 'approval_reason', CASE e.action"
-                                        " WHEN 'approval.requested' THEN a.reason"
+                                        " WHEN '" CT_EV_APPROVAL_REQ "' THEN a.reason"
                                         " ELSE a.decision_reason END, s.salt FROM events e"
                                         " JOIN approvals a ON a.id::text = e.data->>'approval_id'"
                                         " LEFT JOIN text_salts s ON s.scope = 'staff'"
                                         " WHERE e.ticket_id = $1 AND e.digests ? 'reason'"
-                                        " AND e.action IN ('approval.requested', 'approval.decided')"
+                                        " AND e.action IN ('" CT_EV_APPROVAL_REQ "', '" CT_EV_APPROVAL_DEC "')"
                                         " ORDER BY 1"
                                       : "SELECT t.event_id, t.field, t.body, s.salt FROM event_texts t"
                                         " JOIN events e ON e.id = t.event_id"
@@ -191,20 +191,19 @@ ct_rc ct_store_chain_list(struct ct_tx *tx, char (**kinds)[8], long long **ids, 
 static ct_rc heads_at(struct ct_tx *tx, long long upto, long long *events, char root[65],
                       struct ct_err *err)
 {
-    char up[32];
-    snprintf(up, sizeof(up), "%lld", upto);
-    const char *pv[] = {up};
-    PGresult *res = ct_tx_exec(tx, "SELECT count(*) FROM events WHERE id <= $1", 1, pv, err);
+    struct ct_params p = {0};
+    ct_param_ll(&p, upto);
+    PGresult *res = ct_tx_query(tx, "SELECT count(*) FROM events WHERE id <= $1", &p, err);
     if (res == NULL)
         return err->rc;
     *events = atoll(PQgetvalue(res, 0, 0));
     PQclear(res);
-    res = ct_tx_exec(tx,
-                     "SELECT DISTINCT ON (chain) chain, seq, encode(hash, 'hex') FROM ("
-                     " SELECT CASE WHEN ticket_id IS NOT NULL THEN 'ticket:' || ticket_id"
-                     " ELSE 'user:' || user_id END AS chain, seq, hash"
-                     " FROM events WHERE id <= $1) x ORDER BY chain, seq DESC",
-                     1, pv, err);
+    res = ct_tx_query(tx,
+                      "SELECT DISTINCT ON (chain) chain, seq, encode(hash, 'hex') FROM ("
+                      " SELECT CASE WHEN ticket_id IS NOT NULL THEN 'ticket:' || ticket_id"
+                      " ELSE 'user:' || user_id END AS chain, seq, hash"
+                      " FROM events WHERE id <= $1) x ORDER BY chain, seq DESC",
+                      &p, err);
     if (res == NULL)
         return err->rc;
     int n = PQntuples(res);

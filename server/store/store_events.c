@@ -86,21 +86,20 @@ static ct_rc get_salt(struct ct_tx *tx, const char *scope, unsigned char salt[CT
 static ct_rc lock_chain(struct ct_tx *tx, const struct ct_event_new *ev, long long *last_seq,
                         unsigned char head[CT_HASH_LEN], struct ct_err *err)
 {
-    char id[32];
+    struct ct_params p = {0};
     const char *sql;
     PGresult *res;
 
-    if (strcmp(ev->chain_kind, "ticket") == 0)
+    if (strcmp(ev->chain_kind, CT_CHAIN_TICKET) == 0)
         sql = "SELECT last_seq, chain_head, pg_advisory_xact_lock_shared(" CT_DIGEST_LOCK ")"
               " FROM tickets WHERE id = $1 FOR UPDATE";
-    else if (strcmp(ev->chain_kind, "user") == 0)
+    else if (strcmp(ev->chain_kind, CT_CHAIN_USER) == 0)
         sql = "SELECT last_seq, chain_head, pg_advisory_xact_lock_shared(" CT_DIGEST_LOCK ")"
               " FROM users WHERE id = $1 FOR UPDATE";
     else
         return ct_err_set(err, CT_E_INTERNAL, "internal", "unknown chain kind");
-    snprintf(id, sizeof(id), "%lld", ev->chain_id);
-    const char *pv[] = {id};
-    res = ct_tx_exec(tx, sql, 1, pv, err);
+    ct_param_ll(&p, ev->chain_id);
+    res = ct_tx_query(tx, sql, &p, err);
     if (res == NULL)
         return err->rc;
     if (PQntuples(res) != 1) {
@@ -189,7 +188,8 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
                             struct ct_err *err)
 {
     unsigned char prev[CT_HASH_LEN], hash[CT_HASH_LEN];
-    char chain[48], seqs[32], occ[48], rec[48], owner[32], event_id[32];
+    char chain[48], event_id[32];
+    struct ct_params p = {0}, u = {0};
     char *data = NULL, *digests = NULL;
     long long last_seq = 0;
     PGresult *res = NULL;
@@ -219,22 +219,27 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
     f.occurred_us = ev->occurred_us != 0 ? ev->occurred_us : f.recorded_us;
     ct_audit_event_hash(prev, &f, hash);
 
-    snprintf(seqs, sizeof(seqs), "%lld", f.seq);
-    snprintf(owner, sizeof(owner), "%lld", ev->chain_id);
-    ct_store_fmt_ts(f.occurred_us, occ);
-    ct_store_fmt_ts(f.recorded_us, rec);
-    bool is_ticket = strcmp(ev->chain_kind, "ticket") == 0;
-    const char *pv[] = {is_ticket ? owner : NULL, is_ticket ? NULL : owner, seqs, ev->action,
-                        ev->actor_type, ev->actor_id, ev->from_value, ev->to_value, data, digests,
-                        occ, rec, (const char *)prev, (const char *)hash};
-    const int pl[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, CT_HASH_LEN, CT_HASH_LEN};
-    const int pf[] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1};
-    res = ct_tx_exec_bin(tx,
+    bool is_ticket = strcmp(ev->chain_kind, CT_CHAIN_TICKET) == 0;
+    ct_param_id(&p, is_ticket ? ev->chain_id : 0);
+    ct_param_id(&p, is_ticket ? 0 : ev->chain_id);
+    ct_param_ll(&p, f.seq);
+    ct_param_str(&p, ev->action);
+    ct_param_str(&p, ev->actor_type);
+    ct_param_str(&p, ev->actor_id);
+    ct_param_str(&p, ev->from_value);
+    ct_param_str(&p, ev->to_value);
+    ct_param_str(&p, data);
+    ct_param_str(&p, digests);
+    ct_param_ts(&p, true, f.occurred_us);
+    ct_param_ts(&p, true, f.recorded_us);
+    ct_param_bin(&p, prev, CT_HASH_LEN);
+    ct_param_bin(&p, hash, CT_HASH_LEN);
+    res = ct_tx_query(tx,
                          "INSERT INTO events (ticket_id, user_id, seq, action, actor_type, actor_id,"
                          " from_value, to_value, data, digests, occurred_at, recorded_at,"
                          " prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb,"
                          " $10::jsonb, $11, $12, $13, $14) RETURNING id",
-                         14, pv, pl, pf, err);
+                         &p, err);
     if (res == NULL) {
         rc = err->rc;
         goto out;
@@ -244,13 +249,13 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
     res = NULL;
     if ((rc = insert_texts(tx, event_id, ev, err)) != CT_OK)
         goto out;
-    const char *uv[] = {owner, seqs, (const char *)hash};
-    const int ul[] = {0, 0, CT_HASH_LEN};
-    const int uf[] = {0, 0, 1};
-    res = ct_tx_exec_bin(tx,
-                         is_ticket ? "UPDATE tickets SET last_seq = $2, chain_head = $3 WHERE id = $1"
-                                   : "UPDATE users SET last_seq = $2, chain_head = $3 WHERE id = $1",
-                         3, uv, ul, uf, err);
+    ct_param_ll(&u, ev->chain_id);
+    ct_param_ll(&u, f.seq);
+    ct_param_bin(&u, hash, CT_HASH_LEN);
+    res = ct_tx_query(tx,
+                      is_ticket ? "UPDATE tickets SET last_seq = $2, chain_head = $3 WHERE id = $1"
+                                : "UPDATE users SET last_seq = $2, chain_head = $3 WHERE id = $1",
+                      &u, err);
     if (res == NULL) {
         rc = err->rc;
         goto out;

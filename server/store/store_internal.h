@@ -28,6 +28,34 @@ PGresult *ct_tx_exec(struct ct_tx *tx, const char *sql, int nparams, const char 
 PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const char *const *params,
                          const int *lengths, const int *formats, struct ct_err *err);
 
+/* Query parameters, in $1..$n order, with room to format numbers in place (so no caller keeps
+ * its own snprintf buffers). Start with `struct ct_params p = {0};`. More than CT_PARAMS_MAX
+ * is a programming error (asserted). */
+#define CT_PARAMS_MAX 16
+struct ct_params {
+    int n;
+    const char *v[CT_PARAMS_MAX];
+    int len[CT_PARAMS_MAX];
+    int fmt[CT_PARAMS_MAX];          /* 1: binary */
+    char text[CT_PARAMS_MAX][48];
+};
+/* Text (borrowed until the query runs); NULL is SQL NULL. */
+void ct_param_str(struct ct_params *p, const char *s);
+void ct_param_ll(struct ct_params *p, long long v);
+/* An id where 0 means none: 0 is SQL NULL. */
+void ct_param_id(struct ct_params *p, long long v);
+void ct_param_bool(struct ct_params *p, bool v);
+/* Unix microseconds as a timestamptz; SQL NULL when not present. */
+void ct_param_ts(struct ct_params *p, bool present, long long us);
+/* Raw bytes (borrowed), sent in binary as a bytea. */
+void ct_param_bin(struct ct_params *p, const void *data, size_t len);
+
+/* ct_tx_exec / ct_tx_exec0 with a ct_params. */
+PGresult *ct_tx_query(struct ct_tx *tx, const char *sql, const struct ct_params *p,
+                      struct ct_err *err);
+ct_rc ct_tx_command(struct ct_tx *tx, const char *sql, const struct ct_params *p,
+                    struct ct_err *err);
+
 /* Runs a statement whose rows are not needed; returns its rc (err filled on failure). */
 ct_rc ct_tx_exec0(struct ct_tx *tx, const char *sql, int nparams, const char *const *params,
                   struct ct_err *err);

@@ -11,21 +11,20 @@
 static void row_to_ref(const PGresult *res, struct ct_ticket_ref *out)
 {
     out->id = atoll(PQgetvalue(res, 0, 0));
-    ct_store_copy(out->status, sizeof(out->status), res, 0, 1);
+    out->status = ct_status_parse(PQgetvalue(res, 0, 1));
     out->assignee_id = atoll(PQgetvalue(res, 0, 2));
     out->escalation_level = atoi(PQgetvalue(res, 0, 3));
-    ct_store_copy(out->priority, sizeof(out->priority), res, 0, 4);
+    out->priority = ct_priority_parse(PQgetvalue(res, 0, 4));
     out->complaint_escalated = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
 }
 
 ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, struct ct_ticket_ref *out,
                            struct ct_err *err)
 {
-    char cid[32];
-    snprintf(cid, sizeof(cid), "%lld", contact_id);
-    const char *pv[] = {cid};
-    PGresult *res = ct_tx_exec(tx, "SELECT " REF_COLS " FROM tickets WHERE contact_id = $1"
-                                   " AND status <> 'closed' FOR UPDATE", 1, pv, err);
+    struct ct_params p = {0};
+    ct_param_ll(&p, contact_id);
+    PGresult *res = ct_tx_query(tx, "SELECT " REF_COLS " FROM tickets WHERE contact_id = $1"
+                                    " AND status <> 'closed' FOR UPDATE", &p, err);
     if (res == NULL)
         return err->rc;
     memset(out, 0, sizeof(*out));
@@ -38,11 +37,10 @@ ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, struct ct_tic
 ct_rc ct_store_ticket_lock(struct ct_tx *tx, long long id, struct ct_ticket_ref *out,
                            struct ct_err *err)
 {
-    char ids[32];
-    snprintf(ids, sizeof(ids), "%lld", id);
-    const char *pv[] = {ids};
-    PGresult *res = ct_tx_exec(tx, "SELECT " REF_COLS " FROM tickets WHERE id = $1 FOR UPDATE", 1,
-                               pv, err);
+    struct ct_params p = {0};
+    ct_param_ll(&p, id);
+    PGresult *res = ct_tx_query(tx, "SELECT " REF_COLS " FROM tickets WHERE id = $1 FOR UPDATE",
+                                &p, err);
     if (res == NULL)
         return err->rc;
     memset(out, 0, sizeof(*out));
@@ -58,12 +56,12 @@ ct_rc ct_store_ticket_lock(struct ct_tx *tx, long long id, struct ct_ticket_ref 
 ct_rc ct_store_ticket_create(struct ct_tx *tx, long long contact_id, const char *phone_number_id,
                              long long *id, struct ct_err *err)
 {
-    char cid[32];
-    snprintf(cid, sizeof(cid), "%lld", contact_id);
-    const char *pv[] = {cid, phone_number_id};
-    PGresult *res = ct_tx_exec(tx, "INSERT INTO tickets (contact_id, phone_number_id, created_at,"
-                                   " updated_at) VALUES ($1, $2, now(), now()) RETURNING id",
-                               2, pv, err);
+    struct ct_params p = {0};
+    ct_param_ll(&p, contact_id);
+    ct_param_str(&p, phone_number_id);
+    PGresult *res = ct_tx_query(tx, "INSERT INTO tickets (contact_id, phone_number_id, created_at,"
+                                    " updated_at) VALUES ($1, $2, now(), now()) RETURNING id",
+                                &p, err);
     if (res == NULL)
         return err->rc;
     *id = atoll(PQgetvalue(res, 0, 0));
@@ -71,27 +69,26 @@ ct_rc ct_store_ticket_create(struct ct_tx *tx, long long contact_id, const char 
     return CT_OK;
 }
 
-ct_rc ct_store_ticket_set_status(struct ct_tx *tx, long long id, const char *status,
+ct_rc ct_store_ticket_set_status(struct ct_tx *tx, long long id, enum ct_status status,
                                  struct ct_err *err)
 {
-    char ids[32];
-    snprintf(ids, sizeof(ids), "%lld", id);
-    const char *pv[] = {ids, status};
-    return ct_tx_exec0(tx, "UPDATE tickets SET status = $2, updated_at = now() WHERE id = $1", 2, pv,
-                 err);
+    struct ct_params p = {0};
+    ct_param_ll(&p, id);
+    ct_param_str(&p, ct_status_name(status));
+    return ct_tx_command(tx, "UPDATE tickets SET status = $2, updated_at = now() WHERE id = $1",
+                         &p, err);
 }
 
 ct_rc ct_store_ticket_touch(struct ct_tx *tx, long long id, long long message_us,
                             struct ct_err *err)
 {
-    char ids[32], ts[48];
-    snprintf(ids, sizeof(ids), "%lld", id);
-    ct_store_fmt_ts(message_us, ts);
-    const char *pv[] = {ids, message_us ? ts : NULL};
-    return ct_tx_exec0(tx, "UPDATE tickets SET updated_at = now(), last_message_at ="
-                     " CASE WHEN $2::timestamptz IS NULL THEN last_message_at"
-                     " ELSE greatest(last_message_at, $2::timestamptz) END WHERE id = $1",
-                 2, pv, err);
+    struct ct_params p = {0};
+    ct_param_ll(&p, id);
+    ct_param_ts(&p, message_us != 0, message_us);
+    return ct_tx_command(tx, "UPDATE tickets SET updated_at = now(), last_message_at ="
+                             " CASE WHEN $2::timestamptz IS NULL THEN last_message_at"
+                             " ELSE greatest(last_message_at, $2::timestamptz) END WHERE id = $1",
+                         &p, err);
 }
 
 /* ---- read models ---- */
@@ -123,21 +120,25 @@ static ct_rc rows_to_array(const PGresult *res, int col, int max, cJSON *arr, st
 }
 
 ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, cJSON **out,
-                            char next_cursor[64], struct ct_err *err)
+                            char next_cursor[CT_CURSOR_MAX], struct ct_err *err)
 {
-    char esc[4], cur_ts[48], cur_id[32], lim[16];
+    struct ct_params p = {0};
     PGresult *res;
     ct_rc rc;
 
     *out = NULL;
     next_cursor[0] = '\0';
-    snprintf(esc, sizeof(esc), "%d", f->escalated);
-    snprintf(lim, sizeof(lim), "%d", f->limit + 1);
-    snprintf(cur_id, sizeof(cur_id), "%lld", f->cursor_id);
-    ct_store_fmt_ts(f->cursor_us, cur_ts);
-    const char *pv[] = {f->status, f->assignee, f->escalated >= 0 ? esc : NULL, f->contact,
-                        f->has_cursor ? cur_ts : NULL, cur_id, lim};
-    res = ct_tx_exec(tx,
+    ct_param_str(&p, f->status);
+    ct_param_str(&p, f->assignee);
+    if (f->escalated >= 0)
+        ct_param_ll(&p, f->escalated);
+    else
+        ct_param_str(&p, NULL);
+    ct_param_str(&p, f->contact);
+    ct_param_ts(&p, f->cursor.set, f->cursor.updated_us);
+    ct_param_ll(&p, f->cursor.id);
+    ct_param_ll(&p, f->limit + 1);
+    res = ct_tx_query(tx,
                      "SELECT " TICKET_JSON "::text, " US("t.updated_at") ", t.id" TICKET_FROM
                      " WHERE ($1::text IS NULL OR t.status = $1)"
                      " AND ($2::text IS NULL OR ($2 = 'none' AND t.assignee_id IS NULL) OR u.name = $2)"
@@ -146,14 +147,16 @@ ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, 
                      "      OR strpos(lower(coalesce(c.name, '')), lower($4)) > 0)"
                      " AND ($5::timestamptz IS NULL OR (t.updated_at, t.id) < ($5::timestamptz, $6::bigint))"
                      " ORDER BY t.updated_at DESC, t.id DESC LIMIT $7::int",
-                     7, pv, err);
+                     &p, err);
     if (res == NULL)
         return err->rc;
     *out = cJSON_CreateArray();
     rc = rows_to_array(res, 0, f->limit, *out, err);
     if (rc == CT_OK && PQntuples(res) > f->limit) {
         int last = f->limit - 1;
-        snprintf(next_cursor, 64, "t%s_%s", PQgetvalue(res, last, 1), PQgetvalue(res, last, 2));
+        struct ct_ticket_cursor c = {true, atoll(PQgetvalue(res, last, 1)),
+                                     atoll(PQgetvalue(res, last, 2))};
+        ct_cursor_ticket_encode(&c, next_cursor);
     }
     PQclear(res);
     if (rc != CT_OK) {
@@ -165,12 +168,11 @@ ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, 
 
 ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct_err *err)
 {
-    char ids[32];
-    snprintf(ids, sizeof(ids), "%lld", id);
-    const char *pv[] = {ids};
+    struct ct_params p = {0};
+    ct_param_ll(&p, id);
     *out = NULL;
-    PGresult *res = ct_tx_exec(tx, "SELECT " TICKET_JSON "::text" TICKET_FROM " WHERE t.id = $1",
-                               1, pv, err);
+    PGresult *res = ct_tx_query(tx, "SELECT " TICKET_JSON "::text" TICKET_FROM " WHERE t.id = $1",
+                                &p, err);
     if (res == NULL)
         return err->rc;
     if (PQntuples(res) != 1) {
@@ -206,9 +208,9 @@ ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct
     "   'actor', jsonb_build_object('type', e.actor_type, 'id', e.actor_id, 'name',"              \
     "     CASE WHEN e.actor_type = 'system' THEN 'system' ELSE"                                   \
     "     (SELECT x.body FROM event_texts x WHERE x.event_id = e.id AND x.field = 'actor_name') END)," \
-    "   'from', CASE WHEN e.action = 'assignment.changed' THEN"                                   \
+    "   'from', CASE WHEN e.action = '" CT_EV_ASSIGNMENT "' THEN"                                   \
     "     (SELECT name FROM users WHERE id::text = e.from_value) ELSE e.from_value END,"            \
-    "   'to', CASE WHEN e.action = 'assignment.changed' THEN"                                     \
+    "   'to', CASE WHEN e.action = '" CT_EV_ASSIGNMENT "' THEN"                                     \
     "     (SELECT name FROM users WHERE id::text = e.to_value) ELSE e.to_value END,"                \
     "   'reason', (SELECT x.body FROM event_texts x WHERE x.event_id = e.id AND x.field = 'reason')," \
     "   'at', " ISO("e.occurred_at") ", 'recorded_at', " ISO("e.recorded_at") ")"                 \
@@ -223,29 +225,34 @@ ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct
 
 ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,
                         const struct ct_timeline_cursor *cur, cJSON **items,
-                        char next_cursor[96], struct ct_err *err)
+                        char next_cursor[CT_CURSOR_MAX], struct ct_err *err)
 {
-    char tid[32], at[32], rec[32], kind[8], id[32], lim[16];
+    struct ct_params p = {0};
     ct_rc rc;
 
     *items = NULL;
     next_cursor[0] = '\0';
-    snprintf(tid, sizeof(tid), "%lld", ticket_id);
-    snprintf(at, sizeof(at), "%lld", cur->at_us);
-    snprintf(rec, sizeof(rec), "%lld", cur->rec_us);
-    snprintf(kind, sizeof(kind), "%d", cur->kind);
-    snprintf(id, sizeof(id), "%lld", cur->id);
-    snprintf(lim, sizeof(lim), "%d", limit + 1);
-    const char *pv[] = {tid, cur->set ? at : NULL, rec, kind, id, lim};
-    PGresult *res = ct_tx_exec(tx, TIMELINE_SQL, 6, pv, err);
+    ct_param_ll(&p, ticket_id);
+    if (cur->set)
+        ct_param_ll(&p, cur->at_us);
+    else
+        ct_param_str(&p, NULL);
+    ct_param_ll(&p, cur->rec_us);
+    ct_param_ll(&p, cur->kind);
+    ct_param_ll(&p, cur->id);
+    ct_param_ll(&p, limit + 1);
+    PGresult *res = ct_tx_query(tx, TIMELINE_SQL, &p, err);
     if (res == NULL)
         return err->rc;
     *items = cJSON_CreateArray();
     rc = rows_to_array(res, 0, limit, *items, err);
     if (rc == CT_OK && PQntuples(res) > limit) {
         int last = limit - 1;
-        snprintf(next_cursor, 96, "l%s_%s_%s_%s", PQgetvalue(res, last, 1),
-                 PQgetvalue(res, last, 2), PQgetvalue(res, last, 3), PQgetvalue(res, last, 4));
+        struct ct_timeline_cursor c = {true, atoll(PQgetvalue(res, last, 1)),
+                                       atoll(PQgetvalue(res, last, 2)),
+                                       atoll(PQgetvalue(res, last, 4)),
+                                       atoi(PQgetvalue(res, last, 3))};
+        ct_cursor_timeline_encode(&c, next_cursor);
     }
     PQclear(res);
     if (rc != CT_OK) {

@@ -12,7 +12,7 @@ static void row_to_user(const PGresult *res, int row, struct ct_user *u)
     memset(u, 0, sizeof(*u));
     u->id = atoll(PQgetvalue(res, row, 0));
     ct_store_copy(u->name, sizeof(u->name), res, row, 1);
-    u->role = ct_auth_role_parse(PQgetvalue(res, row, 2));
+    u->role = ct_role_parse(PQgetvalue(res, row, 2));
     u->has_limit = !PQgetisnull(res, row, 3);
     u->approval_limit_minor = u->has_limit ? atoll(PQgetvalue(res, row, 3)) : 0;
     u->active = strcmp(PQgetvalue(res, row, 4), "t") == 0;
@@ -51,17 +51,27 @@ ct_rc ct_store_user_by_name(struct ct_tx *tx, const char *name, bool lock, struc
                     name, out, err);
 }
 
+/* No limit is SQL NULL: docs/DECISIONS.md#approvals-and-limits */
+static void limit_param(struct ct_params *p, const struct ct_user *u)
+{
+    if (u->has_limit)
+        ct_param_ll(p, u->approval_limit_minor);
+    else
+        ct_param_str(p, NULL);
+}
+
 ct_rc ct_store_user_insert(struct ct_tx *tx, struct ct_user *u, const char *token_hash,
                            struct ct_err *err)
 {
-    char limit[32];
-    snprintf(limit, sizeof(limit), "%lld", u->approval_limit_minor);
-    const char *pv[] = {u->name, ct_auth_role_name(u->role), u->has_limit ? limit : NULL,
-                        token_hash};
-    PGresult *res = ct_tx_exec(tx,
-                               "INSERT INTO users (name, role, approval_limit_minor, token_hash)"
-                               " VALUES ($1, $2, $3, $4) RETURNING id, " CT_SQL_ISO("created_at"),
-                               4, pv, err);
+    struct ct_params p = {0};
+    ct_param_str(&p, u->name);
+    ct_param_str(&p, ct_role_name(u->role));
+    limit_param(&p, u);
+    ct_param_str(&p, token_hash);
+    PGresult *res = ct_tx_query(tx,
+                                "INSERT INTO users (name, role, approval_limit_minor, token_hash)"
+                                " VALUES ($1, $2, $3, $4) RETURNING id, " CT_SQL_ISO("created_at"),
+                                &p, err);
     if (res == NULL) {
         if (err->rc == CT_E_CONFLICT)
             ct_err_set(err, CT_E_CONFLICT, "user_exists", "a user named \"%s\" already exists",
@@ -78,20 +88,17 @@ ct_rc ct_store_user_insert(struct ct_tx *tx, struct ct_user *u, const char *toke
 ct_rc ct_store_user_update(struct ct_tx *tx, const struct ct_user *u, const char *token_hash,
                            struct ct_err *err)
 {
-    char id[32], limit[32];
-    snprintf(id, sizeof(id), "%lld", u->id);
-    snprintf(limit, sizeof(limit), "%lld", u->approval_limit_minor);
-    const char *pv[] = {id, ct_auth_role_name(u->role), u->active ? "t" : "f", token_hash,
-                        u->has_limit ? limit : NULL};
-    PGresult *res = ct_tx_exec(tx,
-                               "UPDATE users SET role = $2, active = $3,"
-                               " token_hash = coalesce($4, token_hash),"
-                               " approval_limit_minor = $5, updated_at = now() WHERE id = $1",
-                               5, pv, err);
-    if (res == NULL)
-        return err->rc;
-    PQclear(res);
-    return CT_OK;
+    struct ct_params p = {0};
+    ct_param_ll(&p, u->id);
+    ct_param_str(&p, ct_role_name(u->role));
+    ct_param_bool(&p, u->active);
+    ct_param_str(&p, token_hash);
+    limit_param(&p, u);
+    return ct_tx_command(tx,
+                         "UPDATE users SET role = $2, active = $3,"
+                         " token_hash = coalesce($4, token_hash),"
+                         " approval_limit_minor = $5, updated_at = now() WHERE id = $1",
+                         &p, err);
 }
 
 ct_rc ct_store_user_list(struct ct_tx *tx, struct ct_user **out, size_t *n, struct ct_err *err)

@@ -8,53 +8,56 @@
 ct_rc ct_store_ticket_set_assignee(struct ct_tx *tx, long long id, long long assignee_id,
                                    struct ct_err *err)
 {
-    char ids[32], as[32];
-    snprintf(ids, sizeof(ids), "%lld", id);
-    snprintf(as, sizeof(as), "%lld", assignee_id);
-    const char *pv[] = {ids, assignee_id ? as : NULL};
-    return ct_tx_exec0(tx, "UPDATE tickets SET assignee_id = $2, updated_at = now() WHERE id = $1", 2,
-                 pv, err);
+    struct ct_params p = {0};
+    ct_param_ll(&p, id);
+    ct_param_id(&p, assignee_id);
+    return ct_tx_command(tx, "UPDATE tickets SET assignee_id = $2, updated_at = now() WHERE id = $1",
+                         &p, err);
 }
 
 ct_rc ct_store_ticket_set_escalation(struct ct_tx *tx, long long id, int level, bool complaint,
                                      struct ct_err *err)
 {
-    char ids[32], lv[8];
-    snprintf(ids, sizeof(ids), "%lld", id);
-    snprintf(lv, sizeof(lv), "%d", level);
-    const char *pv[] = {ids, lv, complaint ? "t" : "f"};
-    return ct_tx_exec0(tx, "UPDATE tickets SET escalation_level = $2, complaint_escalated = $3,"
-                     " updated_at = now() WHERE id = $1", 3, pv, err);
+    struct ct_params p = {0};
+    ct_param_ll(&p, id);
+    ct_param_ll(&p, level);
+    ct_param_bool(&p, complaint);
+    return ct_tx_command(tx, "UPDATE tickets SET escalation_level = $2, complaint_escalated = $3,"
+                             " updated_at = now() WHERE id = $1", &p, err);
 }
 
-ct_rc ct_store_ticket_set_priority(struct ct_tx *tx, long long id, const char *priority,
+ct_rc ct_store_ticket_set_priority(struct ct_tx *tx, long long id, enum ct_priority priority,
                                    struct ct_err *err)
 {
-    char ids[32];
-    snprintf(ids, sizeof(ids), "%lld", id);
-    const char *pv[] = {ids, priority};
-    return ct_tx_exec0(tx, "UPDATE tickets SET priority = $2, updated_at = now() WHERE id = $1", 2, pv,
-                 err);
+    struct ct_params p = {0};
+    ct_param_ll(&p, id);
+    ct_param_str(&p, ct_priority_name(priority));
+    return ct_tx_command(tx, "UPDATE tickets SET priority = $2, updated_at = now() WHERE id = $1",
+                         &p, err);
 }
 
 ct_rc ct_store_approval_insert(struct ct_tx *tx, struct ct_approval *a, const char *reason,
                                struct ct_err *err)
 {
-    char tid[32], amount[32], by[32];
-    snprintf(tid, sizeof(tid), "%lld", a->ticket_id);
-    snprintf(amount, sizeof(amount), "%lld", a->amount_minor);
-    snprintf(by, sizeof(by), "%lld", a->requested_by);
-    const char *pv[] = {tid, a->kind, a->has_amount ? amount : NULL,
-                        a->currency[0] ? a->currency : NULL, by, reason};
-    PGresult *res = ct_tx_exec(tx,
-                               "INSERT INTO approvals (ticket_id, kind, amount_minor, currency,"
-                               " requested_by, requested_at, reason)"
-                               " VALUES ($1, $2, $3, $4, $5, now(), $6) RETURNING id",
-                               6, pv, err);
+    struct ct_params p = {0};
+    ct_param_ll(&p, a->ticket_id);
+    ct_param_str(&p, ct_kind_name(a->kind));
+    if (a->has_amount)
+        ct_param_ll(&p, a->amount_minor);
+    else
+        ct_param_str(&p, NULL);
+    ct_param_str(&p, a->currency[0] ? a->currency : NULL);
+    ct_param_ll(&p, a->requested_by);
+    ct_param_str(&p, reason);
+    PGresult *res = ct_tx_query(tx,
+                                "INSERT INTO approvals (ticket_id, kind, amount_minor, currency,"
+                                " requested_by, requested_at, reason)"
+                                " VALUES ($1, $2, $3, $4, $5, now(), $6) RETURNING id",
+                                &p, err);
     if (res == NULL)
         return err->rc;
     a->id = atoll(PQgetvalue(res, 0, 0));
-    snprintf(a->status, sizeof(a->status), "pending");
+    a->status = CT_APPR_PENDING;
     PQclear(res);
     return CT_OK;
 }
@@ -62,13 +65,12 @@ ct_rc ct_store_approval_insert(struct ct_tx *tx, struct ct_approval *a, const ch
 ct_rc ct_store_approval_lock(struct ct_tx *tx, long long id, struct ct_approval *out,
                              struct ct_err *err)
 {
-    char ids[32];
-    snprintf(ids, sizeof(ids), "%lld", id);
-    const char *pv[] = {ids};
-    PGresult *res = ct_tx_exec(tx,
-                               "SELECT id, ticket_id, kind, amount_minor, coalesce(currency, ''),"
-                               " status, requested_by FROM approvals WHERE id = $1 FOR UPDATE",
-                               1, pv, err);
+    struct ct_params p = {0};
+    ct_param_ll(&p, id);
+    PGresult *res = ct_tx_query(tx,
+                                "SELECT id, ticket_id, kind, amount_minor, coalesce(currency, ''),"
+                                " status, requested_by FROM approvals WHERE id = $1 FOR UPDATE",
+                                &p, err);
     if (res == NULL)
         return err->rc;
     if (PQntuples(res) != 1) {
@@ -78,25 +80,27 @@ ct_rc ct_store_approval_lock(struct ct_tx *tx, long long id, struct ct_approval 
     memset(out, 0, sizeof(*out));
     out->id = atoll(PQgetvalue(res, 0, 0));
     out->ticket_id = atoll(PQgetvalue(res, 0, 1));
-    ct_store_copy(out->kind, sizeof(out->kind), res, 0, 2);
+    out->kind = ct_kind_parse(PQgetvalue(res, 0, 2));
     out->has_amount = !PQgetisnull(res, 0, 3);
     out->amount_minor = out->has_amount ? atoll(PQgetvalue(res, 0, 3)) : 0;
     ct_store_copy(out->currency, sizeof(out->currency), res, 0, 4);
-    ct_store_copy(out->status, sizeof(out->status), res, 0, 5);
+    out->status = ct_approval_status_parse(PQgetvalue(res, 0, 5));
     out->requested_by = atoll(PQgetvalue(res, 0, 6));
     PQclear(res);
     return CT_OK;
 }
 
-ct_rc ct_store_approval_decide(struct ct_tx *tx, long long id, const char *status,
+ct_rc ct_store_approval_decide(struct ct_tx *tx, long long id, enum ct_approval_status status,
                                long long decided_by, const char *reason, struct ct_err *err)
 {
-    char ids[32], by[32];
-    snprintf(ids, sizeof(ids), "%lld", id);
-    snprintf(by, sizeof(by), "%lld", decided_by);
-    const char *pv[] = {ids, status, by, reason};
-    return ct_tx_exec0(tx, "UPDATE approvals SET status = $2, decided_by = $3, decided_at = now(),"
-                     " decision_reason = $4 WHERE id = $1 AND status = 'pending'", 4, pv, err);
+    struct ct_params p = {0};
+    ct_param_ll(&p, id);
+    ct_param_str(&p, ct_approval_status_name(status));
+    ct_param_ll(&p, decided_by);
+    ct_param_str(&p, reason);
+    return ct_tx_command(tx, "UPDATE approvals SET status = $2, decided_by = $3, decided_at = now(),"
+                             " decision_reason = $4 WHERE id = $1 AND status = 'pending'",
+                         &p, err);
 }
 
 #define ISO(col) CT_SQL_ISO_US(col)
@@ -114,12 +118,11 @@ ct_rc ct_store_approval_decide(struct ct_tx *tx, long long id, const char *statu
 
 ct_rc ct_store_approval_get(struct ct_tx *tx, long long id, cJSON **out, struct ct_err *err)
 {
-    char ids[32];
-    snprintf(ids, sizeof(ids), "%lld", id);
-    const char *pv[] = {ids};
+    struct ct_params p = {0};
+    ct_param_ll(&p, id);
     *out = NULL;
-    PGresult *res = ct_tx_exec(tx, "SELECT " APPROVAL_JSON APPROVAL_FROM " WHERE a.id = $1", 1, pv,
-                               err);
+    PGresult *res = ct_tx_query(tx, "SELECT " APPROVAL_JSON APPROVAL_FROM " WHERE a.id = $1", &p,
+                                err);
     if (res == NULL)
         return err->rc;
     if (PQntuples(res) == 1)
@@ -131,16 +134,20 @@ ct_rc ct_store_approval_get(struct ct_tx *tx, long long id, cJSON **out, struct 
 }
 
 ct_rc ct_store_approvals_list(struct ct_tx *tx, const struct ct_approval_filter *f, cJSON **out,
-                              char next_cursor[32], struct ct_err *err)
+                              char next_cursor[CT_CURSOR_MAX], struct ct_err *err)
 {
-    char lim[16], cur[32];
-    snprintf(lim, sizeof(lim), "%d", f->limit + 1);
-    snprintf(cur, sizeof(cur), "%lld", f->cursor_id);
-    const char *pv[] = {f->status, f->kind, f->requested_by, f->decided_by, f->from, f->to,
-                        f->has_cursor ? cur : NULL, lim};
+    struct ct_params p = {0};
+    ct_param_str(&p, f->status);
+    ct_param_str(&p, f->kind);
+    ct_param_str(&p, f->requested_by);
+    ct_param_str(&p, f->decided_by);
+    ct_param_str(&p, f->from);
+    ct_param_str(&p, f->to);
+    ct_param_id(&p, f->cursor.set ? f->cursor.id : 0);
+    ct_param_ll(&p, f->limit + 1);
     *out = NULL;
     next_cursor[0] = '\0';
-    PGresult *res = ct_tx_exec(tx,
+    PGresult *res = ct_tx_query(tx,
                                "SELECT " APPROVAL_JSON ", a.id" APPROVAL_FROM
                                " WHERE ($1::text IS NULL OR a.status = $1)"
                                " AND ($2::text IS NULL OR a.kind = $2)"
@@ -150,15 +157,17 @@ ct_rc ct_store_approvals_list(struct ct_tx *tx, const struct ct_approval_filter 
                                " AND ($6::timestamptz IS NULL OR a.requested_at < $6::timestamptz)"
                                " AND ($7::bigint IS NULL OR a.id < $7::bigint)"
                                " ORDER BY a.id DESC LIMIT $8::int",
-                               8, pv, err);
+                               &p, err);
     if (res == NULL)
         return err->rc;
     *out = cJSON_CreateArray();
     int n = PQntuples(res);
     for (int i = 0; i < n && i < f->limit; i++)
         cJSON_AddItemToArray(*out, cJSON_Parse(PQgetvalue(res, i, 0)));
-    if (n > f->limit)
-        snprintf(next_cursor, 32, "a%s", PQgetvalue(res, f->limit - 1, 1));
+    if (n > f->limit) {
+        struct ct_approval_cursor c = {true, atoll(PQgetvalue(res, f->limit - 1, 1))};
+        ct_cursor_approval_encode(&c, next_cursor);
+    }
     PQclear(res);
     return CT_OK;
 }

@@ -7,7 +7,8 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "casetrail/audit.h"
+#include "casetrail/json.h"
+#include "casetrail/text.h"
 #include "casetrail/webhook.h"
 
 bool ct_webhook_signature_ok(const char *secret, const char *body, size_t len, const char *header)
@@ -23,88 +24,6 @@ bool ct_webhook_signature_ok(const char *secret, const char *body, size_t len, c
              &wlen) == NULL || wlen != 32)
         return false;
     return CRYPTO_memcmp(want, got, 32) == 0;
-}
-
-size_t ct_utf8_seq_len(const char *str)
-{
-    const unsigned char *s = (const unsigned char *)str;
-    unsigned char c = s[0];
-    size_t n;
-    unsigned cp;
-
-    if (c < 0x80)
-        return 1;
-    if ((c & 0xe0) == 0xc0) {
-        n = 1;
-        cp = c & 0x1f;
-    } else if ((c & 0xf0) == 0xe0) {
-        n = 2;
-        cp = c & 0x0f;
-    } else if ((c & 0xf8) == 0xf0) {
-        n = 3;
-        cp = c & 0x07;
-    } else {
-        return 0;
-    }
-    for (size_t k = 1; k <= n; k++) {
-        if ((s[k] & 0xc0) != 0x80) /* also stops at the NUL terminator */
-            return 0;
-        cp = (cp << 6) | (s[k] & 0x3f);
-    }
-    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-        return 0;
-    return n + 1;
-}
-
-bool ct_utf8_valid(const char *buf, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)buf;
-    size_t i = 0;
-    while (i < len) {
-        if (s[i] < 0x80) {
-            i++;
-            continue;
-        }
-        /* a multi-byte sequence must end inside buf: check bounds before looking at it */
-        size_t need = (s[i] & 0xe0) == 0xc0 ? 2 : (s[i] & 0xf0) == 0xe0 ? 3 : (s[i] & 0xf8) == 0xf0 ? 4 : 0;
-        if (need == 0 || i + need > len)
-            return false;
-        char tmp[5] = {0};
-        memcpy(tmp, s + i, need);
-        if (ct_utf8_seq_len(tmp) != need)
-            return false;
-        i += need;
-    }
-    return true;
-}
-
-void ct_utf8_sanitize(char *s)
-{
-    while (*s != '\0') {
-        size_t n = ct_utf8_seq_len(s);
-        if (n == 0) {
-            *s++ = '?';
-        } else {
-            s += n;
-        }
-    }
-}
-
-cJSON *ct_json_parse_strict(const char *body, size_t len)
-{
-    const char *end = NULL;
-    cJSON *j = cJSON_ParseWithLengthOpts(body, len, &end, 0);
-    if (j == NULL)
-        return NULL;
-    /* cJSON stops after the first value; anything but white space after it is not JSON */
-    for (; end < body + len; end++) {
-        if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
-            cJSON_Delete(j);
-            return NULL;
-        }
-    }
-    return j;
 }
 
 int ct_webhook_status_rank(const char *status)
@@ -287,9 +206,9 @@ ct_rc ct_webhook_parse(const char *body, size_t len, struct ct_wa_batch *out, st
     memset(out, 0, sizeof(*out));
     if (!ct_utf8_valid(body, len))
         return ct_err_set(err, CT_E_INVALID, "invalid_json", "request body is not valid UTF-8");
-    out->root = ct_json_parse_strict(body, len);
+    out->root = ct_json_parse_strict(body, len, CT_JSON_DEPTH_WEBHOOK, err);
     if (out->root == NULL)
-        return ct_err_set(err, CT_E_INVALID, "invalid_json", "request body is not valid JSON");
+        return err->rc;
     if (!cJSON_IsObject(out->root) || str(out->root, "object") == NULL ||
         strcmp(str(out->root, "object"), "whatsapp_business_account") != 0) {
         ct_webhook_batch_free(out);

@@ -39,6 +39,8 @@ class DatabaseRestart(ServerTest):
                                                                     1760490000, "are you there?"))
             self.assertEqual(r.status, 503)
             self.assertEqual(r.json()["error"]["code"], "database_unavailable")
+            # every 503 is temporary and says when to come back (issue 8: typed retries)
+            self.assertEqual(r.headers.get("retry-after"), "1")
         finally:
             pg_ctl("-w", "-t", "60", "-l", os.environ["CT_TEST_PGLOG"], "-o",
                    os.environ["CT_TEST_PGOPTS"], "start")

@@ -29,9 +29,9 @@ int main(void)
     CHECK(ct_auth_bearer("Bearer ") == NULL);
     CHECK(ct_auth_bearer(NULL) == NULL);
 
-    CHECK(ct_auth_role_parse("supervisor") == CT_ROLE_SUPERVISOR);
-    CHECK(ct_auth_role_parse("root") == CT_ROLE_NONE);
-    CHECK_STR(ct_auth_role_name(CT_ROLE_QA), "qa");
+    CHECK(ct_role_parse("supervisor") == CT_ROLE_SUPERVISOR);
+    CHECK(ct_role_parse("root") == CT_ROLE_NONE);
+    CHECK_STR(ct_role_name(CT_ROLE_QA), "qa");
     CHECK(ct_auth_role_at_least(CT_ROLE_QA, CT_ROLE_NONE));
     CHECK(!ct_auth_role_at_least(CT_ROLE_QA, CT_ROLE_AGENT));
     CHECK(ct_auth_role_at_least(CT_ROLE_ADMIN, CT_ROLE_SUPERVISOR));

@@ -1,0 +1,40 @@
+/* cursor.h: the keyset cursors of every list, made and read in one place. A cursor is opaque
+ * to clients (docs/DECISIONS.md#list-limits-and-cursors): a letter naming the list and the
+ * sort key of the last row given, as non-negative integers joined by '_'. */
+#ifndef CASETRAIL_CURSOR_H
+#define CASETRAIL_CURSOR_H
+
+#include <stdbool.h>
+
+#define CT_CURSOR_MAX 96
+
+/* GET /api/tickets: newest activity first, by (updated_at, id). */
+struct ct_ticket_cursor {
+    bool set;
+    long long updated_us, id;
+};
+
+/* GET /api/tickets/{id}/timeline: by (occurred, recorded, kind, id); kind 0 message, 1 event. */
+struct ct_timeline_cursor {
+    bool set;
+    long long at_us, rec_us, id;
+    int kind;
+};
+
+/* GET /api/approvals: newest request first, by id. */
+struct ct_approval_cursor {
+    bool set;
+    long long id;
+};
+
+/* Encoders write a NUL-terminated cursor into out[CT_CURSOR_MAX]. Decoders accept exactly what
+ * the encoders write (times within years 1970 to 9999, ids positive) and return false for
+ * anything else, leaving the cursor unset. */
+void ct_cursor_ticket_encode(const struct ct_ticket_cursor *c, char out[CT_CURSOR_MAX]);
+bool ct_cursor_ticket_decode(const char *s, struct ct_ticket_cursor *c);
+void ct_cursor_timeline_encode(const struct ct_timeline_cursor *c, char out[CT_CURSOR_MAX]);
+bool ct_cursor_timeline_decode(const char *s, struct ct_timeline_cursor *c);
+void ct_cursor_approval_encode(const struct ct_approval_cursor *c, char out[CT_CURSOR_MAX]);
+bool ct_cursor_approval_decode(const char *s, struct ct_approval_cursor *c);
+
+#endif

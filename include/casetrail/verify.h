@@ -1,0 +1,15 @@
+/* verify.h: proving the record: loading a chain in one snapshot and recomputing it. The API's
+ * /verify endpoint and `casetrail verify` both come here, so they cannot disagree. */
+#ifndef CASETRAIL_VERIFY_H
+#define CASETRAIL_VERIFY_H
+
+#include "casetrail/audit.h"
+#include "casetrail/err.h"
+#include "casetrail/store.h"
+
+/* Verifies chain (kind CT_CHAIN_TICKET or CT_CHAIN_USER, id) and fills *r. CT_E_NOT_FOUND when
+ * its owner does not exist; a broken chain is CT_OK with r->ok false. */
+ct_rc ct_verify_chain(struct ct_pool *pool, const char *kind, long long id,
+                      struct ct_verify_result *r, struct ct_err *err);
+
+#endif

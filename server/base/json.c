@@ -1,0 +1,169 @@
+/* json.c: strict JSON parsing for everything casetrail reads from outside, and typed readers
+ * for request-body members. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "casetrail/json.h"
+
+/* Deepest nesting of arrays and objects in body, counted on the raw bytes before cJSON sees
+ * them (cJSON recurses per level, so the check must come first). Stops counting at limit+1. */
+static int nesting(const char *body, size_t len, int limit)
+{
+    int depth = 0, deepest = 0;
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        char c = body[i];
+        if (in_string) {
+            if (c == '\\')
+                i++; /* an escaped quote does not end the string */
+            else if (c == '"')
+                in_string = false;
+        } else if (c == '"') {
+            in_string = true;
+        } else if (c == '[' || c == '{') {
+            if (++depth > deepest)
+                deepest = depth;
+            if (deepest > limit)
+                break;
+        } else if (c == ']' || c == '}') {
+            depth--;
+        }
+    }
+    return deepest;
+}
+
+static int cmp_names(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The first key that appears twice in some object of the tree, or NULL. *oom on allocation
+ * failure. Recursion is bounded by the nesting check done before parsing. */
+static const char *duplicate_key(const cJSON *item, bool *oom)
+{
+    const cJSON *c;
+    if (cJSON_IsObject(item)) {
+        int n = cJSON_GetArraySize(item);
+        if (n > 1) {
+            const char **names = malloc((size_t)n * sizeof(*names));
+            int k = 0;
+            if (names == NULL) {
+                *oom = true;
+                return NULL;
+            }
+            cJSON_ArrayForEach(c, item)
+                names[k++] = c->string;
+            qsort(names, (size_t)k, sizeof(*names), cmp_names);
+            for (int i = 1; i < k; i++) {
+                if (strcmp(names[i - 1], names[i]) == 0) {
+                    const char *dup = names[i];
+                    free(names);
+                    return dup;
+                }
+            }
+            free(names);
+        }
+    }
+    if (cJSON_IsObject(item) || cJSON_IsArray(item)) {
+        cJSON_ArrayForEach(c, item)
+        {
+            const char *dup = duplicate_key(c, oom);
+            if (dup != NULL || *oom)
+                return dup;
+        }
+    }
+    return NULL;
+}
+
+cJSON *ct_json_parse_strict(const char *body, size_t len, int max_depth, struct ct_err *err)
+{
+    const char *end = NULL, *dup;
+    bool oom = false;
+    cJSON *j;
+
+    if (nesting(body, len, max_depth) > max_depth) {
+        ct_err_set(err, CT_E_INVALID, "too_deep", "JSON is nested more than %d levels deep",
+                   max_depth);
+        return NULL;
+    }
+    j = cJSON_ParseWithLengthOpts(body, len, &end, 0);
+    if (j == NULL) {
+        ct_err_set(err, CT_E_INVALID, "invalid_json", "body is not valid JSON");
+        return NULL;
+    }
+    /* cJSON stops after the first value; anything but white space after it is not JSON */
+    for (; end < body + len; end++) {
+        if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
+            cJSON_Delete(j);
+            ct_err_set(err, CT_E_INVALID, "invalid_json",
+                       "body is not valid JSON: bytes follow the value");
+            return NULL;
+        }
+    }
+    dup = duplicate_key(j, &oom);
+    if (dup != NULL || oom) {
+        if (oom)
+            ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+        else
+            ct_err_set(err, CT_E_INVALID, "duplicate_key",
+                       "JSON object has the key \"%.40s\" more than once", dup);
+        cJSON_Delete(j);
+        return NULL;
+    }
+    return j;
+}
+
+ct_rc ct_json_only(const cJSON *obj, const char *const *allowed, struct ct_err *err)
+{
+    const cJSON *m;
+    cJSON_ArrayForEach(m, obj)
+    {
+        bool ok = false;
+        for (const char *const *a = allowed; *a != NULL && !ok; a++)
+            ok = strcmp(m->string, *a) == 0;
+        if (!ok)
+            return ct_err_set(err, CT_E_INVALID, "unknown_field", "unrecognized field \"%.40s\"",
+                              m->string);
+    }
+    return CT_OK;
+}
+
+ct_rc ct_json_str(const cJSON *obj, const char *name, bool required, size_t max,
+                  const char **out, struct ct_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    *out = NULL;
+    if (v == NULL || cJSON_IsNull(v)) {
+        if (required)
+            return ct_err_set(err, CT_E_INVALID, strcmp(name, "reason") == 0 ? "reason_required"
+                                                                             : "missing_field",
+                              "%s is required", name);
+        return CT_OK;
+    }
+    if (!cJSON_IsString(v))
+        return ct_err_set(err, CT_E_INVALID, "wrong_type", "%s must be a string", name);
+    if (strlen(v->valuestring) > max)
+        return ct_err_set(err, CT_E_INVALID, "too_long", "%s is longer than %zu bytes", name, max);
+    *out = v->valuestring;
+    return CT_OK;
+}
+
+ct_rc ct_json_int(const cJSON *obj, const char *name, bool required, long long lo, long long hi,
+                  bool *present, long long *out, struct ct_err *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    *present = false;
+    if (v == NULL || cJSON_IsNull(v)) {
+        if (required)
+            return ct_err_set(err, CT_E_INVALID, "missing_field", "%s is required", name);
+        return CT_OK;
+    }
+    /* range first: casting an out-of-range double to an integer is undefined */
+    if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi) ||
+        v->valuedouble != (double)(long long)v->valuedouble)
+        return ct_err_set(err, CT_E_INVALID, "wrong_type", "%s must be an integer from %lld to %lld",
+                          name, lo, hi);
+    *present = true;
+    *out = (long long)v->valuedouble;
+    return CT_OK;
+}
