@@ -168,8 +168,10 @@ pg_start() {
     export PGHOST=$sock PGUSER=postgres PGPORT=5432
 }
 
+# pg_stop: stops the cluster pg_start started; one that was already running (another script's,
+# or the user's) is left running.
 pg_stop() {
-    [ -n "${PG_DATA_DIR:-}" ] || return 0
+    [ "${PG_STARTED:-0}" = 1 ] && [ -n "${PG_DATA_DIR:-}" ] || return 0
     as_pg "$PGBIN/pg_ctl" -D "$PG_DATA_DIR" -m fast -w stop >/dev/null 2>&1 || true
 }
 
