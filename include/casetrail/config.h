@@ -41,6 +41,9 @@ typedef const char *(*ct_getenv_fn)(const char *name, void *arg);
 ct_rc ct_config_load(struct ct_config *cfg, ct_getenv_fn get, void *arg, struct ct_err *err);
 void ct_config_free(struct ct_config *cfg);
 
+/* The names of every variable ct_config_load reads, in table order (for docs and tests). */
+const char *const *ct_config_names(size_t *n);
+
 /* Parses "HOST:PORT" (HOST may be an IPv4 address or "localhost"). */
 bool ct_config_parse_listen(const char *s, char *host, size_t hostlen, int *port);
 /* Parses a byte size: digits with an optional K, M or G suffix (powers of 1024). */

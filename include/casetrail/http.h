@@ -85,7 +85,8 @@ bool ct_http_parse_id(const char *s, long long *out);
 /* Reads the first route capture as a positive id; otherwise answers 404 "<what>_not_found"
  * (what: "ticket", "approval") and returns false. */
 bool ct_http_path_id(struct ct_req *req, const char *what, long long *id);
-/* Reads ?limit= (DECISIONS: default 50, 1 to 500); otherwise answers 400 and returns false. */
+/* Reads ?limit= (default 50, 1 to 500: docs/DECISIONS.md#list-limits-and-cursors); otherwise
+ * answers 400 and returns false. */
 bool ct_http_query_limit(struct ct_req *req, int *limit);
 
 /* ---- list filters, decoded from a table ---- */

@@ -1,6 +1,6 @@
 /* webhook.h: WhatsApp Cloud API webhook verification and parsing into plain structs. No I/O.
- * Built from the documented envelope (../shared/whatsapp.md), tolerant of unknown fields and
- * unknown message types: those are kept (raw JSON), never a crash. */
+ * Built from the documented envelope of Meta's WhatsApp Cloud API webhooks, tolerant of unknown
+ * fields and unknown message types: those are kept (raw JSON), never a crash. */
 #ifndef CASETRAIL_WEBHOOK_H
 #define CASETRAIL_WEBHOOK_H
 

@@ -12,6 +12,7 @@
 
 #include "casetrail/audit.h"
 #include "casetrail/buf.h"
+#include "casetrail/json.h"
 
 /* key:LEN:value\n, or key:-\n for NULL. The length prefix makes the encoding injective: no
  * value can imitate a field boundary. */
@@ -262,6 +263,14 @@ static bool check_texts(const struct ct_chain *c, const struct ct_event_row *e,
     const cJSON *d;
     bool ok = true;
 
+    /* a digests value that hashes consistently but is not an object (an array has members
+     * without names) must be a break, never a crash */
+    if (e->digests != NULL && !cJSON_IsObject(dig)) {
+        cJSON_Delete(dig);
+        fail(r, e->seq, "the event's digests are not an object of texts");
+        return false;
+    }
+
     for (size_t i = first_text(c, e->id); ok && i < c->ntexts && c->texts[i].event_id == e->id;
          i++) {
         const struct ct_text_row *t = &c->texts[i];
@@ -310,7 +319,10 @@ void ct_audit_verify_chain(const struct ct_chain *c, struct ct_verify_result *r)
         long long want = (long long)i + 1;
 
         if (e->seq != want) {
-            fail(r, want, "event seq %lld is missing", want);
+            if (i > 0 && e->seq == c->events[i - 1].seq)
+                fail(r, e->seq, "event seq %lld is stored twice", e->seq);
+            else
+                fail(r, want, "event seq %lld is missing", want);
             return;
         }
         if (memcmp(e->prev_hash, prev, CT_HASH_LEN) != 0) {
@@ -359,9 +371,14 @@ void ct_audit_verify_chain(const struct ct_chain *c, struct ct_verify_result *r)
         fail(r, (long long)c->nevents, "the chain head does not match the last event");
 }
 
+/* A total order (chain, then seq, then hash), so the root never depends on input order. */
 static int cmp_heads(const void *a, const void *b)
 {
-    return strcmp(((const struct ct_chain_head *)a)->chain, ((const struct ct_chain_head *)b)->chain);
+    const struct ct_chain_head *x = a, *y = b;
+    int c = strcmp(x->chain, y->chain);
+    if (c == 0)
+        c = (x->seq > y->seq) - (x->seq < y->seq);
+    return c != 0 ? c : strcmp(x->hash, y->hash);
 }
 
 void ct_audit_root(struct ct_chain_head *heads, size_t n, char root[2 * CT_HASH_LEN + 1])
@@ -371,6 +388,9 @@ void ct_audit_root(struct ct_chain_head *heads, size_t n, char root[2 * CT_HASH_
     char line[160];
     EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
+    root[0] = '\0'; /* out of memory: an empty root, which no digest line can match */
+    if (ctx == NULL)
+        return;
     qsort(heads, n, sizeof(*heads), cmp_heads);
     EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
     EVP_DigestUpdate(ctx, "casetrail-root-v1\n", 18);
@@ -409,15 +429,49 @@ char *ct_audit_digest_json(const struct ct_digest *d)
     return strdup(buf);
 }
 
+/* A whole non-negative integer up to 9e15 (exact in a double), not 1.5 or 1e16. */
+static bool count_ok(const cJSON *v)
+{
+    return cJSON_IsNumber(v) && v->valuedouble >= 0 && v->valuedouble <= 9e15 &&
+           v->valuedouble == (double)(long long)v->valuedouble;
+}
+
+static bool lower_hex(const char *s, size_t len)
+{
+    if (strlen(s) != len)
+        return false;
+    for (; *s != '\0'; s++) {
+        if (!((*s >= '0' && *s <= '9') || (*s >= 'a' && *s <= 'f')))
+            return false;
+    }
+    return true;
+}
+
+/* ISO 8601 characters only: the time is printed back into JSON without escaping. */
+static bool time_ok(const char *s)
+{
+    if (strlen(s) == 0 || strlen(s) >= sizeof(((struct ct_digest *)0)->time))
+        return false;
+    for (; *s != '\0'; s++) {
+        if (!((*s >= '0' && *s <= '9') || *s == '-' || *s == ':' || *s == 'T' || *s == 'Z' ||
+              *s == '.' || *s == '+'))
+            return false;
+    }
+    return true;
+}
+
 bool ct_audit_digest_parse(const char *json, struct ct_digest *d, char *reason, size_t len)
 {
-    cJSON *j = cJSON_Parse(json);
-    const cJSON *v, *t, *ev, *up, *root, *sig;
+    static const char *const fields[] = {"version", "time", "events", "upto_id", "root", "alg",
+                                         "signature", NULL};
+    struct ct_err err;
+    cJSON *j = ct_json_parse_strict(json, strlen(json), 2, &err);
+    const cJSON *v, *t, *ev, *up, *root, *alg, *sig;
     bool ok = false;
 
     memset(d, 0, sizeof(*d));
     if (j == NULL) {
-        snprintf(reason, len, "the digest is not JSON");
+        snprintf(reason, len, "the digest is not JSON (%s)", err.message);
         goto out;
     }
     v = cJSON_GetObjectItemCaseSensitive(j, "version");
@@ -425,15 +479,20 @@ bool ct_audit_digest_parse(const char *json, struct ct_digest *d, char *reason, 
     ev = cJSON_GetObjectItemCaseSensitive(j, "events");
     up = cJSON_GetObjectItemCaseSensitive(j, "upto_id");
     root = cJSON_GetObjectItemCaseSensitive(j, "root");
+    alg = cJSON_GetObjectItemCaseSensitive(j, "alg");
     sig = cJSON_GetObjectItemCaseSensitive(j, "signature");
-    if (!cJSON_IsNumber(v) || v->valueint != 1 || !cJSON_IsString(t) || strlen(t->valuestring) >= 40 ||
-        !cJSON_IsNumber(ev) || !cJSON_IsNumber(up) || !cJSON_IsString(root) ||
-        strlen(root->valuestring) != 2 * CT_HASH_LEN || ev->valuedouble < 0 || up->valuedouble < 0 ||
-        ev->valuedouble > 9e15 || up->valuedouble > 9e15) {
+    if (!cJSON_IsObject(j) || !cJSON_IsNumber(v) || v->valuedouble != 1 || !cJSON_IsString(t) ||
+        !time_ok(t->valuestring) || !count_ok(ev) || !count_ok(up) || !cJSON_IsString(root) ||
+        !lower_hex(root->valuestring, 2 * CT_HASH_LEN)) {
         snprintf(reason, len, "the digest lacks version 1, time, events, upto_id or root");
         goto out;
     }
-    if (sig != NULL && (!cJSON_IsString(sig) || strlen(sig->valuestring) != 128)) {
+    if (ct_json_only(j, fields, &err) != CT_OK) {
+        snprintf(reason, len, "the digest has an %s", err.message);
+        goto out;
+    }
+    if ((sig != NULL && (!cJSON_IsString(sig) || !lower_hex(sig->valuestring, 128))) ||
+        (alg != NULL && (!cJSON_IsString(alg) || strcmp(alg->valuestring, "ed25519") != 0))) {
         snprintf(reason, len, "the digest's signature is malformed");
         goto out;
     }
@@ -519,7 +578,8 @@ bool ct_audit_digest_check(const struct ct_digest *d, const char *key_path, char
     payload = ct_audit_digest_payload(d);
     ctx = EVP_MD_CTX_new();
     if (payload == NULL || ctx == NULL || EVP_DigestVerifyInit(ctx, NULL, NULL, NULL, k) != 1 ||
-        EVP_DigestVerify(ctx, sig, sizeof(sig), (const unsigned char *)payload, strlen(payload)) != 1) {
+        EVP_DigestVerify(ctx, sig, sizeof(sig), (const unsigned char *)payload, strlen(payload)) !=
+            1) {
         snprintf(reason, len, "the digest's signature does not verify with %s", key_path);
         goto out;
     }

@@ -1,6 +1,7 @@
 /* config.c: environment -> struct ct_config. Every bad value fails start with a message that
  * names its variable; secrets are copied but never echoed in messages. */
 #include <ctype.h>
+#include <stddef.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdint.h>
@@ -84,12 +85,6 @@ static bool parse_int(const char *s, int lo, int hi, int *out)
     return true;
 }
 
-/* Reads a secret: unset or empty is NULL (an empty secret would accept an empty HMAC key). */
-static char *secret(const char *s)
-{
-    return (s == NULL || s[0] == '\0') ? NULL : strdup(s);
-}
-
 static int default_pool(void)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -99,105 +94,156 @@ static int default_pool(void)
     return (int)(cores * 2 < 4 ? 4 : (cores * 2 > 16 ? 16 : cores * 2));
 }
 
+/* ---- one parser per kind of value; each reads v (never NULL) into the field at out ---- */
+
+struct var;
+typedef bool (*parse_fn)(const struct var *var, const char *v, void *out);
+
+/* One environment variable: its field, parser, default (used when unset or empty), range for
+ * numbers, and the message that names it when its value is bad. */
+struct var {
+    const char *name;
+    size_t offset;
+    parse_fn parse;
+    const char *fallback; /* NULL: the field stays zero/NULL when unset */
+    long long lo, hi;
+    const char *message;
+};
+
+static bool p_string(const struct var *var, const char *v, void *out)
+{
+    (void)var;
+    *(char **)out = strdup(v);
+    return *(char **)out != NULL;
+}
+
+/* Secrets are strings too; an empty one stays NULL (it would accept an empty HMAC key). */
+static bool p_secret(const struct var *var, const char *v, void *out)
+{
+    return p_string(var, v, out);
+}
+
+static bool p_int(const struct var *var, const char *v, void *out)
+{
+    return parse_int(v, (int)var->lo, (int)var->hi, (int *)out);
+}
+
+static bool p_flag(const struct var *var, const char *v, void *out)
+{
+    (void)var;
+    if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0)
+        return false;
+    *(bool *)out = strcmp(v, "1") == 0;
+    return true;
+}
+
+static bool p_size(const struct var *var, const char *v, void *out)
+{
+    size_t n;
+    if (!ct_config_parse_size(v, &n) || n < (size_t)var->lo || n > (size_t)var->hi)
+        return false;
+    *(size_t *)out = n;
+    return true;
+}
+
+static bool p_listen(const struct var *var, const char *v, void *out)
+{
+    struct ct_config *cfg = (struct ct_config *)((char *)out - var->offset);
+    return ct_config_parse_listen(v, cfg->listen_host, sizeof(cfg->listen_host),
+                                  &cfg->listen_port);
+}
+
+static bool p_url(const struct var *var, const char *v, void *out)
+{
+    if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+        return false;
+    if (!p_string(var, v, out))
+        return false;
+    char *url = *(char **)out;
+    for (size_t n = strlen(url); n > 0 && url[n - 1] == '/'; n--)
+        url[n - 1] = '\0';
+    return true;
+}
+
+static bool p_currency(const struct var *var, const char *v, void *out)
+{
+    (void)var;
+    if (strlen(v) != 3 || !isupper((unsigned char)v[0]) || !isupper((unsigned char)v[1]) ||
+        !isupper((unsigned char)v[2]))
+        return false;
+    memcpy(out, v, 4);
+    return true;
+}
+
+static bool p_level(const struct var *var, const char *v, void *out)
+{
+    (void)var;
+    return ct_log_parse_level(v, (enum ct_log_level *)out);
+}
+
+#define AT(f) offsetof(struct ct_config, f)
+#define GIB (1024LL * 1024 * 1024)
+static const struct var vars[] = {
+    {"DATABASE_URL", AT(database_url), p_string, NULL, 0, 0, NULL},
+    {"CASETRAIL_LISTEN", AT(listen_host), p_listen, "127.0.0.1:8080", 0, 0,
+     "CASETRAIL_LISTEN must be HOST:PORT with a port from 0 to 65535"},
+    {"CASETRAIL_THREADS", AT(threads), p_int, "32", 2, 1024,
+     "CASETRAIL_THREADS must be an integer from 2 to 1024"},
+    {"CASETRAIL_DB_POOL", AT(db_pool), p_int, NULL, 1, 256,
+     "CASETRAIL_DB_POOL must be an integer from 1 to 256"},
+    {"CASETRAIL_DB_PREPARE", AT(db_prepare), p_flag, "1", 0, 0,
+     "CASETRAIL_DB_PREPARE must be 1 or 0"},
+    {"CASETRAIL_WEB_ROOT", AT(web_root), p_string, "web", 0, 0, NULL},
+    {"CASETRAIL_MIGRATIONS_DIR", AT(migrations_dir), p_string, "migrations", 0, 0, NULL},
+    {"CASETRAIL_MAX_BODY", AT(max_body), p_size, "4M", 1024, GIB,
+     "CASETRAIL_MAX_BODY must be a size from 1K to 1G (bytes, or with a K/M/G suffix)"},
+    {"WHATSAPP_APP_SECRET", AT(app_secret), p_secret, NULL, 0, 0, NULL},
+    {"WHATSAPP_VERIFY_TOKEN", AT(verify_token), p_secret, NULL, 0, 0, NULL},
+    {"WHATSAPP_ACCESS_TOKEN", AT(access_token), p_secret, NULL, 0, 0, NULL},
+    {"WHATSAPP_GRAPH_URL", AT(graph_url), p_url, CT_DEFAULT_GRAPH_URL, 0, 0,
+     "WHATSAPP_GRAPH_URL must start with http:// or https://"},
+    {"CASETRAIL_INSECURE_NO_SIGNATURE", AT(insecure_no_signature), p_flag, "0", 0, 0,
+     "CASETRAIL_INSECURE_NO_SIGNATURE must be 1 or 0"},
+    {"CASETRAIL_CURRENCY", AT(currency), p_currency, "USD", 0, 0,
+     "CASETRAIL_CURRENCY must be an ISO 4217 code of three capital letters, e.g. USD"},
+    {"CASETRAIL_LOG_LEVEL", AT(log_level), p_level, "info", 0, 0,
+     "CASETRAIL_LOG_LEVEL must be debug, info, warn or error"},
+    {"CASETRAIL_SIGNING_KEY", AT(signing_key), p_string, NULL, 0, 0, NULL},
+    {"CASETRAIL_VERIFY_KEY", AT(verify_key), p_string, NULL, 0, 0, NULL},
+};
+#undef AT
+
+const char *const *ct_config_names(size_t *n)
+{
+    static const char *names[sizeof(vars) / sizeof(vars[0])];
+    *n = sizeof(vars) / sizeof(vars[0]);
+    for (size_t i = 0; i < *n; i++)
+        names[i] = vars[i].name;
+    return names;
+}
+
 ct_rc ct_config_load(struct ct_config *cfg, ct_getenv_fn get, void *arg, struct ct_err *err)
 {
-    const char *v;
-
     memset(cfg, 0, sizeof(*cfg));
     if (get == NULL)
         get = real_getenv;
-
-    v = get("DATABASE_URL", arg);
-    cfg->database_url = (v != NULL && v[0] != '\0') ? strdup(v) : NULL;
-
-    v = get("CASETRAIL_LISTEN", arg);
-    if (!ct_config_parse_listen(v ? v : "127.0.0.1:8080", cfg->listen_host,
-                                sizeof(cfg->listen_host), &cfg->listen_port)) {
-        ct_err_set(err, CT_E_INVALID, "bad_config",
-                   "CASETRAIL_LISTEN must be HOST:PORT with a port from 0 to 65535");
-        goto fail;
-    }
-    v = get("CASETRAIL_THREADS", arg);
-    cfg->threads = 32;
-    if (v != NULL && !parse_int(v, 2, 1024, &cfg->threads)) {
-        ct_err_set(err, CT_E_INVALID, "bad_config", "CASETRAIL_THREADS must be an integer from 2 to 1024");
-        goto fail;
-    }
-    v = get("CASETRAIL_DB_POOL", arg);
     cfg->db_pool = default_pool();
-    if (v != NULL && !parse_int(v, 1, 256, &cfg->db_pool)) {
-        ct_err_set(err, CT_E_INVALID, "bad_config", "CASETRAIL_DB_POOL must be an integer from 1 to 256");
-        goto fail;
-    }
-    v = get("CASETRAIL_DB_PREPARE", arg);
-    cfg->db_prepare = true;
-    if (v != NULL && v[0] != '\0') {
-        if (strcmp(v, "1") != 0 && strcmp(v, "0") != 0) {
-            ct_err_set(err, CT_E_INVALID, "bad_config", "CASETRAIL_DB_PREPARE must be 1 or 0");
+    for (size_t i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+        const struct var *var = &vars[i];
+        const char *v = get(var->name, arg);
+        bool given = v != NULL && v[0] != '\0'; /* empty counts as unset */
+        if (!given)
+            v = var->fallback;
+        if (v == NULL)
+            continue;
+        if (!var->parse(var, v, (char *)cfg + var->offset)) {
+            if (var->message == NULL || !given)
+                ct_err_set(err, CT_E_INTERNAL, "internal",
+                           "out of memory reading the configuration");
+            else
+                ct_err_set(err, CT_E_INVALID, "bad_config", "%s", var->message);
             goto fail;
         }
-        cfg->db_prepare = strcmp(v, "1") == 0;
-    }
-    v = get("CASETRAIL_WEB_ROOT", arg);
-    cfg->web_root = strdup(v != NULL && v[0] != '\0' ? v : "web");
-    v = get("CASETRAIL_MIGRATIONS_DIR", arg);
-    cfg->migrations_dir = strdup(v != NULL && v[0] != '\0' ? v : "migrations");
-
-    v = get("CASETRAIL_MAX_BODY", arg);
-    cfg->max_body = 4u * 1024 * 1024;
-    if (v != NULL && (!ct_config_parse_size(v, &cfg->max_body) || cfg->max_body < 1024 ||
-                      cfg->max_body > 1024u * 1024 * 1024)) {
-        ct_err_set(err, CT_E_INVALID, "bad_config",
-                   "CASETRAIL_MAX_BODY must be a size from 1K to 1G (bytes, or with a K/M/G suffix)");
-        goto fail;
-    }
-
-    cfg->app_secret = secret(get("WHATSAPP_APP_SECRET", arg));
-    cfg->verify_token = secret(get("WHATSAPP_VERIFY_TOKEN", arg));
-    cfg->access_token = secret(get("WHATSAPP_ACCESS_TOKEN", arg));
-
-    v = get("WHATSAPP_GRAPH_URL", arg);
-    if (v == NULL || v[0] == '\0')
-        v = CT_DEFAULT_GRAPH_URL;
-    if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0) {
-        ct_err_set(err, CT_E_INVALID, "bad_config", "WHATSAPP_GRAPH_URL must start with http:// or https://");
-        goto fail;
-    }
-    cfg->graph_url = strdup(v);
-    for (size_t n = strlen(cfg->graph_url); n > 0 && cfg->graph_url[n - 1] == '/'; n--)
-        cfg->graph_url[n - 1] = '\0';
-
-    v = get("CASETRAIL_INSECURE_NO_SIGNATURE", arg);
-    if (v != NULL && strcmp(v, "1") != 0 && strcmp(v, "0") != 0 && v[0] != '\0') {
-        ct_err_set(err, CT_E_INVALID, "bad_config", "CASETRAIL_INSECURE_NO_SIGNATURE must be 1 or 0");
-        goto fail;
-    }
-    cfg->insecure_no_signature = v != NULL && strcmp(v, "1") == 0;
-
-    v = get("CASETRAIL_CURRENCY", arg);
-    if (v == NULL || v[0] == '\0')
-        v = "USD";
-    if (strlen(v) != 3 || !isupper((unsigned char)v[0]) || !isupper((unsigned char)v[1]) ||
-        !isupper((unsigned char)v[2])) {
-        ct_err_set(err, CT_E_INVALID, "bad_config",
-                   "CASETRAIL_CURRENCY must be an ISO 4217 code of three capital letters, e.g. USD");
-        goto fail;
-    }
-    memcpy(cfg->currency, v, 4);
-
-    v = get("CASETRAIL_LOG_LEVEL", arg);
-    cfg->log_level = CT_LOG_INFO;
-    if (v != NULL && v[0] != '\0' && !ct_log_parse_level(v, &cfg->log_level)) {
-        ct_err_set(err, CT_E_INVALID, "bad_config", "CASETRAIL_LOG_LEVEL must be debug, info, warn or error");
-        goto fail;
-    }
-    v = get("CASETRAIL_SIGNING_KEY", arg);
-    cfg->signing_key = (v != NULL && v[0] != '\0') ? strdup(v) : NULL;
-    v = get("CASETRAIL_VERIFY_KEY", arg);
-    cfg->verify_key = (v != NULL && v[0] != '\0') ? strdup(v) : NULL;
-    if (cfg->web_root == NULL || cfg->migrations_dir == NULL || cfg->graph_url == NULL) {
-        ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory reading the configuration");
-        goto fail;
     }
     return CT_OK;
 fail:

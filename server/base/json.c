@@ -116,6 +116,8 @@ cJSON *ct_json_parse_strict(const char *body, size_t len, int max_depth, struct 
 ct_rc ct_json_only(const cJSON *obj, const char *const *allowed, struct ct_err *err)
 {
     const cJSON *m;
+    if (!cJSON_IsObject(obj)) /* members of anything else have no names to check */
+        return ct_err_set(err, CT_E_INVALID, "invalid_json", "expected a JSON object");
     cJSON_ArrayForEach(m, obj)
     {
         bool ok = false;
@@ -161,8 +163,8 @@ ct_rc ct_json_int(const cJSON *obj, const char *name, bool required, long long l
     /* range first: casting an out-of-range double to an integer is undefined */
     if (!cJSON_IsNumber(v) || !(v->valuedouble >= (double)lo && v->valuedouble <= (double)hi) ||
         v->valuedouble != (double)(long long)v->valuedouble)
-        return ct_err_set(err, CT_E_INVALID, "wrong_type", "%s must be an integer from %lld to %lld",
-                          name, lo, hi);
+        return ct_err_set(err, CT_E_INVALID, "wrong_type",
+                          "%s must be an integer from %lld to %lld", name, lo, hi);
     *present = true;
     *out = (long long)v->valuedouble;
     return CT_OK;

@@ -129,8 +129,9 @@ void ct_log_access(const char *method, const char *path, int status, double ms, 
     if (min_level > CT_LOG_INFO)
         return;
     ct_log_now_iso(ts, sizeof(ts));
-    pos = (size_t)snprintf(line, sizeof(line),
-                           "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"request\",\"method\":\"", ts);
+    pos =
+        (size_t)snprintf(line, sizeof(line),
+                         "{\"ts\":\"%s\",\"level\":\"info\",\"msg\":\"request\",\"method\":\"", ts);
     pos = json_escape(line, sizeof(line), pos, method);
     pos = append(line, sizeof(line), pos, "\",\"path\":\"");
     pos = json_escape(line, sizeof(line), pos, path);

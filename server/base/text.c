@@ -82,7 +82,10 @@ bool ct_utf8_valid(const char *buf, size_t len)
             continue;
         }
         /* a multi-byte sequence must end inside buf: check bounds before looking at it */
-        size_t need = (s[i] & 0xe0) == 0xc0 ? 2 : (s[i] & 0xf0) == 0xe0 ? 3 : (s[i] & 0xf8) == 0xf0 ? 4 : 0;
+        size_t need = (s[i] & 0xe0) == 0xc0   ? 2
+                      : (s[i] & 0xf0) == 0xe0 ? 3
+                      : (s[i] & 0xf8) == 0xf0 ? 4
+                                              : 0;
         if (need == 0 || i + need > len)
             return false;
         char tmp[5] = {0};

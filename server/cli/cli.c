@@ -126,7 +126,7 @@ static int do_user_add(struct ct_pool *pool, void *arg)
         return report(rc, &err);
     fprintf(stderr, "created %s %s; its API token follows and is shown only this once:\n",
             ct_role_name(a->role), a->name);
-    printf("%s\n", token); /* DECISIONS: the token alone on the last line of stdout */
+    printf("%s\n", token); /* alone on the last line: docs/DECISIONS.md#tokens-and-cli-output */
     fflush(stdout);
     memset(token, 0, sizeof(token));
     return 0;
@@ -143,7 +143,8 @@ static bool parse_limit(const char *s, long long *out)
     return true;
 }
 
-#define USAGE_ADD "casetrail user add NAME --role agent|supervisor|qa|admin [--approval-limit AMOUNT_MINOR]"
+#define USAGE_ADD                                                                                  \
+    "casetrail user add NAME --role agent|supervisor|qa|admin [--approval-limit AMOUNT_MINOR]"
 
 static int cmd_user_add(int argc, char **argv)
 {
@@ -152,10 +153,15 @@ static int cmd_user_add(int argc, char **argv)
         if (strcmp(argv[i], "--role") == 0 && i + 1 < argc) {
             a.role = ct_role_parse(argv[++i]);
             if (a.role == CT_ROLE_NONE)
-                return usage_error(USAGE_ADD, "invalid role \"%s\": expected agent, supervisor, qa or admin", argv[i]);
+                return usage_error(USAGE_ADD,
+                                   "invalid role \"%s\": expected agent, supervisor, qa or admin",
+                                   argv[i]);
         } else if (strcmp(argv[i], "--approval-limit") == 0 && i + 1 < argc) {
             if (!parse_limit(argv[++i], &a.limit))
-                return usage_error(USAGE_ADD, "invalid approval limit \"%s\": expected a non-negative integer in minor units", argv[i]);
+                return usage_error(
+                    USAGE_ADD,
+                    "invalid approval limit \"%s\": expected a non-negative integer in minor units",
+                    argv[i]);
         } else if (argv[i][0] == '-') {
             return usage_error(USAGE_ADD, "unrecognized option \"%s\" (or missing value)", argv[i]);
         } else if (a.name == NULL) {
@@ -169,7 +175,9 @@ static int cmd_user_add(int argc, char **argv)
     if (a.role == CT_ROLE_NONE)
         return usage_error(USAGE_ADD, "%s", "missing --role");
     if (!ct_users_name_valid(a.name))
-        return usage_error(USAGE_ADD, "invalid user name \"%s\": use 1 to 64 letters, digits, '.', '_', '@' or '-'", a.name);
+        return usage_error(
+            USAGE_ADD,
+            "invalid user name \"%s\": use 1 to 64 letters, digits, '.', '_', '@' or '-'", a.name);
     return with_pool(do_user_add, &a);
 }
 
@@ -184,8 +192,9 @@ static ct_rc list_users(struct ct_tx *tx, void *arg, struct ct_err *err)
     if (a->json) {
         printf("[");
         for (size_t i = 0; i < n; i++) {
-            printf("%s{\"name\":\"%s\",\"role\":\"%s\",\"active\":%s,\"approval_limit_minor\":", i ? "," : "",
-                   u[i].name, ct_role_name(u[i].role), u[i].active ? "true" : "false");
+            printf("%s{\"name\":\"%s\",\"role\":\"%s\",\"active\":%s,\"approval_limit_minor\":",
+                   i ? "," : "", u[i].name, ct_role_name(u[i].role),
+                   u[i].active ? "true" : "false");
             if (u[i].has_limit)
                 printf("%lld", u[i].approval_limit_minor);
             else
@@ -220,7 +229,8 @@ static int cmd_user_list(int argc, char **argv)
         if (strcmp(argv[i], "--json") == 0)
             a.json = true;
         else
-            return usage_error("casetrail user list [--json]", "unrecognized argument \"%s\"", argv[i]);
+            return usage_error("casetrail user list [--json]", "unrecognized argument \"%s\"",
+                               argv[i]);
     }
     return with_pool(do_user_list, &a);
 }
@@ -244,7 +254,8 @@ static int cmd_user_set_role(int argc, char **argv)
     a.name = argv[1];
     a.role = ct_role_parse(argv[2]);
     if (a.role == CT_ROLE_NONE)
-        return usage_error(usage, "invalid role \"%s\": expected agent, supervisor, qa or admin", argv[2]);
+        return usage_error(usage, "invalid role \"%s\": expected agent, supervisor, qa or admin",
+                           argv[2]);
     return with_pool(do_set_role, &a);
 }
 
@@ -520,7 +531,8 @@ static int do_digest(struct ct_pool *pool, void *arg)
         fprintf(stderr, "casetrail: %s\n", err.message);
         return 1;
     }
-    if (a->signing_key != NULL && !ct_audit_digest_sign(&j.d, a->signing_key, reason, sizeof(reason))) {
+    if (a->signing_key != NULL &&
+        !ct_audit_digest_sign(&j.d, a->signing_key, reason, sizeof(reason))) {
         fprintf(stderr, "casetrail: %s (CASETRAIL_SIGNING_KEY)\n", reason);
         return 1;
     }
@@ -571,7 +583,8 @@ int ct_cli_main(int argc, char **argv)
         print_help();
         return EXIT_USAGE;
     }
-    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "help") == 0) {
+    if (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0 ||
+        strcmp(argv[1], "help") == 0) {
         print_help();
         return 0;
     }

@@ -41,7 +41,8 @@ void ct_auth_token_hash(const char *token, char out[CT_TOKEN_HASH_LEN + 1])
 bool ct_auth_token_well_formed(const char *token)
 {
     size_t plen = strlen(CT_TOKEN_PREFIX);
-    if (token == NULL || strlen(token) != CT_TOKEN_LEN || strncmp(token, CT_TOKEN_PREFIX, plen) != 0)
+    if (token == NULL || strlen(token) != CT_TOKEN_LEN ||
+        strncmp(token, CT_TOKEN_PREFIX, plen) != 0)
         return false;
     for (size_t i = plen; i < CT_TOKEN_LEN; i++) {
         if (strchr(b64url, token[i]) == NULL)

@@ -68,10 +68,12 @@ static ct_rc ticket_for_message(struct ct_tx *tx, const struct ct_wa_message *m,
     cJSON *data = NULL;
     ct_rc rc;
 
-    if ((rc = ct_store_ticket_live(tx, contact_id, &t, err)) != CT_OK)
+    rc = ct_store_ticket_live(tx, contact_id, &t, err);
+    if (rc != CT_OK)
         return rc;
     if (t.id == 0) {
-        if ((rc = ct_store_ticket_create(tx, contact_id, m->phone_number_id, &t.id, err)) != CT_OK)
+        rc = ct_store_ticket_create(tx, contact_id, m->phone_number_id, &t.id, err);
+        if (rc != CT_OK)
             return rc;
         t.status = CT_ST_NEW;
         t.priority = CT_PRIO_NORMAL;
@@ -86,7 +88,8 @@ static ct_rc ticket_for_message(struct ct_tx *tx, const struct ct_wa_message *m,
         cJSON_Delete(data);
         res->tickets_created++;
     } else if (t.status == CT_ST_RESOLVED) {
-        if ((rc = ct_store_ticket_set_status(tx, t.id, CT_ST_OPEN, err)) != CT_OK)
+        rc = ct_store_ticket_set_status(tx, t.id, CT_ST_OPEN, err);
+        if (rc != CT_OK)
             return rc;
         customer_event(&ev, t.id, m, scope, CT_EV_TICKET_REOPENED);
         ev.from_value = ct_status_name(CT_ST_RESOLVED);
@@ -124,17 +127,23 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m, lon
     /* B-ingest 6: a known wamid changes nothing, not even a contact row. Checked before the
      * contact exists (a redelivery under another number), and again under the contact's row
      * lock, which serialises concurrent deliveries about one customer */
-    if ((rc = seen_before(tx, m->wamid, &dup, res, err)) != CT_OK || dup)
+    rc = seen_before(tx, m->wamid, &dup, res, err);
+    if (rc != CT_OK || dup)
         return rc;
-    if ((rc = ct_store_contact_lock(tx, m->phone_number_id, m->from, &contact_id, err)) != CT_OK)
+    rc = ct_store_contact_lock(tx, m->phone_number_id, m->from, &contact_id, err);
+    if (rc != CT_OK)
         return rc;
-    if ((rc = seen_before(tx, m->wamid, &dup, res, err)) != CT_OK || dup)
+    rc = seen_before(tx, m->wamid, &dup, res, err);
+    if (rc != CT_OK || dup)
         return rc;
     snprintf(scope, sizeof(scope), "contact:%lld", contact_id);
-    if (m->profile_name != NULL &&
-        (rc = ct_store_contact_name(tx, contact_id, m->profile_name, m->ts * 1000000LL, err)) != CT_OK)
-        return rc;
-    if ((rc = ticket_for_message(tx, m, contact_id, scope, &ticket, res, err)) != CT_OK)
+    if (m->profile_name != NULL) {
+        rc = ct_store_contact_name(tx, contact_id, m->profile_name, m->ts * 1000000LL, err);
+        if (rc != CT_OK)
+            return rc;
+    }
+    rc = ticket_for_message(tx, m, contact_id, scope, &ticket, res, err);
+    if (rc != CT_OK)
         return rc;
     ticket_id = ticket.id;
     payload = cJSON_PrintUnformatted(m->raw);
@@ -164,9 +173,11 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m, lon
     cJSON_Delete(data);
     if (rc != CT_OK)
         return rc;
-    if ((rc = ct_store_ticket_touch(tx, ticket_id, m->ts * 1000000LL, err)) != CT_OK)
+    rc = ct_store_ticket_touch(tx, ticket_id, m->ts * 1000000LL, err);
+    if (rc != CT_OK)
         return rc;
-    if ((rc = ct_workflow_detect_complaint(tx, &ticket, m->text, m->ts * 1000000LL, err)) != CT_OK)
+    rc = ct_workflow_detect_complaint(tx, &ticket, m->text, m->ts * 1000000LL, err);
+    if (rc != CT_OK)
         return rc;
     res->messages_new++;
     return CT_OK;
@@ -182,7 +193,8 @@ static ct_rc ingest_status(struct ct_tx *tx, const struct ct_wa_status *s, long 
     const cJSON *errs = cJSON_GetObjectItemCaseSensitive(s->raw, "errors");
     ct_rc rc;
 
-    if ((rc = ct_store_outbound_lock(tx, s->wamid, &msg, &found, err)) != CT_OK)
+    rc = ct_store_outbound_lock(tx, s->wamid, &msg, &found, err);
+    if (rc != CT_OK)
         return rc;
     if (!found) {
         res->statuses_unknown++;
@@ -205,9 +217,12 @@ static ct_rc ingest_status(struct ct_tx *tx, const struct ct_wa_status *s, long 
     int got = ct_webhook_status_rank(s->status);
     /* monotonic: sent < delivered < read; failed is terminal and keeps its error */
     bool applied = got > have && have < 100;
-    if (applied && (rc = ct_store_message_set_status(tx, msg.id, s->status, s->ts * 1000000LL,
-                                                     s->error_code, s->error_title, err)) != CT_OK)
-        return rc;
+    if (applied) {
+        rc = ct_store_message_set_status(tx, msg.id, s->status, s->ts * 1000000LL,
+                                         s->error_code, s->error_title, err);
+        if (rc != CT_OK)
+            return rc;
+    }
     res->statuses_new++;
     if (msg.ticket_id == 0)
         return CT_OK;

@@ -242,7 +242,8 @@ ct_rc ct_tickets_check_decision(const struct ct_user *decider, const struct ct_a
     if (a->status != CT_APPR_PENDING)
         return ct_err_set(err, CT_E_CONFLICT, "already_decided", "approval %lld was already %s",
                           a->id, ct_approval_status_name(a->status));
-    if ((rc = check_not_closed(t, err)) != CT_OK)
+    rc = check_not_closed(t, err);
+    if (rc != CT_OK)
         return rc;
     if (!ct_auth_role_at_least(decider->role, ct_tickets_action_min_role(CT_ACT_APPROVAL_DECIDE)))
         return ct_err_set(err, CT_E_FORBIDDEN, "forbidden",

@@ -66,7 +66,8 @@ static ct_rc add_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     if (!ct_auth_token_new(c->token))
         return ct_err_set(err, CT_E_INTERNAL, "internal", "could not generate a token");
     ct_auth_token_hash(c->token, hash);
-    if ((rc = ct_store_user_insert(tx, &u, hash, err)) != CT_OK)
+    rc = ct_store_user_insert(tx, &u, hash, err);
+    if (rc != CT_OK)
         return rc;
     data = cJSON_CreateObject();
     if (data == NULL)
@@ -97,7 +98,8 @@ static ct_rc set_role_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     ev.from_value = ct_role_name(u.role);
     ev.to_value = ct_role_name(c->role);
     u.role = c->role;
-    if ((rc = ct_store_user_update(tx, &u, NULL, err)) != CT_OK)
+    rc = ct_store_user_update(tx, &u, NULL, err);
+    if (rc != CT_OK)
         return rc;
     return record(tx, &ev, &u, err);
 }
@@ -118,7 +120,8 @@ static ct_rc deactivate_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     ev.from_value = "active";
     ev.to_value = "inactive";
     u.active = false;
-    if ((rc = ct_store_user_update(tx, &u, NULL, err)) != CT_OK)
+    rc = ct_store_user_update(tx, &u, NULL, err);
+    if (rc != CT_OK)
         return rc;
     return record(tx, &ev, &u, err);
 }
@@ -140,7 +143,8 @@ static ct_rc rotate_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
         return ct_err_set(err, CT_E_INTERNAL, "internal", "could not generate a token");
     ct_auth_token_hash(c->token, hash);
     ct_event_begin(&ev, CT_CHAIN_USER, u.id, CT_EV_USER_TOKEN, c->actor);
-    if ((rc = ct_store_user_update(tx, &u, hash, err)) != CT_OK)
+    rc = ct_store_user_update(tx, &u, hash, err);
+    if (rc != CT_OK)
         return rc;
     return record(tx, &ev, &u, err);
 }

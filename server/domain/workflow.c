@@ -53,7 +53,8 @@ static ct_rc change_status(struct ct_tx *tx, const struct ct_user *actor,
     ct_rc rc = ct_tickets_check_transition(t->status, to, actor->role, reason, err);
     if (rc != CT_OK)
         return rc;
-    if ((rc = ct_store_ticket_set_status(tx, t->id, to, err)) != CT_OK)
+    rc = ct_store_ticket_set_status(tx, t->id, to, err);
+    if (rc != CT_OK)
         return rc;
     staff_event(&ev, actor, idbuf, t->id, CT_EV_STATUS);
     ev.from_value = ct_status_name(t->status);
@@ -84,7 +85,8 @@ static ct_rc do_assign(struct ct_tx *tx, struct action_job *j, const struct ct_t
     }
     if (rc != CT_OK)
         return rc;
-    if ((rc = ct_store_ticket_set_assignee(tx, t->id, assignee.id, err)) != CT_OK)
+    rc = ct_store_ticket_set_assignee(tx, t->id, assignee.id, err);
+    if (rc != CT_OK)
         return rc;
     staff_event(&ev, j->actor, idbuf, t->id, CT_EV_ASSIGNMENT);
     snprintf(from, sizeof(from), "%lld", t->assignee_id);
@@ -93,7 +95,8 @@ static ct_rc do_assign(struct ct_tx *tx, struct action_job *j, const struct ct_t
     ev.to_value = assignee.id ? to : NULL;
     ct_event_text(&ev, "reason", a->reason, CT_SCOPE_STAFF);
     ct_event_text(&ev, "note", a->note, CT_SCOPE_STAFF);
-    if ((rc = ct_store_event_append(tx, &ev, NULL, err)) != CT_OK)
+    rc = ct_store_event_append(tx, &ev, NULL, err);
+    if (rc != CT_OK)
         return rc;
     /* assigning a new ticket opens it, as its own event by the same actor:
      * docs/DECISIONS.md#assignment-opens-ticket */
@@ -166,9 +169,11 @@ static ct_rc action_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     ct_rc rc;
 
     /* lock first: concurrent actions on one ticket queue here and see each other's result */
-    if ((rc = ct_store_ticket_lock(tx, j->ticket_id, &t, err)) != CT_OK)
+    rc = ct_store_ticket_lock(tx, j->ticket_id, &t, err);
+    if (rc != CT_OK)
         return rc;
-    if ((rc = ct_tickets_check_actor(j->actor, &t, j->a->kind, err)) != CT_OK)
+    rc = ct_tickets_check_actor(j->actor, &t, j->a->kind, err);
+    if (rc != CT_OK)
         return rc;
     switch (j->a->kind) {
     case CT_ACT_ASSIGN:
@@ -266,9 +271,11 @@ static ct_rc request_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     char idbuf[24];
     ct_rc rc;
 
-    if ((rc = ct_store_ticket_lock(tx, j->ticket_id, &t, err)) != CT_OK)
+    rc = ct_store_ticket_lock(tx, j->ticket_id, &t, err);
+    if (rc != CT_OK)
         return rc;
-    if ((rc = ct_tickets_check_actor(j->actor, &t, CT_ACT_APPROVAL_REQUEST, err)) != CT_OK)
+    rc = ct_tickets_check_actor(j->actor, &t, CT_ACT_APPROVAL_REQUEST, err);
+    if (rc != CT_OK)
         return rc;
     memset(&a, 0, sizeof(a));
     a.ticket_id = t.id;
@@ -278,7 +285,8 @@ static ct_rc request_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     if (a.has_amount)
         snprintf(a.currency, sizeof(a.currency), "%s", j->currency);
     a.requested_by = j->actor->id;
-    if ((rc = ct_store_approval_insert(tx, &a, j->req->reason, err)) != CT_OK)
+    rc = ct_store_approval_insert(tx, &a, j->req->reason, err);
+    if (rc != CT_OK)
         return rc;
     staff_event(&ev, j->actor, idbuf, t.id, CT_EV_APPROVAL_REQ);
     ev.to_value = ct_approval_status_name(CT_APPR_PENDING);
@@ -310,11 +318,14 @@ static ct_rc decide_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 
     /* approval row first (it names the ticket), then the ticket. No path locks them the other
      * way round: requests insert a new approval row and actions never touch approvals */
-    if ((rc = ct_store_approval_lock(tx, j->approval_id, &a, err)) != CT_OK)
+    rc = ct_store_approval_lock(tx, j->approval_id, &a, err);
+    if (rc != CT_OK)
         return rc;
-    if ((rc = ct_store_ticket_lock(tx, a.ticket_id, &t, err)) != CT_OK)
+    rc = ct_store_ticket_lock(tx, a.ticket_id, &t, err);
+    if (rc != CT_OK)
         return rc;
-    if ((rc = ct_tickets_check_decision(j->actor, &a, &t, j->decision, err)) != CT_OK)
+    rc = ct_tickets_check_decision(j->actor, &a, &t, j->decision, err);
+    if (rc != CT_OK)
         return rc;
     rc = ct_store_approval_decide(tx, a.id, j->decision, j->actor->id, j->reason, err);
     if (rc != CT_OK)
@@ -358,11 +369,13 @@ static ct_rc rules_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     struct ct_actor who = ct_actor_staff(j->actor, idbuf);
     ct_rc rc;
 
-    if ((rc = ct_store_rules_replace(tx, j->rules, err)) != CT_OK)
+    rc = ct_store_rules_replace(tx, j->rules, err);
+    if (rc != CT_OK)
         return rc;
     cJSON_Delete(j->out);
     j->out = NULL;
-    if ((rc = ct_store_rules_list(tx, &j->out, err)) != CT_OK)
+    rc = ct_store_rules_list(tx, &j->out, err);
+    if (rc != CT_OK)
         return rc;
     text = cJSON_PrintUnformatted(j->rules);
     if (text == NULL)
@@ -400,9 +413,11 @@ ct_rc ct_workflow_detect_complaint(struct ct_tx *tx, const struct ct_ticket_ref 
     /* once per ticket until de-escalated; a ticket people already escalated stays as it is */
     if (!ct_text_present(text) || t->complaint_escalated || t->escalation_level > 0)
         return CT_OK;
-    if ((rc = ct_store_rule_match(tx, text, &rule_id, pattern, err)) != CT_OK || rule_id == 0)
+    rc = ct_store_rule_match(tx, text, &rule_id, pattern, err);
+    if (rc != CT_OK || rule_id == 0)
         return rc;
-    if ((rc = ct_store_ticket_set_escalation(tx, t->id, 1, true, err)) != CT_OK)
+    rc = ct_store_ticket_set_escalation(tx, t->id, 1, true, err);
+    if (rc != CT_OK)
         return rc;
     ct_event_begin(&ev, CT_CHAIN_TICKET, t->id, CT_EV_ESC_RAISED, &complaint_rules);
     ev.from_value = "0";

@@ -61,7 +61,8 @@ void ct_api_me(struct ct_req *req)
     cJSON_AddStringToObject(root, "name", req->user.name);
     cJSON_AddStringToObject(root, "role", ct_role_name(req->user.role));
     if (req->user.has_limit)
-        cJSON_AddNumberToObject(root, "approval_limit_minor", (double)req->user.approval_limit_minor);
+        cJSON_AddNumberToObject(root, "approval_limit_minor",
+                                (double)req->user.approval_limit_minor);
     ct_http_send_json(req, 200, root);
     cJSON_Delete(root);
 }

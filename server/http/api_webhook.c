@@ -56,7 +56,8 @@ void ct_api_webhook_receive(struct ct_req *req)
         }
         verified = true;
     }
-    if ((rc = ct_webhook_parse(body, len, &batch, &err)) != CT_OK) {
+    rc = ct_webhook_parse(body, len, &batch, &err);
+    if (rc != CT_OK) {
         ct_http_send_error(req, &err);
         goto out;
     }

@@ -15,7 +15,8 @@
 static bool body_with(struct ct_req *req, const char *const *allowed, cJSON **body)
 {
     struct ct_err err;
-    if (ct_http_read_json(req, body, &err) != CT_OK || ct_json_only(*body, allowed, &err) != CT_OK) {
+    if (ct_http_read_json(req, body, &err) != CT_OK ||
+        ct_json_only(*body, allowed, &err) != CT_OK) {
         ct_http_send_error(req, &err);
         cJSON_Delete(*body);
         *body = NULL;
@@ -337,7 +338,8 @@ static const cJSON *checked_rules(struct ct_req *req, const cJSON *body)
     if (!ok_or_fail(req, ct_json_only(body, top, &err), &err))
         return NULL;
     if (!cJSON_IsArray(rules) || cJSON_GetArraySize(rules) > 1000) {
-        ct_http_fail(req, CT_E_INVALID, "wrong_type", "rules must be an array of at most 1000 rules");
+        ct_http_fail(req, CT_E_INVALID, "wrong_type",
+                     "rules must be an array of at most 1000 rules");
         return NULL;
     }
     cJSON_ArrayForEach(r, rules)

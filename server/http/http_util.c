@@ -124,7 +124,8 @@ ct_rc ct_http_read_body(struct ct_req *req, size_t max, char **out, size_t *len,
 {
     const struct mg_request_info *ri = mg_get_request_info(req->conn);
     size_t cap, used = 0;
-    char *buf;
+    char *buf = NULL;
+    ct_rc rc = CT_OK;
 
     *out = NULL;
     *len = 0;
@@ -136,49 +137,52 @@ ct_rc ct_http_read_body(struct ct_req *req, size_t max, char **out, size_t *len,
     }
     cap = ri->content_length >= 0 ? (size_t)ri->content_length + 1 : 65536;
     buf = malloc(cap);
-    if (buf == NULL)
-        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    if (buf == NULL) {
+        rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+        goto out;
+    }
     for (;;) {
         if (used + 1 >= cap) {
-            if (cap > max + 1) {
-                free(buf);
-                return ct_err_set(err, CT_E_TOO_LARGE, "body_too_large",
-                                  "request body exceeds the limit of %zu bytes", max);
-            }
+            /* no length given (chunked): grow, up to one byte past max to detect overflow */
             size_t ncap = cap * 2 > max + 2 ? max + 2 : cap * 2;
-            char *nb = realloc(buf, ncap);
+            char *nb = cap > max + 1 ? NULL : realloc(buf, ncap);
             if (nb == NULL) {
-                free(buf);
-                return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+                rc = cap > max + 1 ? ct_err_set(err, CT_E_TOO_LARGE, "body_too_large",
+                                                "request body exceeds the limit of %zu bytes", max)
+                                   : ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+                goto out;
             }
             buf = nb;
             cap = ncap;
         }
         int n = mg_read(req->conn, buf + used, cap - used - 1);
         if (n < 0) {
-            free(buf);
-            return ct_err_set(err, CT_E_INVALID, "body_unreadable", "could not read the request body");
+            rc = ct_err_set(err, CT_E_INVALID, "body_unreadable",
+                            "could not read the request body");
+            goto out;
         }
-        if (n == 0) {
-            if (ri->content_length >= 0 && used < (size_t)ri->content_length) {
-                /* the client went away (or we are shutting down) mid-body: never parse half */
-                free(buf);
-                return ct_err_set(err, CT_E_UNAVAILABLE, "body_incomplete",
-                                  "the request body ended early; send it again");
-            }
+        if (n == 0)
             break;
-        }
         used += (size_t)n;
         if (used > max) {
-            free(buf);
-            return ct_err_set(err, CT_E_TOO_LARGE, "body_too_large",
-                              "request body exceeds the limit of %zu bytes", max);
+            rc = ct_err_set(err, CT_E_TOO_LARGE, "body_too_large",
+                            "request body exceeds the limit of %zu bytes", max);
+            goto out;
         }
+    }
+    if (ri->content_length >= 0 && used < (size_t)ri->content_length) {
+        /* the client went away (or we are shutting down) mid-body: never parse half */
+        rc = ct_err_set(err, CT_E_UNAVAILABLE, "body_incomplete",
+                        "the request body ended early; send it again");
+        goto out;
     }
     buf[used] = '\0';
     *out = buf;
     *len = used;
-    return CT_OK;
+    buf = NULL;
+out:
+    free(buf);
+    return rc;
 }
 
 ct_rc ct_http_read_json(struct ct_req *req, cJSON **out, struct ct_err *err)

@@ -88,23 +88,29 @@ char *ct_metrics_render(struct ct_metrics *m, struct ct_pool *pool)
                      m->labels[s], st + MIN_STATUS, c);
         }
     }
-    ct_buf_addf(&o, "# HELP casetrail_http_request_duration_seconds Time from request start to answer.\n"
-             "# TYPE casetrail_http_request_duration_seconds histogram\n");
+    ct_buf_addf(
+        &o, "# HELP casetrail_http_request_duration_seconds Time from request start to answer.\n"
+            "# TYPE casetrail_http_request_duration_seconds histogram\n");
     for (size_t b = 0; b < NBOUNDS; b++) {
         cum += m->buckets[b];
-        ct_buf_addf(&o, "casetrail_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n", bounds[b], cum);
+        ct_buf_addf(&o, "casetrail_http_request_duration_seconds_bucket{le=\"%g\"} %llu\n",
+                    bounds[b], cum);
     }
     cum += m->buckets[NBOUNDS];
     ct_buf_addf(&o, "casetrail_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
     ct_buf_addf(&o, "casetrail_http_request_duration_seconds_sum %.6f\n", m->sum);
     ct_buf_addf(&o, "casetrail_http_request_duration_seconds_count %llu\n", m->total);
     pthread_mutex_unlock(&m->mu);
-    ct_buf_addf(&o, "# HELP casetrail_db_pool_connections_in_use Database connections borrowed now.\n"
-             "# TYPE casetrail_db_pool_connections_in_use gauge\n"
-             "casetrail_db_pool_connections_in_use %d\n", ct_pool_in_use(pool));
-    ct_buf_addf(&o, "# HELP casetrail_db_pool_connections_max Size of the database connection pool.\n"
-             "# TYPE casetrail_db_pool_connections_max gauge\n"
-             "casetrail_db_pool_connections_max %d\n", ct_pool_size(pool));
+    ct_buf_addf(&o,
+                "# HELP casetrail_db_pool_connections_in_use Database connections borrowed now.\n"
+                "# TYPE casetrail_db_pool_connections_in_use gauge\n"
+                "casetrail_db_pool_connections_in_use %d\n",
+                ct_pool_in_use(pool));
+    ct_buf_addf(&o,
+                "# HELP casetrail_db_pool_connections_max Size of the database connection pool.\n"
+                "# TYPE casetrail_db_pool_connections_max gauge\n"
+                "casetrail_db_pool_connections_max %d\n",
+                ct_pool_size(pool));
     ct_buf_addf(&o, "# HELP casetrail_db_up 1 when the last use of the database succeeded.\n"
              "# TYPE casetrail_db_up gauge\n"
              "casetrail_db_up %d\n", ct_pool_db_up(pool) ? 1 : 0);

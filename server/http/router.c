@@ -266,8 +266,8 @@ int ct_router_dispatch(struct ct_server *srv, struct mg_connection *conn)
     } else if (known) {
         slot = NROUTES + 1;
         struct ct_err err;
-        ct_err_set(&err, CT_E_INVALID, "method_not_allowed", "method %.20s is not allowed on %.200s",
-                   req.method, req.path);
+        ct_err_set(&err, CT_E_INVALID, "method_not_allowed",
+                   "method %.20s is not allowed on %.200s", req.method, req.path);
         ct_http_send_error_status(&req, 405, &err);
     } else if (strncmp(req.path, "/api/", 5) == 0 || strncmp(req.path, "/webhooks/", 10) == 0) {
         slot = NROUTES + 1;

@@ -24,8 +24,8 @@ static int begin_request(struct mg_connection *conn)
     /* count first, then look at the flag: the drain loop cannot miss a request that passed */
     atomic_fetch_add(&srv->inflight, 1);
     if (atomic_load(&srv->draining)) {
-        static const char body[] =
-            "{\"error\":{\"code\":\"shutting_down\",\"message\":\"the server is stopping, try again\"}}";
+        static const char body[] = "{\"error\":{\"code\":\"shutting_down\",\"message\":\"the "
+                                   "server is stopping, try again\"}}";
         ct_http_write_head(conn, 503, "application/json", (long long)sizeof(body) - 1,
                            CT_HTTP_RETRY_AFTER);
         mg_write(conn, body, sizeof(body) - 1);

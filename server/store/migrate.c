@@ -90,7 +90,10 @@ static char *read_file(const char *path)
 
     if (f == NULL)
         return NULL;
-    if (fseek(f, 0, SEEK_END) != 0 || (len = ftell(f)) < 0 || fseek(f, 0, SEEK_SET) != 0)
+    if (fseek(f, 0, SEEK_END) != 0)
+        goto out;
+    len = ftell(f);
+    if (len < 0 || fseek(f, 0, SEEK_SET) != 0)
         goto out;
     buf = malloc((size_t)len + 1);
     if (buf == NULL)
@@ -151,7 +154,8 @@ static ct_rc apply_one(PGconn *c, const char *dir, const struct mig *m, int *app
     res = PQexecParams(c, "SELECT checksum FROM schema_migrations WHERE version = $1", 1, NULL, p1,
                        NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        rc = ct_err_set(err, CT_E_UNAVAILABLE, "migration_failed", "could not read schema_migrations");
+        rc = ct_err_set(err, CT_E_UNAVAILABLE, "migration_failed",
+                        "could not read schema_migrations");
         goto out;
     }
     if (PQntuples(res) == 1) {
@@ -161,23 +165,27 @@ static ct_rc apply_one(PGconn *c, const char *dir, const struct mig *m, int *app
     }
     PQclear(res);
     res = NULL;
-    if ((rc = exec_ok(c, "BEGIN", err, "begin a migration")) != CT_OK)
+    rc = exec_ok(c, "BEGIN", err, "begin a migration");
+    if (rc != CT_OK)
         goto out;
-    if ((rc = exec_ok(c, sql, err, m->name)) != CT_OK) {
+    rc = exec_ok(c, sql, err, m->name);
+    if (rc != CT_OK) {
         struct ct_err ignore;
         exec_ok(c, "ROLLBACK", &ignore, "roll back");
         goto out;
     }
     const char *p3[] = {ver, m->name, sum};
-    res = PQexecParams(c, "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                       3, NULL, p3, NULL, NULL, 0);
+    res = PQexecParams(
+        c, "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", 3, NULL,
+        p3, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         struct ct_err ignore;
         exec_ok(c, "ROLLBACK", &ignore, "roll back");
         rc = ct_err_set(err, CT_E_INTERNAL, "migration_failed", "could not record %s", m->name);
         goto out;
     }
-    if ((rc = exec_ok(c, "COMMIT", err, "commit a migration")) != CT_OK)
+    rc = exec_ok(c, "COMMIT", err, "commit a migration");
+    if (rc != CT_OK)
         goto out;
     ct_log_info("applied migration %s", m->name);
     (*applied)++;
@@ -211,15 +219,18 @@ ct_rc ct_store_migrate(const char *database_url, const char *dir, int *applied_o
         goto out;
     }
     /* quiet the NOTICEs of CREATE ... IF NOT EXISTS */
-    if ((rc = exec_ok(c, "SET client_min_messages = warning", err, "configure")) != CT_OK)
+    rc = exec_ok(c, "SET client_min_messages = warning", err, "configure");
+    if (rc != CT_OK)
         goto out;
-    if ((rc = exec_ok(c, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", err, "lock")) != CT_OK)
+    rc = exec_ok(c, "SELECT pg_advisory_lock(" MIGRATION_LOCK_KEY ")", err, "lock");
+    if (rc != CT_OK)
         goto out;
     /* only create what is missing: a least-privilege role (no CREATE on the schema) can then
      * start `serve` against a database its owner already migrated */
     {
         PGresult *res = PQexec(c, "SELECT to_regclass('schema_migrations') IS NULL");
-        bool missing = PQresultStatus(res) == PGRES_TUPLES_OK && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+        bool missing =
+            PQresultStatus(res) == PGRES_TUPLES_OK && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
         PQclear(res);
         if (missing)
             rc = exec_ok(c,

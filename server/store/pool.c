@@ -271,14 +271,16 @@ PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const c
         ct_err_set(err, CT_E_UNAVAILABLE, "database_busy",
                    "the database is busy (lock or statement timeout), try again");
     } else if (sqlstate_is(res, "2201B")) {
-        ct_err_set(err, CT_E_INVALID, "invalid_regex", "a pattern is not a valid regular expression");
+        ct_err_set(err, CT_E_INVALID, "invalid_regex",
+                   "a pattern is not a valid regular expression");
     } else if (sqlstate_is(res, "40001") || sqlstate_is(res, "40P01")) {
         ct_err_set(err, CT_E_CONFLICT, "serialization_failure", "concurrent update, try again");
         if (err != NULL)
             err->retryable = true; /* the transaction helper runs the whole job again */
     } else {
         char msg[300];
-        snprintf(msg, sizeof(msg), "%s", res ? PQresultErrorMessage(res) : PQerrorMessage(tx->conn));
+        snprintf(msg, sizeof(msg), "%s",
+                 res ? PQresultErrorMessage(res) : PQerrorMessage(tx->conn));
         msg[strcspn(msg, "\n")] = '\0';
         ct_log_error("query failed (sqlstate %s): %s", state ? state : "none", msg);
         ct_err_set(err, CT_E_INTERNAL, "internal", "internal error while talking to the database");

@@ -14,20 +14,19 @@ static char *dup_col(const PGresult *res, int row, int col)
     return PQgetisnull(res, row, col) ? NULL : strdup(PQgetvalue(res, row, col));
 }
 
+#define EVENT_COLS                                                                            \
+    "SELECT id, seq, action, actor_type, actor_id, from_value, to_value, data::text,"         \
+    " digests::text, " US("occurred_at") ", " US("recorded_at") ", prev_hash, hash FROM events"
+
 static ct_rc load_events(struct ct_tx *tx, bool ticket, const char *id, struct ct_chain *c,
                          struct ct_err *err)
 {
     const char *pv[] = {id};
-    PGresult *res = ct_tx_exec(tx,
-                               ticket ? "SELECT id, seq, action, actor_type, actor_id, from_value,"
-                                        " to_value, data::text, digests::text, " US("occurred_at") ","
-                                        " " US("recorded_at") ", prev_hash, hash FROM events"
-                                        " WHERE ticket_id = $1 ORDER BY seq, id"
-                                      : "SELECT id, seq, action, actor_type, actor_id, from_value,"
-                                        " to_value, data::text, digests::text, " US("occurred_at") ","
-                                        " " US("recorded_at") ", prev_hash, hash FROM events"
-                                        " WHERE ticket_id IS NULL AND user_id = $1 ORDER BY seq, id",
-                               1, pv, err);
+    PGresult *res = ct_tx_exec(
+        tx,
+        ticket ? EVENT_COLS " WHERE ticket_id = $1 ORDER BY seq, id"
+               : EVENT_COLS " WHERE ticket_id IS NULL AND user_id = $1 ORDER BY seq, id",
+        1, pv, err);
     if (res == NULL)
         return err->rc;
     int n = PQntuples(res);
@@ -59,35 +58,37 @@ static ct_rc load_events(struct ct_tx *tx, bool ticket, const char *id, struct c
 
 /* Texts the chain's digests vouch for: event_texts rows and, for message.received events, the
  * message body shown in timelines (so editing a stored message is detected too). */
+#define TEXTS_OF_EVENTS                                                                       \
+    "SELECT t.event_id, t.field, t.body, s.salt FROM event_texts t"                           \
+    " JOIN events e ON e.id = t.event_id LEFT JOIN text_salts s ON s.scope = t.salt_scope"
+
+#define TICKET_TEXTS                                                                          \
+    TEXTS_OF_EVENTS " WHERE e.ticket_id = $1"                                                 \
+    " UNION ALL"                                                                              \
+    " SELECT e.id, 'message_body', m.body, s.salt FROM events e"                              \
+    " JOIN messages m ON m.id::text = e.data->>'message_id'"                                  \
+    " LEFT JOIN text_salts s ON s.scope = 'contact:' || m.contact_id"                         \
+    " WHERE e.ticket_id = $1 AND e.action = '" CT_EV_MESSAGE_RECEIVED "'"                     \
+    " AND e.digests ? 'body'"                                                                 \
+    " UNION ALL"                                                                              \
+    " SELECT e.id, 'approval_reason', CASE e.action"                                          \
+    " WHEN '" CT_EV_APPROVAL_REQ "' THEN a.reason"                                            \
+    " ELSE a.decision_reason END, s.salt FROM events e"                                       \
+    " JOIN approvals a ON a.id::text = e.data->>'approval_id'"                                \
+    " LEFT JOIN text_salts s ON s.scope = 'staff'"                                            \
+    " WHERE e.ticket_id = $1 AND e.digests ? 'reason'"                                        \
+    " AND e.action IN ('" CT_EV_APPROVAL_REQ "', '" CT_EV_APPROVAL_DEC "')"                   \
+    " ORDER BY 1"
+
 static ct_rc load_texts(struct ct_tx *tx, bool ticket, const char *id, struct ct_chain *c,
                         struct ct_err *err)
 {
     const char *pv[] = {id};
-    PGresult *res = ct_tx_exec(tx,
-                               ticket ? "SELECT t.event_id, t.field, t.body, s.salt FROM event_texts t"
-                                        " JOIN events e ON e.id = t.event_id"
-                                        " LEFT JOIN text_salts s ON s.scope = t.salt_scope"
-                                        " WHERE e.ticket_id = $1"
-                                        " UNION ALL"
-                                        " SELECT e.id, 'message_body', m.body, s.salt FROM events e"
-                                        " JOIN messages m ON m.id::text = e.data->>'message_id'"
-                                        " LEFT JOIN text_salts s ON s.scope = 'contact:' || m.contact_id"
-                                        " WHERE e.ticket_id = $1 AND e.action = '" CT_EV_MESSAGE_RECEIVED "'"
-                                        " AND e.digests ? 'body'"
-                                        " UNION ALL"
-                                        " SELECT e.id, 'approval_reason', CASE e.action"
-                                        " WHEN '" CT_EV_APPROVAL_REQ "' THEN a.reason"
-                                        " ELSE a.decision_reason END, s.salt FROM events e"
-                                        " JOIN approvals a ON a.id::text = e.data->>'approval_id'"
-                                        " LEFT JOIN text_salts s ON s.scope = 'staff'"
-                                        " WHERE e.ticket_id = $1 AND e.digests ? 'reason'"
-                                        " AND e.action IN ('" CT_EV_APPROVAL_REQ "', '" CT_EV_APPROVAL_DEC "')"
-                                        " ORDER BY 1"
-                                      : "SELECT t.event_id, t.field, t.body, s.salt FROM event_texts t"
-                                        " JOIN events e ON e.id = t.event_id"
-                                        " LEFT JOIN text_salts s ON s.scope = t.salt_scope"
-                                        " WHERE e.ticket_id IS NULL AND e.user_id = $1 ORDER BY 1",
-                               1, pv, err);
+    PGresult *res = ct_tx_exec(
+        tx,
+        ticket ? TICKET_TEXTS
+               : TEXTS_OF_EVENTS " WHERE e.ticket_id IS NULL AND e.user_id = $1 ORDER BY 1",
+        1, pv, err);
     if (res == NULL)
         return err->rc;
     int n = PQntuples(res);

@@ -129,9 +129,11 @@ static ct_rc digest_texts(struct ct_tx *tx, const struct ct_event_new *ev, char 
         char hex[2 * CT_HASH_LEN + 1];
         if (ev->texts[i].body == NULL)
             continue;
-        if ((have == NULL || strcmp(have, ev->texts[i].salt_scope) != 0) &&
-            (rc = get_salt(tx, ev->texts[i].salt_scope, salt, err)) != CT_OK)
-            goto out;
+        if (have == NULL || strcmp(have, ev->texts[i].salt_scope) != 0) {
+            rc = get_salt(tx, ev->texts[i].salt_scope, salt, err);
+            if (rc != CT_OK)
+                goto out;
+        }
         have = ev->texts[i].salt_scope;
         ct_audit_text_digest(salt, CT_SALT_LEN, ev->texts[i].body, hex);
         if (obj == NULL)
@@ -195,11 +197,15 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
     PGresult *res = NULL;
     ct_rc rc;
 
-    if ((rc = lock_chain(tx, ev, &last_seq, prev, err)) != CT_OK)
+    rc = lock_chain(tx, ev, &last_seq, prev, err);
+    if (rc != CT_OK)
         goto out;
-    if ((rc = digest_texts(tx, ev, &digests, err)) != CT_OK)
+    rc = digest_texts(tx, ev, &digests, err);
+    if (rc != CT_OK)
         goto out;
-    if (ev->data != NULL && (data = ct_audit_canonical_json(ev->data)) == NULL) {
+    if (ev->data != NULL)
+        data = ct_audit_canonical_json(ev->data);
+    if (ev->data != NULL && data == NULL) {
         rc = ct_err_set(err, CT_E_INTERNAL, "internal", "event data is not canonical");
         goto out;
     }
@@ -235,11 +241,11 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
     ct_param_bin(&p, prev, CT_HASH_LEN);
     ct_param_bin(&p, hash, CT_HASH_LEN);
     res = ct_tx_query(tx,
-                         "INSERT INTO events (ticket_id, user_id, seq, action, actor_type, actor_id,"
-                         " from_value, to_value, data, digests, occurred_at, recorded_at,"
-                         " prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb,"
-                         " $10::jsonb, $11, $12, $13, $14) RETURNING id",
-                         &p, err);
+                      "INSERT INTO events (ticket_id, user_id, seq, action, actor_type, actor_id,"
+                      " from_value, to_value, data, digests, occurred_at, recorded_at,"
+                      " prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb,"
+                      " $10::jsonb, $11, $12, $13, $14) RETURNING id",
+                      &p, err);
     if (res == NULL) {
         rc = err->rc;
         goto out;
@@ -247,7 +253,8 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
     snprintf(event_id, sizeof(event_id), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
     res = NULL;
-    if ((rc = insert_texts(tx, event_id, ev, err)) != CT_OK)
+    rc = insert_texts(tx, event_id, ev, err);
+    if (rc != CT_OK)
         goto out;
     ct_param_ll(&u, ev->chain_id);
     ct_param_ll(&u, f.seq);

@@ -50,8 +50,8 @@ ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int 
     ct_param_ll(&p, id);
     ct_param_ll(&p, messages);
     ct_param_ll(&p, statuses);
-    return ct_tx_command(tx, "UPDATE webhook_receipts SET messages = $2, statuses = $3 WHERE id = $1",
-                         &p, err);
+    return ct_tx_command(
+        tx, "UPDATE webhook_receipts SET messages = $2, statuses = $3 WHERE id = $1", &p, err);
 }
 
 ct_rc ct_store_contact_lock(struct ct_tx *tx, const char *phone_number_id, const char *wa_id,
@@ -116,12 +116,13 @@ ct_rc ct_store_message_insert(struct ct_tx *tx, const struct ct_message_new *m, 
     /* the recording time from the same clock as events, so a timeline tie (ticket.created and
      * its first message share the WhatsApp time) breaks in the order things were recorded */
     ct_param_ts(&p, true, ct_store_now_us());
-    PGresult *res = ct_tx_query(tx,
-                               "INSERT INTO messages (wamid, ticket_id, contact_id, direction, type,"
-                               " body, payload, context_wamid, sent_at, receipt_id, received_at)"
-                               " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)"
-                               " ON CONFLICT (wamid) DO NOTHING RETURNING id",
-                               &p, err);
+    PGresult *res =
+        ct_tx_query(tx,
+                    "INSERT INTO messages (wamid, ticket_id, contact_id, direction, type,"
+                    " body, payload, context_wamid, sent_at, receipt_id, received_at)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)"
+                    " ON CONFLICT (wamid) DO NOTHING RETURNING id",
+                    &p, err);
     if (res == NULL)
         return err->rc;
     *dup = PQntuples(res) == 0;
@@ -163,12 +164,13 @@ ct_rc ct_store_status_insert(struct ct_tx *tx, long long message_id, const char 
     ct_param_str(&p, recipient);
     ct_param_str(&p, errors_json);
     ct_param_ll(&p, receipt_id);
-    PGresult *res = ct_tx_query(tx,
-                               "INSERT INTO message_statuses (message_id, wamid, status, occurred_at,"
-                               " recipient_id, errors, receipt_id)"
-                               " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)"
-                               " ON CONFLICT (wamid, status) DO NOTHING RETURNING id",
-                               &p, err);
+    PGresult *res =
+        ct_tx_query(tx,
+                    "INSERT INTO message_statuses (message_id, wamid, status, occurred_at,"
+                    " recipient_id, errors, receipt_id)"
+                    " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)"
+                    " ON CONFLICT (wamid, status) DO NOTHING RETURNING id",
+                    &p, err);
     if (res == NULL)
         return err->rc;
     *dup = PQntuples(res) == 0;

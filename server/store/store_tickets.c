@@ -6,7 +6,8 @@
 
 #include "store_internal.h"
 
-#define REF_COLS "id, status, coalesce(assignee_id, 0), escalation_level, priority, complaint_escalated"
+#define REF_COLS                                                                              \
+    "id, status, coalesce(assignee_id, 0), escalation_level, priority, complaint_escalated"
 
 static void row_to_ref(const PGresult *res, struct ct_ticket_ref *out)
 {
@@ -104,7 +105,8 @@ ct_rc ct_store_ticket_touch(struct ct_tx *tx, long long id, long long message_us
     " 'updated_at', " ISO("t.updated_at") ", 'last_message_at', " ISO("t.last_message_at") ")"
 
 #define TICKET_FROM                                                                          \
-    " FROM tickets t JOIN contacts c ON c.id = t.contact_id LEFT JOIN users u ON u.id = t.assignee_id"
+    " FROM tickets t JOIN contacts c ON c.id = t.contact_id"                                  \
+    " LEFT JOIN users u ON u.id = t.assignee_id"
 
 /* Appends each row's column col (JSON text) to arr. */
 static ct_rc rows_to_array(const PGresult *res, int col, int max, cJSON *arr, struct ct_err *err)
@@ -141,11 +143,13 @@ ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, 
     res = ct_tx_query(tx,
                      "SELECT " TICKET_JSON "::text, " US("t.updated_at") ", t.id" TICKET_FROM
                      " WHERE ($1::text IS NULL OR t.status = $1)"
-                     " AND ($2::text IS NULL OR ($2 = 'none' AND t.assignee_id IS NULL) OR u.name = $2)"
+                     " AND ($2::text IS NULL OR ($2 = 'none' AND t.assignee_id IS NULL)"
+                     "      OR u.name = $2)"
                      " AND ($3::int IS NULL OR (t.escalation_level > 0) = ($3::int = 1))"
                      " AND ($4::text IS NULL OR c.wa_id = $4"
                      "      OR strpos(lower(coalesce(c.name, '')), lower($4)) > 0)"
-                     " AND ($5::timestamptz IS NULL OR (t.updated_at, t.id) < ($5::timestamptz, $6::bigint))"
+                     " AND ($5::timestamptz IS NULL"
+                     "      OR (t.updated_at, t.id) < ($5::timestamptz, $6::bigint))"
                      " ORDER BY t.updated_at DESC, t.id DESC LIMIT $7::int",
                      &p, err);
     if (res == NULL)
@@ -188,39 +192,44 @@ ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct
 
 /* Messages carry their type's object as received (image, location, reaction, ...). Events carry
  * their actor's name as it was and the reason text kept beside the hashed row. */
-#define TIMELINE_SQL                                                                              \
-    "SELECT item::text, at_us, rec_us, kind, id FROM ("                                           \
-    " SELECT jsonb_build_object('kind', 'message', 'id', m.id, 'wamid', m.wamid,"                 \
-    "   'direction', m.direction, 'type', m.type, 'text', m.body, 'at', " ISO("m.sent_at") ","    \
-    "   'received_at', " ISO("m.received_at") ", 'status', m.status)"                             \
+#define TIMELINE_SQL                                                                               \
+    "SELECT item::text, at_us, rec_us, kind, id FROM ("                                            \
+    " SELECT jsonb_build_object('kind', 'message', 'id', m.id, 'wamid', m.wamid,"                  \
+    "   'direction', m.direction, 'type', m.type, 'text', m.body, 'at', " ISO("m.sent_at") ","     \
+    "   'received_at', " ISO("m.received_at") ", 'status', m.status)"                              \
     "   || CASE WHEN m.type = 'text' THEN '{}'::jsonb ELSE jsonb_strip_nulls(jsonb_build_object("  \
-    "      CASE WHEN m.type IN ('image', 'audio', 'video', 'document', 'sticker', 'location',"    \
-    "      'contacts', 'interactive', 'button', 'reaction', 'order', 'system', 'unsupported')"    \
-    "      THEN m.type ELSE 'content' END, m.payload -> m.type)) END"                            \
-    "   || jsonb_strip_nulls(jsonb_build_object("                                                \
-    "      'reply_to', m.context_wamid, 'errors', m.payload -> 'errors',"                         \
-    "      'referral', m.payload -> 'referral', 'error_code', m.error_code,"                      \
+    "      CASE WHEN m.type IN ('image', 'audio', 'video', 'document', 'sticker', 'location',"     \
+    "      'contacts', 'interactive', 'button', 'reaction', 'order', 'system', 'unsupported')"     \
+    "      THEN m.type ELSE 'content' END, m.payload -> m.type)) END"                              \
+    "   || jsonb_strip_nulls(jsonb_build_object("                                                  \
+    "      'reply_to', m.context_wamid, 'errors', m.payload -> 'errors',"                          \
+    "      'referral', m.payload -> 'referral', 'error_code', m.error_code,"                       \
     "      'error_title', m.error_title, 'forwarded', m.payload #> '{context,forwarded}'))"        \
     "   AS item, " US("m.sent_at") " AS at_us, " US("m.received_at") " AS rec_us, 0 AS kind, m.id" \
-    " FROM messages m WHERE m.ticket_id = $1"                                                     \
-    " UNION ALL"                                                                                  \
-    " SELECT jsonb_build_object('kind', 'event', 'seq', e.seq, 'action', e.action,"               \
-    "   'actor', jsonb_build_object('type', e.actor_type, 'id', e.actor_id, 'name',"              \
-    "     CASE WHEN e.actor_type = 'system' THEN 'system' ELSE"                                   \
-    "     (SELECT x.body FROM event_texts x WHERE x.event_id = e.id AND x.field = 'actor_name') END)," \
-    "   'from', CASE WHEN e.action = '" CT_EV_ASSIGNMENT "' THEN"                                   \
-    "     (SELECT name FROM users WHERE id::text = e.from_value) ELSE e.from_value END,"            \
-    "   'to', CASE WHEN e.action = '" CT_EV_ASSIGNMENT "' THEN"                                     \
-    "     (SELECT name FROM users WHERE id::text = e.to_value) ELSE e.to_value END,"                \
-    "   'reason', (SELECT x.body FROM event_texts x WHERE x.event_id = e.id AND x.field = 'reason')," \
-    "   'at', " ISO("e.occurred_at") ", 'recorded_at', " ISO("e.recorded_at") ")"                 \
-    "   || coalesce(e.data, '{}'::jsonb)"                                                         \
-    "   || coalesce((SELECT jsonb_object_agg(x.field, x.body) FROM event_texts x"                 \
-    "      WHERE x.event_id = e.id AND x.field NOT IN ('actor_name', 'reason')), '{}'::jsonb)"    \
-    "   AS item,"                                                                                 \
-    "   " US("e.occurred_at") ", " US("e.recorded_at") ", 1, e.id"                                \
-    " FROM events e WHERE e.ticket_id = $1"                                                       \
-    ") x WHERE $2::bigint IS NULL OR (at_us, rec_us, kind, id) > ($2::bigint, $3::bigint, $4::int, $5::bigint)" \
+    " FROM messages m WHERE m.ticket_id = $1"                                                      \
+    " UNION ALL"                                                                                   \
+    " SELECT jsonb_build_object('kind', 'event', 'seq', e.seq, 'action', e.action,"                \
+    "   'actor', jsonb_build_object('type', e.actor_type, 'id', e.actor_id, 'name',"               \
+    "     CASE WHEN e.actor_type = 'system' THEN 'system' ELSE"                                    \
+    "     (SELECT x.body FROM event_texts x"                                                       \
+    "      WHERE x.event_id = e.id AND x.field = 'actor_name') END),"                              \
+    "   'from', CASE WHEN e.action = '" CT_EV_ASSIGNMENT "' THEN"                                  \
+    "     (SELECT name FROM users WHERE id::text = e.from_value)"                                  \
+    "     ELSE e.from_value END,"                                                                  \
+    "   'to', CASE WHEN e.action = '" CT_EV_ASSIGNMENT "' THEN"                                    \
+    "     (SELECT name FROM users WHERE id::text = e.to_value)"                                    \
+    "     ELSE e.to_value END,"                                                                    \
+    "   'reason', (SELECT x.body FROM event_texts x"                                               \
+    "      WHERE x.event_id = e.id AND x.field = 'reason'),"                                       \
+    "   'at', " ISO("e.occurred_at") ", 'recorded_at', " ISO("e.recorded_at") ")"                  \
+    "   || coalesce(e.data, '{}'::jsonb)"                                                          \
+    "   || coalesce((SELECT jsonb_object_agg(x.field, x.body) FROM event_texts x"                  \
+    "      WHERE x.event_id = e.id AND x.field NOT IN ('actor_name', 'reason')), '{}'::jsonb)"     \
+    "   AS item,"                                                                                  \
+    "   " US("e.occurred_at") ", " US("e.recorded_at") ", 1, e.id"                                 \
+    " FROM events e WHERE e.ticket_id = $1"                                                        \
+    ") x WHERE $2::bigint IS NULL"                                                                 \
+    " OR (at_us, rec_us, kind, id) > ($2::bigint, $3::bigint, $4::int, $5::bigint)"                \
     " ORDER BY at_us, rec_us, kind, id LIMIT $6::int"
 
 ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,

@@ -11,8 +11,8 @@ ct_rc ct_store_ticket_set_assignee(struct ct_tx *tx, long long id, long long ass
     struct ct_params p = {0};
     ct_param_ll(&p, id);
     ct_param_id(&p, assignee_id);
-    return ct_tx_command(tx, "UPDATE tickets SET assignee_id = $2, updated_at = now() WHERE id = $1",
-                         &p, err);
+    return ct_tx_command(
+        tx, "UPDATE tickets SET assignee_id = $2, updated_at = now() WHERE id = $1", &p, err);
 }
 
 ct_rc ct_store_ticket_set_escalation(struct ct_tx *tx, long long id, int level, bool complaint,
@@ -98,8 +98,9 @@ ct_rc ct_store_approval_decide(struct ct_tx *tx, long long id, enum ct_approval_
     ct_param_str(&p, ct_approval_status_name(status));
     ct_param_ll(&p, decided_by);
     ct_param_str(&p, reason);
-    return ct_tx_command(tx, "UPDATE approvals SET status = $2, decided_by = $3, decided_at = now(),"
-                             " decision_reason = $4 WHERE id = $1 AND status = 'pending'",
+    return ct_tx_command(tx,
+                         "UPDATE approvals SET status = $2, decided_by = $3, decided_at = now(),"
+                         " decision_reason = $4 WHERE id = $1 AND status = 'pending'",
                          &p, err);
 }
 
@@ -212,8 +213,9 @@ ct_rc ct_store_rules_replace(struct ct_tx *tx, const cJSON *rules, struct ct_err
                 break;
             }
         }
-        rc = ct_tx_exec0(tx, "INSERT INTO complaint_rules (pattern, match, enabled) VALUES ($1, $2, $3)",
-                   3, pv, err);
+        rc = ct_tx_exec0(
+            tx, "INSERT INTO complaint_rules (pattern, match, enabled) VALUES ($1, $2, $3)", 3, pv,
+            err);
     }
     return rc;
 }
@@ -224,11 +226,12 @@ ct_rc ct_store_rule_match(struct ct_tx *tx, const char *text, long long *rule_id
     const char *pv[] = {text};
     *rule_id = 0;
     pattern[0] = '\0';
-    PGresult *res = ct_tx_exec(tx,
-                               "SELECT id, pattern FROM complaint_rules WHERE enabled AND"
-                               " CASE match WHEN 'keyword' THEN strpos(lower($1), lower(pattern)) > 0"
-                               " ELSE $1 ~* pattern END ORDER BY id LIMIT 1",
-                               1, pv, err);
+    PGresult *res =
+        ct_tx_exec(tx,
+                   "SELECT id, pattern FROM complaint_rules WHERE enabled AND"
+                   " CASE match WHEN 'keyword' THEN strpos(lower($1), lower(pattern)) > 0"
+                   " ELSE $1 ~* pattern END ORDER BY id LIMIT 1",
+                   1, pv, err);
     if (res == NULL)
         return err->rc;
     if (PQntuples(res) == 1) {

@@ -261,7 +261,7 @@ class Ingestion(IngestTest):
             self.assertEqual(r.status, 200)
             self.assertEqual(r.json()["messages_new"], 0)
         after = counts(self)
-        # DECISIONS: a duplicate delivery adds no row at all, not even a second receipt
+        # docs/DECISIONS.md#ingestion-idempotency: a duplicate delivery adds no row at all, not even a second receipt
         self.assertEqual(after, before_counts)
         self.assertEqual(self.srv.get("/api/tickets?limit=500", token=self.token).body, tickets)
         self.assertEqual(self.srv.get(f"/api/tickets/{tid}/timeline?limit=500", token=self.token).body, timeline)

@@ -128,6 +128,11 @@ static void json(void)
     CHECK(ct_json_int(j, "f", true, 0, 4, &present, &n, &err) == CT_E_INVALID);
     CHECK(ct_json_int(j, "q", false, 0, 4, &present, &n, &err) == CT_OK && !present);
     cJSON_Delete(j);
+    /* found by fuzz_body: member checks on an array must refuse, not read unnamed members */
+    j = cJSON_Parse("[[]]");
+    CHECK(ct_json_only(j, allowed, &err) == CT_E_INVALID);
+    CHECK(ct_json_str(j, "s", true, 9, &sv, &err) == CT_E_INVALID);
+    cJSON_Delete(j);
 }
 
 static void cursors(void)

@@ -32,6 +32,41 @@ static void expect_bad(const char *var, const char *value)
         ct_config_free(&cfg);
 }
 
+/* Every variable the table reads is documented in the README's configuration table (run from
+ * the repository root, as ctest does). */
+static void readme_lists_every_variable(void)
+{
+    FILE *f = fopen("README.md", "r");
+    char *text = NULL;
+    size_t n = 0, cap = 0, got;
+    char chunk[4096];
+    CHECK(f != NULL);
+    if (f == NULL)
+        return;
+    while ((got = fread(chunk, 1, sizeof(chunk), f)) > 0) {
+        if (n + got + 1 > cap) {
+            cap = (n + got + 1) * 2;
+            text = realloc(text, cap);
+        }
+        memcpy(text + n, chunk, got);
+        n += got;
+    }
+    fclose(f);
+    text[n] = '\0';
+    size_t count;
+    const char *const *names = ct_config_names(&count);
+    CHECK(count >= 17);
+    for (size_t i = 0; i < count; i++) {
+        char cell[80];
+        snprintf(cell, sizeof(cell), "| `%s`", names[i]);
+        if (strstr(text, cell) == NULL) {
+            fprintf(stderr, "README.md has no table row for %s\n", names[i]);
+            t_failures++;
+        }
+    }
+    free(text);
+}
+
 int main(void)
 {
     struct kv none[] = {{NULL, NULL}};
@@ -90,5 +125,6 @@ int main(void)
     CHECK(ct_config_parse_size("512k", &sz) && sz == 512u * 1024);
     CHECK(!ct_config_parse_size("", &sz));
     CHECK(!ct_config_parse_size("-1", &sz));
+    readme_lists_every_variable();
     T_DONE();
 }
