@@ -22,9 +22,10 @@ struct ct_err {
     ct_rc rc;
     char code[48];     /* stable machine code, e.g. "invalid_transition" */
     char message[320]; /* lower case, no final period; never holds a secret */
-    /* The same work may succeed if run again (serialization failure, deadlock, a lock held by
-     * someone else): the transaction helper retries, and once retries are exhausted the client
-     * gets 503 with Retry-After, since it did not cause the conflict. */
+    /* The same work may succeed if run again (serialization failure, deadlock): the
+     * transaction helper retries, and once retries are exhausted the client gets 503 busy with
+     * Retry-After, since it did not cause the conflict. (A lock or statement timeout is a 503
+     * at once: waiting longer inside the request would only hold a worker.) */
     bool retryable;
     char sqlstate[6];  /* the database's SQLSTATE when the failure came from it, else "" */
 };

@@ -67,16 +67,6 @@ void ct_http_discard_body(struct ct_req *req);
 /* Reads and parses a JSON object body; *out is owned by the caller (cJSON_Delete). */
 ct_rc ct_http_read_json(struct ct_req *req, cJSON **out, struct ct_err *err);
 
-/* Refuses members of obj not named in allowed (NULL-terminated): CT_E_INVALID naming it. */
-ct_rc ct_json_only(const cJSON *obj, const char *const *allowed, struct ct_err *err);
-/* Reads string member name into *out (borrowed from obj; NULL when absent and optional).
- * CT_E_INVALID when missing but required, not a string, or longer than max bytes. */
-ct_rc ct_json_str(const cJSON *obj, const char *name, bool required, size_t max,
-                  const char **out, struct ct_err *err);
-/* Reads an integer member within [lo, hi]; *present tells whether it was there. */
-ct_rc ct_json_int(const cJSON *obj, const char *name, bool required, long long lo, long long hi,
-                  bool *present, long long *out, struct ct_err *err);
-
 /* Copies the URL-decoded query parameter name into buf (at least CT_QUERY_BUF bytes); false
  * when absent. */
 bool ct_http_query(const struct ct_req *req, const char *name, char *buf, size_t len);

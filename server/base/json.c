@@ -32,6 +32,48 @@ static int nesting(const char *body, size_t len, int limit)
     return deepest;
 }
 
+/* Offset of the first \u0000 escape inside a JSON string of body at or after from (where the
+ * scan is inside a string when in_string), or len when none. An escaped backslash before
+ * "u0000" is text, not an escape. */
+static size_t first_nul_escape(const char *body, size_t len, size_t from, bool in_string)
+{
+    for (size_t i = from; i < len; i++) {
+        if (!in_string) {
+            in_string = body[i] == '"';
+        } else if (body[i] == '"') {
+            in_string = false;
+        } else if (body[i] == '\\') {
+            if (i + 5 < len && memcmp(body + i + 1, "u0000", 5) == 0)
+                return i;
+            i++; /* skip the escaped character, a backslash included */
+        }
+    }
+    return len;
+}
+
+/* C strings (and PostgreSQL text) end at NUL, so a decoded \u0000 would cut a message short.
+ * Returns a copy of body with each \u0000 escape turned into \ufffd (the same six bytes' length,
+ * U+FFFD REPLACEMENT CHARACTER), or NULL when body has none or memory ran out (*oom).
+ * docs/DECISIONS.md#nul-in-text: the raw receipt keeps the exact bytes. */
+static char *replace_nul_escapes(const char *body, size_t len, bool *oom)
+{
+    size_t at = first_nul_escape(body, len, 0, false);
+    char *copy;
+    if (at == len)
+        return NULL;
+    copy = malloc(len + 1);
+    if (copy == NULL) {
+        *oom = true;
+        return NULL;
+    }
+    memcpy(copy, body, len);
+    copy[len] = '\0';
+    /* the scan resumes after the escape, still inside the same string */
+    for (; at < len; at = first_nul_escape(copy, len, at + 6, true))
+        memcpy(copy + at, "\\ufffd", 6);
+    return copy;
+}
+
 static int cmp_names(const void *a, const void *b)
 {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -79,27 +121,38 @@ cJSON *ct_json_parse_strict(const char *body, size_t len, int max_depth, struct 
 {
     const char *end = NULL, *dup;
     bool oom = false;
-    cJSON *j;
+    cJSON *j = NULL;
+    char *copy = NULL;
 
     if (nesting(body, len, max_depth) > max_depth) {
         ct_err_set(err, CT_E_INVALID, "too_deep", "JSON is nested more than %d levels deep",
                    max_depth);
         return NULL;
     }
+    copy = replace_nul_escapes(body, len, &oom);
+    if (oom) {
+        ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+        return NULL;
+    }
+    if (copy != NULL)
+        body = copy;
     j = cJSON_ParseWithLengthOpts(body, len, &end, 0);
     if (j == NULL) {
+        free(copy);
         ct_err_set(err, CT_E_INVALID, "invalid_json", "body is not valid JSON");
         return NULL;
     }
     /* cJSON stops after the first value; anything but white space after it is not JSON */
     for (; end < body + len; end++) {
         if (*end != ' ' && *end != '\t' && *end != '\n' && *end != '\r') {
+            free(copy);
             cJSON_Delete(j);
             ct_err_set(err, CT_E_INVALID, "invalid_json",
                        "body is not valid JSON: bytes follow the value");
             return NULL;
         }
     }
+    free(copy); /* cJSON copied every string it kept */
     dup = duplicate_key(j, &oom);
     if (dup != NULL || oom) {
         if (oom)

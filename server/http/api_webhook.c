@@ -64,8 +64,6 @@ void ct_api_webhook_receive(struct ct_req *req)
     rc = ct_ingest_commit(req->srv->pool, body, len, verified, &batch, &res, &err);
     if (rc != CT_OK) {
         /* never 200 before COMMIT: Meta retries anything else for days */
-        if (rc == CT_E_CONFLICT && strcmp(err.code, "busy") == 0)
-            rc = err.rc = CT_E_UNAVAILABLE;
         ct_log_warn("webhook not stored (%s): %s", err.code, err.message);
         ct_http_send_error(req, &err);
         goto out;

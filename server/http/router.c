@@ -236,6 +236,41 @@ static double elapsed_s(const struct timespec *t0)
     return (double)(t1.tv_sec - t0->tv_sec) + (double)(t1.tv_nsec - t0->tv_nsec) / 1e9;
 }
 
+/* RFC 9112 6.3: a body's length must be unambiguous, or a proxy in front and casetrail could
+ * read different requests from the same bytes (request smuggling). Content-Length must be
+ * plain digits, given once (or repeated with the same value), and never beside
+ * Transfer-Encoding; Transfer-Encoding may only be chunked. */
+static bool framing_ok(const struct mg_request_info *ri, char *why, size_t len)
+{
+    const char *cl = NULL;
+    bool te = false;
+    for (int i = 0; i < ri->num_headers; i++) {
+        const char *name = ri->http_headers[i].name, *v = ri->http_headers[i].value;
+        if (mg_strcasecmp(name, "Transfer-Encoding") == 0) {
+            te = true;
+            if (mg_strcasecmp(v, "chunked") != 0) {
+                snprintf(why, len, "Transfer-Encoding must be chunked");
+                return false;
+            }
+        } else if (mg_strcasecmp(name, "Content-Length") == 0) {
+            if (v[0] == '\0' || strspn(v, "0123456789") != strlen(v) || strlen(v) > 18) {
+                snprintf(why, len, "Content-Length must be a decimal number of bytes");
+                return false;
+            }
+            if (cl != NULL && strcmp(cl, v) != 0) {
+                snprintf(why, len, "Content-Length is given twice with different values");
+                return false;
+            }
+            cl = v;
+        }
+    }
+    if (te && cl != NULL) {
+        snprintf(why, len, "Content-Length and Transfer-Encoding must not both be given");
+        return false;
+    }
+    return true;
+}
+
 int ct_router_dispatch(struct ct_server *srv, struct mg_connection *conn)
 {
     const struct mg_request_info *ri = mg_get_request_info(conn);
@@ -254,8 +289,11 @@ int ct_router_dispatch(struct ct_server *srv, struct mg_connection *conn)
     req.query = ri->query_string;
 
     r = ct_router_match(req.method, req.path, req.params, &req.nparams, &known);
-    char bad[48];
-    if (r != NULL && !query_ok(req.query, bad, sizeof(bad))) {
+    char bad[48], why[80];
+    if (!framing_ok(ri, why, sizeof(why))) {
+        slot = NROUTES + 1;
+        ct_http_fail(&req, CT_E_INVALID, "bad_framing", "%s", why);
+    } else if (r != NULL && !query_ok(req.query, bad, sizeof(bad))) {
         slot = (size_t)(r - routes);
         ct_http_fail(&req, CT_E_INVALID, "query_too_long",
                      "query parameter \"%s\" is longer than %d bytes", bad, CT_QUERY_VALUE_MAX);

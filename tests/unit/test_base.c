@@ -108,6 +108,17 @@ static void json(void)
     CHECK(j != NULL);
     cJSON_Delete(j);
     CHECK(ct_json_parse_strict("{\"a\":1}", 3, 8, &err) == NULL); /* length is honoured */
+    /* \u0000 would end a C string: it becomes U+FFFD, everywhere in the tree, and an escaped
+     * backslash before u0000 stays text */
+    const char *nul = "{\"t\":\"a\\u0000b\\u0000c\",\"k\\u0000\":\"\\\\u0000\"}";
+    j = ct_json_parse_strict(nul, strlen(nul), 8, &err);
+    CHECK(j != NULL);
+    if (j != NULL) {
+        CHECK_STR(cJSON_GetObjectItemCaseSensitive(j, "t")->valuestring,
+                  "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c");
+        CHECK_STR(cJSON_GetObjectItemCaseSensitive(j, "k\xef\xbf\xbd")->valuestring, "\\u0000");
+    }
+    cJSON_Delete(j);
 
     j = cJSON_Parse("{\"n\":5,\"s\":\"hi\",\"f\":1.5,\"z\":null}");
     static const char *const allowed[] = {"n", "s", "f", "z", NULL};
