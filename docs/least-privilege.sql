@@ -16,11 +16,12 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO :"app_role";
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO :"app_role";
 
 -- the append-only record: insert and read, nothing else
-GRANT INSERT ON events, event_texts, text_salts, webhook_receipts TO :"app_role";
+GRANT INSERT ON events, event_texts, text_salts, webhook_receipts, webhook_rejects
+    TO :"app_role";
 REVOKE UPDATE, DELETE, TRUNCATE ON events FROM :"app_role";
 
 -- working state
 GRANT INSERT, UPDATE ON users, contacts, tickets, messages, message_statuses, approvals
     TO :"app_role";
-GRANT UPDATE (messages, statuses) ON webhook_receipts TO :"app_role";
+GRANT UPDATE (messages, statuses, rejected) ON webhook_receipts TO :"app_role";
 GRANT INSERT, DELETE ON complaint_rules TO :"app_role";

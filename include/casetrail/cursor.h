@@ -21,8 +21,8 @@ struct ct_timeline_cursor {
     int kind;
 };
 
-/* GET /api/approvals: newest request first, by id. */
-struct ct_approval_cursor {
+/* Lists ordered by id alone, newest first: approvals ('a'), webhook rejects ('r'). */
+struct ct_id_cursor {
     bool set;
     long long id;
 };
@@ -34,7 +34,8 @@ void ct_cursor_ticket_encode(const struct ct_ticket_cursor *c, char out[CT_CURSO
 bool ct_cursor_ticket_decode(const char *s, struct ct_ticket_cursor *c);
 void ct_cursor_timeline_encode(const struct ct_timeline_cursor *c, char out[CT_CURSOR_MAX]);
 bool ct_cursor_timeline_decode(const char *s, struct ct_timeline_cursor *c);
-void ct_cursor_approval_encode(const struct ct_approval_cursor *c, char out[CT_CURSOR_MAX]);
-bool ct_cursor_approval_decode(const char *s, struct ct_approval_cursor *c);
+/* tag names the list, so one list's cursor is refused by another. */
+void ct_cursor_id_encode(char tag, const struct ct_id_cursor *c, char out[CT_CURSOR_MAX]);
+bool ct_cursor_id_decode(char tag, const char *s, struct ct_id_cursor *c);
 
 #endif

@@ -21,6 +21,7 @@ struct ct_ingest_result {
     int statuses_new;
     int statuses_duplicate;
     int statuses_unknown;   /* for outbound ids we never sent: kept in the raw receipt only */
+    int rejected;           /* entries refused (malformed, or refused by the database) */
 };
 
 /* Stores the raw body and everything in batch in one transaction. body/len are the exact bytes

@@ -11,6 +11,15 @@ struct ct_pool;
  * free with ct_metrics_free(). */
 struct ct_metrics *ct_metrics_new(size_t nslots, void (*label)(size_t i, char *buf, size_t len));
 void ct_metrics_free(struct ct_metrics *m);
+/* Event counters beyond requests; each is rendered as casetrail_<name>_total. */
+enum ct_counter {
+    CT_COUNTER_WEBHOOK_REJECTS, /* webhook entries refused and recorded beside their receipt */
+    CT_COUNTER_COUNT
+};
+
+/* Adds n to counter c. */
+void ct_metrics_count(struct ct_metrics *m, enum ct_counter c, long long n);
+
 /* Counts one request of slot with its status and duration. */
 void ct_metrics_observe(struct ct_metrics *m, size_t slot, int status, double seconds);
 /* Renders the exposition text, including pool gauges. Returns malloc'd text (caller frees). */

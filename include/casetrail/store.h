@@ -80,7 +80,16 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
 ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, bool verified,
                               long long *id, bool *dup, struct ct_err *err);
 ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int statuses,
-                              struct ct_err *err);
+                              int rejected, struct ct_err *err);
+/* Records an entry of receipt_id that could not be stored (kind "message" or "status", its
+ * position in the envelope, the reason, and the entry as JSON text or NULL). A second record of
+ * the same position changes nothing. */
+ct_rc ct_store_reject_insert(struct ct_tx *tx, long long receipt_id, const char *kind,
+                             const char *position, const char *reason, const char *item,
+                             struct ct_err *err);
+/* Recorded rejects, newest first, in the API's shape. */
+ct_rc ct_store_rejects_list(struct ct_tx *tx, int limit, const struct ct_id_cursor *cursor,
+                            cJSON **out, char next_cursor[CT_CURSOR_MAX], struct ct_err *err);
 /* Finds or creates the contact (phone_number_id, wa_id) and locks its row, which serialises
  * every webhook about that contact. Sets *id. */
 ct_rc ct_store_contact_lock(struct ct_tx *tx, const char *phone_number_id, const char *wa_id,
@@ -190,7 +199,7 @@ struct ct_approval_filter {
     const char *status, *kind, *requested_by, *decided_by; /* NULL: any; names for users */
     const char *from, *to;                                 /* timestamptz text, NULL: open */
     int limit;
-    struct ct_approval_cursor cursor;
+    struct ct_id_cursor cursor;
 };
 
 /* Approvals, newest request first; next_cursor is "" at the end. */

@@ -35,15 +35,35 @@ struct ct_wa_status {
     const cJSON *raw;
 };
 
+/* An entry the batch cannot store as it is: a missing or malformed id, sender, timestamp,
+ * business number or other keyed field. It costs only itself: the rest of the batch is stored,
+ * and the entry is recorded beside the receipt with its reason. */
+#define CT_WA_WHERE_MAX 80
+#define CT_WA_REASON_MAX 200
+struct ct_wa_reject {
+    const char *kind;                 /* "message" | "status" */
+    char where[CT_WA_WHERE_MAX];      /* "entry[0].changes[1].value.messages[2]" */
+    char reason[CT_WA_REASON_MAX];
+    const cJSON *raw;                 /* the entry as received (borrowed from root) */
+};
+
 struct ct_wa_batch {
     cJSON *root;                 /* owned */
     struct ct_wa_message *messages;
     size_t nmessages;
     struct ct_wa_status *statuses;
     size_t nstatuses;
+    struct ct_wa_reject *rejects;
+    size_t nrejects;
     size_t nerrors;              /* value.errors[] entries (kept in the raw receipt) */
-    size_t nskipped;             /* messages/statuses without id, sender or timestamp */
 };
+
+/* Longest accepted keyed fields; longer is a reject (PostgreSQL's btree rows have a limit, and
+ * no real WhatsApp id comes near these). */
+#define CT_WA_ID_MAX 255         /* wamid, context ids */
+#define CT_WA_USER_MAX 64        /* wa_id, BSUID, recipient */
+#define CT_WA_PNID_MAX 32        /* phone_number_id: digits */
+#define CT_WA_NAME_MAX 1024      /* profile name, bytes */
 
 /* Checks "sha256=<64 hex>" against HMAC-SHA256(secret, body) in constant time. False for a
  * missing header, wrong prefix, wrong length, non-hex or mismatch. */
@@ -52,7 +72,8 @@ bool ct_webhook_signature_ok(const char *secret, const char *body, size_t len, c
 /* Parses a webhook body. Borrows body for the call only; on success fills *out, which the
  * caller releases with ct_webhook_batch_free(). CT_E_INVALID (code invalid_json or
  * not_whatsapp) when the body is not JSON or not a whatsapp_business_account object.
- * Entries missing an id, a sender or a valid timestamp are skipped and counted. */
+ * Entries with a missing or malformed keyed field are listed in out->rejects with a reason
+ * instead of out->messages / out->statuses. */
 ct_rc ct_webhook_parse(const char *body, size_t len, struct ct_wa_batch *out, struct ct_err *err);
 void ct_webhook_batch_free(struct ct_wa_batch *batch);
 

@@ -67,18 +67,18 @@ bool ct_cursor_timeline_decode(const char *s, struct ct_timeline_cursor *c)
     return true;
 }
 
-void ct_cursor_approval_encode(const struct ct_approval_cursor *c, char out[CT_CURSOR_MAX])
+void ct_cursor_id_encode(char tag, const struct ct_id_cursor *c, char out[CT_CURSOR_MAX])
 {
-    snprintf(out, CT_CURSOR_MAX, "a%lld", c->id);
+    snprintf(out, CT_CURSOR_MAX, "%c%lld", tag, c->id);
 }
 
-bool ct_cursor_approval_decode(const char *s, struct ct_approval_cursor *c)
+bool ct_cursor_id_decode(char tag, const char *s, struct ct_id_cursor *c)
 {
     static const long long max[] = {(1LL << 62)};
     long long v[MAX_PARTS];
     memset(c, 0, sizeof(*c));
-    if (!decode(s, 'a', 1, max, v) || v[0] == 0)
+    if (!decode(s, tag, 1, max, v) || v[0] == 0)
         return false;
-    *c = (struct ct_approval_cursor){true, v[0]};
+    *c = (struct ct_id_cursor){true, v[0]};
     return true;
 }

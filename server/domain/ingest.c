@@ -9,6 +9,13 @@
 #include "casetrail/log.h"
 #include "casetrail/workflow.h"
 
+/* An entry that the database refused (after the parser found nothing wrong with it): it is
+ * left out of the next attempt and recorded as a reject with this reason. */
+struct excluded {
+    char reason[CT_WA_REASON_MAX];
+    bool set;
+};
+
 struct job {
     const char *body;
     size_t len;
@@ -17,6 +24,10 @@ struct job {
     struct ct_ingest_result *res;
     size_t *morder; /* message indexes sorted by (phone number, sender), batch order kept */
     size_t *sorder; /* status indexes sorted by wamid */
+    struct excluded *mout, *sout; /* by message / status index */
+    bool failed_on_entry;         /* the last attempt failed inside entry (failed_msg, idx) */
+    bool failed_msg;
+    size_t failed_idx;
 };
 
 /* Sort key: rows are locked in this order, so concurrent batches touching the same contacts
@@ -244,6 +255,57 @@ static ct_rc ingest_status(struct ct_tx *tx, const struct ct_wa_status *s, long 
     return rc;
 }
 
+/* Whether err is the entry's own fault (its data), not the database's or the system's: such an
+ * entry is refused alone and the rest of the batch goes on. docs/DECISIONS.md#poisoned-entries */
+static bool entry_fault(const struct ct_err *err)
+{
+    const char *st = err->sqlstate;
+    if (err->rc == CT_E_CONFLICT && !err->retryable)
+        return true; /* a wamid already stored for another contact */
+    /* data exception, integrity violation, program limit (an index row too large) */
+    return strncmp(st, "22", 2) == 0 || strncmp(st, "23", 2) == 0 || strncmp(st, "54", 2) == 0;
+}
+
+static ct_rc record_reject(struct ct_tx *tx, long long receipt, const char *kind,
+                           const char *where, const char *reason, const cJSON *raw,
+                           struct ct_err *err)
+{
+    char *item = raw != NULL ? cJSON_PrintUnformatted(raw) : NULL;
+    ct_rc rc = ct_store_reject_insert(tx, receipt, kind, where, reason, item, err);
+    free(item);
+    return rc;
+}
+
+/* Records the parser's rejects and the entries the database refused, beside the receipt. */
+static ct_rc record_rejects(struct ct_tx *tx, struct job *j, struct ct_err *err)
+{
+    const struct ct_wa_batch *b = j->batch;
+    long long receipt = j->res->receipt_id;
+    char where[CT_WA_WHERE_MAX];
+    ct_rc rc = CT_OK;
+
+    for (size_t i = 0; rc == CT_OK && i < b->nrejects; i++) {
+        const struct ct_wa_reject *r = &b->rejects[i];
+        rc = record_reject(tx, receipt, r->kind, r->where, r->reason, r->raw, err);
+    }
+    for (size_t i = 0; rc == CT_OK && i < b->nmessages; i++) {
+        if (!j->mout[i].set)
+            continue;
+        snprintf(where, sizeof(where), "message %s", b->messages[i].wamid);
+        rc = record_reject(tx, receipt, "message", where, j->mout[i].reason, b->messages[i].raw,
+                           err);
+    }
+    for (size_t i = 0; rc == CT_OK && i < b->nstatuses; i++) {
+        if (!j->sout[i].set)
+            continue;
+        snprintf(where, sizeof(where), "status %s %s", b->statuses[i].wamid,
+                 b->statuses[i].status);
+        rc = record_reject(tx, receipt, "status", where, j->sout[i].reason, b->statuses[i].raw,
+                           err);
+    }
+    return rc;
+}
+
 static ct_rc ingest_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 {
     struct job *j = arg;
@@ -252,52 +314,106 @@ static ct_rc ingest_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 
     /* a retried transaction starts from zero */
     memset(j->res, 0, sizeof(*j->res));
+    j->failed_on_entry = false;
     rc = ct_store_receipt_insert(tx, j->body, j->len, j->verified, &j->res->receipt_id,
                                  &j->res->receipt_duplicate, err);
-    for (size_t i = 0; rc == CT_OK && i < b->nmessages; i++)
-        rc = ingest_message(tx, &b->messages[j->morder[i]], j->res->receipt_id, j->res, err);
-    for (size_t i = 0; rc == CT_OK && i < b->nstatuses; i++)
-        rc = ingest_status(tx, &b->statuses[j->sorder[i]], j->res->receipt_id, j->res, err);
-    /* a redelivered body changes nothing, not even its receipt's counts */
+    for (size_t i = 0; rc == CT_OK && i < b->nmessages; i++) {
+        size_t m = j->morder[i];
+        if (j->mout[m].set)
+            continue;
+        rc = ingest_message(tx, &b->messages[m], j->res->receipt_id, j->res, err);
+        if (rc != CT_OK) {
+            j->failed_on_entry = true;
+            j->failed_msg = true;
+            j->failed_idx = m;
+        }
+    }
+    for (size_t i = 0; rc == CT_OK && i < b->nstatuses; i++) {
+        size_t s = j->sorder[i];
+        if (j->sout[s].set)
+            continue;
+        rc = ingest_status(tx, &b->statuses[s], j->res->receipt_id, j->res, err);
+        if (rc != CT_OK) {
+            j->failed_on_entry = true;
+            j->failed_msg = false;
+            j->failed_idx = s;
+        }
+    }
+    for (size_t i = 0; i < b->nmessages; i++)
+        j->res->rejected += j->mout[i].set;
+    for (size_t i = 0; i < b->nstatuses; i++)
+        j->res->rejected += j->sout[i].set;
+    j->res->rejected += (int)b->nrejects;
+    /* a redelivered body changes nothing, not even its receipt's counts or rejects */
+    if (rc == CT_OK && !j->res->receipt_duplicate)
+        rc = record_rejects(tx, j, err);
     if (rc == CT_OK && !j->res->receipt_duplicate)
         rc = ct_store_receipt_counts(tx, j->res->receipt_id, j->res->messages_new,
-                                     j->res->statuses_new, err);
+                                     j->res->statuses_new, j->res->rejected, err);
     return rc;
+}
+
+/* Fills j->morder and j->sorder: rows are locked in this order. */
+static bool sort_entries(struct job *j)
+{
+    const struct ct_wa_batch *batch = j->batch;
+    size_t n = batch->nmessages > batch->nstatuses ? batch->nmessages : batch->nstatuses;
+    struct key *keys = calloc(n + 1, sizeof(*keys));
+    if (keys == NULL)
+        return false;
+    for (size_t i = 0; i < batch->nmessages; i++)
+        keys[i] = (struct key){batch->messages[i].phone_number_id, batch->messages[i].from, i};
+    sorted_order(keys, batch->nmessages, j->morder);
+    for (size_t i = 0; i < batch->nstatuses; i++)
+        keys[i] = (struct key){batch->statuses[i].wamid, "", i};
+    sorted_order(keys, batch->nstatuses, j->sorder);
+    free(keys);
+    return true;
 }
 
 ct_rc ct_ingest_commit(struct ct_pool *pool, const char *body, size_t len, bool verified,
                        const struct ct_wa_batch *batch, struct ct_ingest_result *result,
                        struct ct_err *err)
 {
-    struct job j = {body, len, verified, batch, result, NULL, NULL};
+    struct job j;
+    size_t attempts = batch->nmessages + batch->nstatuses + 1;
     ct_rc rc;
 
+    memset(&j, 0, sizeof(j));
+    j.body = body;
+    j.len = len;
+    j.verified = verified;
+    j.batch = batch;
+    j.res = result;
     j.morder = calloc(batch->nmessages + 1, sizeof(size_t));
     j.sorder = calloc(batch->nstatuses + 1, sizeof(size_t));
-    if (j.morder == NULL || j.sorder == NULL) {
+    j.mout = calloc(batch->nmessages + 1, sizeof(*j.mout));
+    j.sout = calloc(batch->nstatuses + 1, sizeof(*j.sout));
+    if (j.morder == NULL || j.sorder == NULL || j.mout == NULL || j.sout == NULL ||
+        !sort_entries(&j)) {
         rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
         goto out;
     }
-    {
-        size_t n = batch->nmessages > batch->nstatuses ? batch->nmessages : batch->nstatuses;
-        struct key *keys = calloc(n + 1, sizeof(*keys));
-        if (keys == NULL) {
-            rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
-            goto out;
-        }
-        for (size_t i = 0; i < batch->nmessages; i++)
-            keys[i] = (struct key){batch->messages[i].phone_number_id, batch->messages[i].from, i};
-        sorted_order(keys, batch->nmessages, j.morder);
-        for (size_t i = 0; i < batch->nstatuses; i++)
-            keys[i] = (struct key){batch->statuses[i].wamid, "", i};
-        sorted_order(keys, batch->nstatuses, j.sorder);
-        free(keys);
-    }
-    rc = CT_OK;
-out:
-    if (rc == CT_OK)
+    /* An entry the database refuses for its own data fails the whole transaction; run it again
+     * without that entry (recorded as a reject), at most once per entry. Anything else (the
+     * database down or busy) fails the webhook: 503, and Meta redelivers it. */
+    for (;;) {
         rc = ct_store_in_tx(pool, ingest_tx, &j, err);
+        if (rc == CT_OK || !j.failed_on_entry || !entry_fault(err) || --attempts == 0)
+            break;
+        struct excluded *x = j.failed_msg ? &j.mout[j.failed_idx] : &j.sout[j.failed_idx];
+        x->set = true;
+        snprintf(x->reason, sizeof(x->reason), "could not be stored (%.8s): %.150s",
+                 err->sqlstate[0] ? err->sqlstate : err->code, err->message);
+        ct_log_warn("webhook entry %s refused by the database (%s): stored without it",
+                    j.failed_msg ? batch->messages[j.failed_idx].wamid
+                                 : batch->statuses[j.failed_idx].wamid,
+                    err->code);
+    }
+out:
     free(j.morder);
     free(j.sorder);
+    free(j.mout);
+    free(j.sout);
     return rc;
 }

@@ -11,6 +11,7 @@ void ct_api_metrics(struct ct_req *req);
 void ct_api_me(struct ct_req *req);
 void ct_api_webhook_verify(struct ct_req *req);
 void ct_api_webhook_receive(struct ct_req *req);
+void ct_api_webhook_rejects(struct ct_req *req);
 void ct_api_tickets_list(struct ct_req *req);
 void ct_api_ticket_get(struct ct_req *req);
 void ct_api_ticket_timeline(struct ct_req *req);

@@ -6,8 +6,10 @@
 #include <openssl/crypto.h>
 
 #include "api.h"
+#include "casetrail/cursor.h"
 #include "casetrail/ingest.h"
 #include "casetrail/log.h"
+#include "casetrail/metrics.h"
 #include "casetrail/webhook.h"
 
 void ct_api_webhook_verify(struct ct_req *req)
@@ -69,18 +71,56 @@ void ct_api_webhook_receive(struct ct_req *req)
         goto out;
     }
     ct_log_info("webhook receipt %lld: %d new, %d duplicate messages; %d new, %d duplicate, %d "
-                "unknown statuses; %zu skipped, %zu errors",
+                "unknown statuses; %d rejected, %zu errors",
                 res.receipt_id, res.messages_new, res.messages_duplicate, res.statuses_new,
-                res.statuses_duplicate, res.statuses_unknown, batch.nskipped, batch.nerrors);
+                res.statuses_duplicate, res.statuses_unknown, res.rejected, batch.nerrors);
+    if (res.rejected > 0 && !res.receipt_duplicate)
+        ct_metrics_count(req->srv->metrics, CT_COUNTER_WEBHOOK_REJECTS, res.rejected);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "status", "stored");
     cJSON_AddNumberToObject(root, "receipt_id", (double)res.receipt_id);
     cJSON_AddNumberToObject(root, "messages_new", res.messages_new);
     cJSON_AddNumberToObject(root, "messages_duplicate", res.messages_duplicate);
     cJSON_AddNumberToObject(root, "statuses_new", res.statuses_new);
+    cJSON_AddNumberToObject(root, "rejected", res.rejected);
     ct_http_send_json(req, 200, root);
     cJSON_Delete(root);
 out:
     ct_webhook_batch_free(&batch);
     free(body);
+}
+
+struct rejects_job {
+    int limit;
+    struct ct_id_cursor cursor;
+    cJSON *items;
+    char next[CT_CURSOR_MAX];
+};
+
+static ct_rc rejects_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct rejects_job *j = arg;
+    return ct_store_rejects_list(tx, j->limit, &j->cursor, &j->items, j->next, err);
+}
+
+void ct_api_webhook_rejects(struct ct_req *req)
+{
+    struct rejects_job j;
+    struct ct_err err;
+    char cursor[CT_QUERY_BUF];
+
+    memset(&j, 0, sizeof(j));
+    if (!ct_http_query_limit(req, &j.limit))
+        return;
+    if (ct_http_cursor_param(req, cursor) && !ct_cursor_id_decode('r', cursor, &j.cursor)) {
+        ct_http_bad_cursor(req);
+        return;
+    }
+    if (ct_store_with_conn(req->srv->pool, rejects_tx, &j, &err) != CT_OK) {
+        ct_http_send_error(req, &err);
+        return;
+    }
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddItemToObject(root, "rejects", j.items);
+    ct_http_send_page(req, root, j.next);
 }

@@ -289,7 +289,7 @@ void ct_api_approvals_list(struct ct_req *req)
     if (!ct_http_query_limit(req, &j.f.limit) ||
         !ct_http_query_filters(req, approval_filters, NFILTERS, &j.f, bufs))
         return;
-    if (ct_http_cursor_param(req, cursor) && !ct_cursor_approval_decode(cursor, &j.f.cursor)) {
+    if (ct_http_cursor_param(req, cursor) && !ct_cursor_id_decode('a', cursor, &j.f.cursor)) {
         ct_http_bad_cursor(req);
         return;
     }

@@ -24,7 +24,25 @@ struct ct_metrics {
     unsigned long long buckets[NBOUNDS + 1];
     double sum;
     unsigned long long total;
+    unsigned long long counters[CT_COUNTER_COUNT];
 };
+
+/* Name and help of each counter, by enum ct_counter. */
+static const struct {
+    const char *name, *help;
+} counter_info[CT_COUNTER_COUNT] = {
+    [CT_COUNTER_WEBHOOK_REJECTS] = {"casetrail_webhook_rejected_entries_total",
+                                    "Webhook entries refused and recorded beside their receipt."},
+};
+
+void ct_metrics_count(struct ct_metrics *m, enum ct_counter c, long long n)
+{
+    if (c < 0 || c >= CT_COUNTER_COUNT || n <= 0)
+        return;
+    pthread_mutex_lock(&m->mu);
+    m->counters[c] += (unsigned long long)n;
+    pthread_mutex_unlock(&m->mu);
+}
 
 struct ct_metrics *ct_metrics_new(size_t nslots, void (*label)(size_t i, char *buf, size_t len))
 {
@@ -100,6 +118,10 @@ char *ct_metrics_render(struct ct_metrics *m, struct ct_pool *pool)
     ct_buf_addf(&o, "casetrail_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
     ct_buf_addf(&o, "casetrail_http_request_duration_seconds_sum %.6f\n", m->sum);
     ct_buf_addf(&o, "casetrail_http_request_duration_seconds_count %llu\n", m->total);
+    for (int c = 0; c < CT_COUNTER_COUNT; c++)
+        ct_buf_addf(&o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counter_info[c].name,
+                    counter_info[c].help, counter_info[c].name, counter_info[c].name,
+                    m->counters[c]);
     pthread_mutex_unlock(&m->mu);
     ct_buf_addf(&o,
                 "# HELP casetrail_db_pool_connections_in_use Database connections borrowed now.\n"

@@ -37,6 +37,7 @@ static const struct ct_route routes[] = {
     {"POST", "/api/approvals/{id}/decision", ct_api_approval_decide, CT_AUTH_TOKEN,
      CT_ROLE_SUPERVISOR},
     {"GET", "/api/approvals", ct_api_approvals_list, CT_AUTH_TOKEN, CT_ROLE_NONE},
+    {"GET", "/api/webhooks/rejects", ct_api_webhook_rejects, CT_AUTH_TOKEN, CT_ROLE_SUPERVISOR},
     {"GET", "/api/rules/complaints", ct_api_rules_get, CT_AUTH_TOKEN, CT_ROLE_NONE},
     {"PUT", "/api/rules/complaints", ct_api_rules_put, CT_AUTH_TOKEN, CT_ROLE_ADMIN},
 };

@@ -44,14 +44,15 @@ ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, bo
 }
 
 ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int statuses,
-                              struct ct_err *err)
+                              int rejected, struct ct_err *err)
 {
     struct ct_params p = {0};
     ct_param_ll(&p, id);
     ct_param_ll(&p, messages);
     ct_param_ll(&p, statuses);
-    return ct_tx_command(
-        tx, "UPDATE webhook_receipts SET messages = $2, statuses = $3 WHERE id = $1", &p, err);
+    ct_param_ll(&p, rejected);
+    return ct_tx_command(tx, "UPDATE webhook_receipts SET messages = $2, statuses = $3,"
+                             " rejected = $4 WHERE id = $1", &p, err);
 }
 
 ct_rc ct_store_contact_lock(struct ct_tx *tx, const char *phone_number_id, const char *wa_id,
@@ -191,4 +192,50 @@ ct_rc ct_store_message_set_status(struct ct_tx *tx, long long id, const char *st
     return ct_tx_command(tx, "UPDATE messages SET status = $2, status_at = $3,"
                              " error_code = coalesce($4::int, error_code),"
                              " error_title = coalesce($5, error_title) WHERE id = $1", &p, err);
+}
+
+ct_rc ct_store_reject_insert(struct ct_tx *tx, long long receipt_id, const char *kind,
+                             const char *position, const char *reason, const char *item,
+                             struct ct_err *err)
+{
+    struct ct_params p = {0};
+    ct_param_ll(&p, receipt_id);
+    ct_param_str(&p, kind);
+    ct_param_str(&p, position);
+    ct_param_str(&p, reason);
+    ct_param_str(&p, item);
+    return ct_tx_command(tx, "INSERT INTO webhook_rejects (receipt_id, kind, position, reason,"
+                             " item) VALUES ($1, $2, $3, $4, $5::jsonb)"
+                             " ON CONFLICT (receipt_id, position) DO NOTHING", &p, err);
+}
+
+ct_rc ct_store_rejects_list(struct ct_tx *tx, int limit, const struct ct_id_cursor *cursor,
+                            cJSON **out, char next_cursor[CT_CURSOR_MAX], struct ct_err *err)
+{
+    struct ct_params p = {0};
+    PGresult *res;
+    int n;
+
+    *out = NULL;
+    next_cursor[0] = '\0';
+    ct_param_id(&p, cursor->set ? cursor->id : 0);
+    ct_param_ll(&p, limit + 1);
+    res = ct_tx_query(tx,
+                      "SELECT jsonb_build_object('id', id, 'receipt_id', receipt_id, 'kind', kind,"
+                      " 'position', position, 'reason', reason, 'item', item, 'created_at', "
+                      CT_SQL_ISO_US("created_at") ")::text, id FROM webhook_rejects"
+                      " WHERE $1::bigint IS NULL OR id < $1::bigint ORDER BY id DESC LIMIT $2",
+                      &p, err);
+    if (res == NULL)
+        return err->rc;
+    *out = cJSON_CreateArray();
+    n = PQntuples(res);
+    for (int i = 0; i < n && i < limit; i++)
+        cJSON_AddItemToArray(*out, cJSON_Parse(PQgetvalue(res, i, 0)));
+    if (n > limit) {
+        struct ct_id_cursor c = {true, atoll(PQgetvalue(res, limit - 1, 1))};
+        ct_cursor_id_encode('r', &c, next_cursor);
+    }
+    PQclear(res);
+    return CT_OK;
 }

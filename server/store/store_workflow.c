@@ -166,8 +166,8 @@ ct_rc ct_store_approvals_list(struct ct_tx *tx, const struct ct_approval_filter 
     for (int i = 0; i < n && i < f->limit; i++)
         cJSON_AddItemToArray(*out, cJSON_Parse(PQgetvalue(res, i, 0)));
     if (n > f->limit) {
-        struct ct_approval_cursor c = {true, atoll(PQgetvalue(res, f->limit - 1, 1))};
-        ct_cursor_approval_encode(&c, next_cursor);
+        struct ct_id_cursor c = {true, atoll(PQgetvalue(res, f->limit - 1, 1))};
+        ct_cursor_id_encode('a', &c, next_cursor);
     }
     PQclear(res);
     return CT_OK;

@@ -1,5 +1,7 @@
 /* webhook.c: signature check (constant time) and payload parsing into plain structs. */
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -143,65 +145,199 @@ static bool grow(void **arr, size_t n, size_t *cap, size_t size)
     return true;
 }
 
-static bool add_message(struct ct_wa_batch *b, size_t *cap, const cJSON *m, const char *pnid,
+/* Where an entry sits in the envelope, for rejects. */
+struct pos {
+    int entry, change;
+    const char *list; /* "messages" | "statuses" */
+    int item;
+};
+
+struct parse {
+    struct ct_wa_batch *b;
+    size_t mcap, scap, rcap;
+    bool oom;
+};
+
+static void reject(struct parse *p, const struct pos *at, const cJSON *raw, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static void reject(struct parse *p, const struct pos *at, const cJSON *raw, const char *fmt, ...)
+{
+    struct ct_wa_reject r;
+    va_list ap;
+    memset(&r, 0, sizeof(r));
+    r.kind = strcmp(at->list, "messages") == 0 ? "message" : "status";
+    snprintf(r.where, sizeof(r.where), "entry[%d].changes[%d].value.%s[%d]", at->entry,
+             at->change, at->list, at->item);
+    va_start(ap, fmt);
+    vsnprintf(r.reason, sizeof(r.reason), fmt, ap);
+    va_end(ap);
+    r.raw = raw;
+    if (!grow((void **)&p->b->rejects, p->b->nrejects, &p->rcap, sizeof(r))) {
+        p->oom = true;
+        return;
+    }
+    p->b->rejects[p->b->nrejects++] = r;
+}
+
+/* Printable ASCII without spaces, 1 to max bytes: what WhatsApp ids are made of. */
+static bool id_ok(const char *s, size_t max)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        if ((unsigned char)s[n] <= 0x20 || (unsigned char)s[n] >= 0x7f)
+            return false;
+    }
+    return n >= 1 && n <= max;
+}
+
+static bool digits_ok(const char *s, size_t max)
+{
+    size_t n = strspn(s, "0123456789");
+    return n >= 1 && n <= max && s[n] == '\0';
+}
+
+/* Lower-case names (message types, statuses). */
+static bool word_ok(const char *s)
+{
+    size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz_0123456789");
+    return n >= 1 && n <= 32 && s[n] == '\0';
+}
+
+/* Checks a message's keyed fields; the first problem found, or NULL when it can be stored. */
+static const char *message_problem(const struct ct_wa_message *m)
+{
+    if (m->wamid == NULL)
+        return "message has no id";
+    if (!id_ok(m->wamid, CT_WA_ID_MAX))
+        return "message id is not 1 to 255 printable characters";
+    if (m->from == NULL)
+        return "message has no sender (from)";
+    if (!id_ok(m->from, CT_WA_USER_MAX))
+        return "sender is not 1 to 64 printable characters";
+    if (m->ts < 0)
+        return "message has no valid timestamp";
+    if (!word_ok(m->type))
+        return "message type is not a lower-case name of at most 32 characters";
+    if (m->context_wamid != NULL && !id_ok(m->context_wamid, CT_WA_ID_MAX))
+        return "the id the message replies or reacts to is not 1 to 255 printable characters";
+    if (m->profile_name != NULL && strlen(m->profile_name) > CT_WA_NAME_MAX)
+        return "the sender's profile name is longer than 1024 bytes";
+    return NULL;
+}
+
+static void add_message(struct parse *p, const struct pos *at, const cJSON *m, const char *pnid,
                         const cJSON *contacts)
 {
     struct ct_wa_message msg;
+    const char *problem;
     memset(&msg, 0, sizeof(msg));
     msg.phone_number_id = pnid;
     msg.wamid = nonempty(str(m, "id"));
     msg.from = message_sender(m);
     msg.type = nonempty(str(m, "type"));
     msg.ts = parse_ts(cJSON_GetObjectItemCaseSensitive(m, "timestamp"));
-    if (msg.wamid == NULL || msg.from == NULL || msg.ts < 0) {
-        b->nskipped++;
-        return true;
-    }
     if (msg.type == NULL)
         msg.type = "unknown";
-    msg.profile_name = profile_name(contacts, msg.from);
+    if (msg.from != NULL)
+        msg.profile_name = profile_name(contacts, msg.from);
     msg.text = message_text(m, msg.type);
     msg.context_wamid = nonempty(str(obj(m, "context"), "id"));
     if (strcmp(msg.type, "reaction") == 0)
         msg.context_wamid = nonempty(str(obj(m, "reaction"), "message_id"));
     msg.raw = m;
-    if (!grow((void **)&b->messages, b->nmessages, cap, sizeof(msg)))
-        return false;
-    b->messages[b->nmessages++] = msg;
-    return true;
+    problem = message_problem(&msg);
+    if (problem != NULL) {
+        reject(p, at, m, "%s", problem);
+        return;
+    }
+    if (!grow((void **)&p->b->messages, p->b->nmessages, &p->mcap, sizeof(msg))) {
+        p->oom = true;
+        return;
+    }
+    p->b->messages[p->b->nmessages++] = msg;
 }
 
-static bool add_status(struct ct_wa_batch *b, size_t *cap, const cJSON *s, const char *pnid)
+static const char *status_problem(const struct ct_wa_status *st)
+{
+    if (st->wamid == NULL)
+        return "status has no message id";
+    if (!id_ok(st->wamid, CT_WA_ID_MAX))
+        return "status message id is not 1 to 255 printable characters";
+    if (st->status == NULL || !word_ok(st->status))
+        return "status has no status name of at most 32 lower-case characters";
+    if (st->ts < 0)
+        return "status has no valid timestamp";
+    if (st->recipient_id != NULL && !id_ok(st->recipient_id, CT_WA_USER_MAX))
+        return "status recipient is not 1 to 64 printable characters";
+    return NULL;
+}
+
+static void add_status(struct parse *p, const struct pos *at, const cJSON *s, const char *pnid)
 {
     struct ct_wa_status st;
     const cJSON *errs = cJSON_GetObjectItemCaseSensitive(s, "errors");
+    const char *problem;
     memset(&st, 0, sizeof(st));
     st.phone_number_id = pnid;
     st.wamid = nonempty(str(s, "id"));
     st.status = nonempty(str(s, "status"));
     st.ts = parse_ts(cJSON_GetObjectItemCaseSensitive(s, "timestamp"));
-    st.recipient_id = str(s, "recipient_id");
-    if (st.wamid == NULL || st.status == NULL || st.ts < 0) {
-        b->nskipped++;
-        return true;
+    st.recipient_id = nonempty(str(s, "recipient_id"));
+    problem = status_problem(&st);
+    if (problem != NULL) {
+        reject(p, at, s, "%s", problem);
+        return;
     }
     if (cJSON_IsArray(errs) && cJSON_IsObject(errs->child)) {
         const cJSON *code = cJSON_GetObjectItemCaseSensitive(errs->child, "code");
-        if (cJSON_IsNumber(code))
-            st.error_code = code->valueint;
+        if (cJSON_IsNumber(code) && code->valuedouble >= 0 && code->valuedouble < 1e9)
+            st.error_code = (int)code->valuedouble;
         st.error_title = str(errs->child, "title");
     }
     st.raw = s;
-    if (!grow((void **)&b->statuses, b->nstatuses, cap, sizeof(st)))
-        return false;
-    b->statuses[b->nstatuses++] = st;
-    return true;
+    if (!grow((void **)&p->b->statuses, p->b->nstatuses, &p->scap, sizeof(st))) {
+        p->oom = true;
+        return;
+    }
+    p->b->statuses[p->b->nstatuses++] = st;
+}
+
+/* One change's messages and statuses. */
+static void parse_value(struct parse *p, int entry, int change, const cJSON *value)
+{
+    const char *pnid = nonempty(str(obj(value, "metadata"), "phone_number_id"));
+    const cJSON *contacts = cJSON_GetObjectItemCaseSensitive(value, "contacts");
+    const cJSON *errs = cJSON_GetObjectItemCaseSensitive(value, "errors");
+    static const char *const lists[] = {"messages", "statuses"};
+
+    if (cJSON_IsArray(errs))
+        p->b->nerrors += (size_t)cJSON_GetArraySize(errs);
+    for (int l = 0; l < 2; l++) {
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(value, lists[l]);
+        const cJSON *item;
+        struct pos at = {entry, change, lists[l], 0};
+        cJSON_ArrayForEach(item, (cJSON_IsArray(arr) ? arr : NULL))
+        {
+            if (!cJSON_IsObject(item))
+                reject(p, &at, item, "entry is not an object");
+            else if (pnid == NULL || !digits_ok(pnid, CT_WA_PNID_MAX))
+                reject(p, &at, item, "the change has no metadata.phone_number_id of 1 to 32 "
+                                     "digits");
+            else if (l == 0)
+                add_message(p, &at, item, pnid, contacts);
+            else
+                add_status(p, &at, item, pnid);
+            at.item++;
+        }
+    }
 }
 
 ct_rc ct_webhook_parse(const char *body, size_t len, struct ct_wa_batch *out, struct ct_err *err)
 {
     const cJSON *entry, *e, *change;
-    size_t mcap = 0, scap = 0;
+    struct parse p = {out, 0, 0, 0, false};
+    int ei = 0;
 
     memset(out, 0, sizeof(*out));
     if (!ct_utf8_valid(body, len))
@@ -224,47 +360,23 @@ ct_rc ct_webhook_parse(const char *body, size_t len, struct ct_wa_batch *out, st
     cJSON_ArrayForEach(e, entry)
     {
         const cJSON *changes = cJSON_GetObjectItemCaseSensitive(e, "changes");
+        int ci = 0;
         cJSON_ArrayForEach(change, (cJSON_IsArray(changes) ? changes : NULL))
         {
             const char *field = str(change, "field");
             const cJSON *value = obj(change, "value");
-            const cJSON *item;
             /* other fields (account_update, template status ...) stay in the raw receipt only */
-            if (field == NULL || strcmp(field, "messages") != 0 || value == NULL)
-                continue;
-            const char *pnid = nonempty(str(obj(value, "metadata"), "phone_number_id"));
-            const cJSON *contacts = cJSON_GetObjectItemCaseSensitive(value, "contacts");
-            const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(value, "messages");
-            const cJSON *sts = cJSON_GetObjectItemCaseSensitive(value, "statuses");
-            const cJSON *errs = cJSON_GetObjectItemCaseSensitive(value, "errors");
-            if (cJSON_IsArray(errs))
-                out->nerrors += (size_t)cJSON_GetArraySize(errs);
-            if (pnid == NULL) {
-                out->nskipped += (size_t)(cJSON_GetArraySize(msgs) + cJSON_GetArraySize(sts));
-                continue;
-            }
-            cJSON_ArrayForEach(item, (cJSON_IsArray(msgs) ? msgs : NULL))
-            {
-                if (!cJSON_IsObject(item)) {
-                    out->nskipped++;
-                } else if (!add_message(out, &mcap, item, pnid, contacts)) {
-                    goto oom;
-                }
-            }
-            cJSON_ArrayForEach(item, (cJSON_IsArray(sts) ? sts : NULL))
-            {
-                if (!cJSON_IsObject(item)) {
-                    out->nskipped++;
-                } else if (!add_status(out, &scap, item, pnid)) {
-                    goto oom;
-                }
-            }
+            if (field != NULL && strcmp(field, "messages") == 0 && value != NULL)
+                parse_value(&p, ei, ci, value);
+            ci++;
         }
+        ei++;
+    }
+    if (p.oom) {
+        ct_webhook_batch_free(out);
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
     }
     return CT_OK;
-oom:
-    ct_webhook_batch_free(out);
-    return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
 }
 
 void ct_webhook_batch_free(struct ct_wa_batch *b)
@@ -272,5 +384,6 @@ void ct_webhook_batch_free(struct ct_wa_batch *b)
     cJSON_Delete(b->root);
     free(b->messages);
     free(b->statuses);
+    free(b->rejects);
     memset(b, 0, sizeof(*b));
 }

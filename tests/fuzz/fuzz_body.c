@@ -55,12 +55,12 @@ static void query(const char *text)
     struct ct_err err;
     struct ct_ticket_cursor t;
     struct ct_timeline_cursor l;
-    struct ct_approval_cursor a;
+    struct ct_id_cursor a;
 
     (void)ct_query_decode(text, fields, 4, &f, bufs, &err);
     (void)ct_cursor_ticket_decode(text, &t);
     (void)ct_cursor_timeline_decode(text, &l);
-    (void)ct_cursor_approval_decode(text, &a);
+    (void)ct_cursor_id_decode('a', text, &a);
     (void)ct_text_parse_when(text, when, sizeof(when));
 }
 

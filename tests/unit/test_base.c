@@ -157,14 +157,15 @@ static void cursors(void)
     ct_cursor_timeline_encode(&l, out);
     CHECK(ct_cursor_timeline_decode(out, &l2) && l2.at_us == 1 &&
           l2.rec_us == 253402300799999999LL && l2.id == 7 && l2.kind == 1);
-    struct ct_approval_cursor a = {true, 9}, a2;
-    ct_cursor_approval_encode(&a, out);
-    CHECK(ct_cursor_approval_decode(out, &a2) && a2.id == 9);
+    struct ct_id_cursor a = {true, 9}, a2;
+    ct_cursor_id_encode('a', &a, out);
+    CHECK(ct_cursor_id_decode('a', out, &a2) && a2.id == 9);
+    CHECK(!ct_cursor_id_decode('r', out, &a2)); /* another list's cursor */
     const char *bad[] = {"", "t", "t1", "t1_", "t1_0", "t-1_2", "t+1_2", "t01_2", "t1_2x",
                          "t1_2_3", "x1_2", "t253402300800000000_1",
                          "t99999999999999999999999_1", "l1_2_2_3", "l1_2_1", "a0", "a"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-        bool ok = ct_cursor_ticket_decode(bad[i], &t2) || ct_cursor_approval_decode(bad[i], &a2) ||
+        bool ok = ct_cursor_ticket_decode(bad[i], &t2) || ct_cursor_id_decode('a', bad[i], &a2) ||
                   ct_cursor_timeline_decode(bad[i], &l2);
         if (ok) {
             fprintf(stderr, "cursor \"%s\" was accepted\n", bad[i]);

@@ -57,6 +57,62 @@ static void expect(const char *name, size_t nmsg, size_t nst, const char *type)
     free(body);
 }
 
+/* One malformed entry among good ones: only it is refused, with a reason naming the field. */
+static void poisoned_entries(void)
+{
+    static const struct {
+        const char *entry, *reason;
+    } cases[] = {
+        {"{\"from\":\"92\",\"id\":\"LONG\",\"timestamp\":\"1760000000\",\"type\":\"text\"}",
+         "message id"},
+        {"{\"from\":\"92 30\",\"id\":\"wamid.b\",\"timestamp\":\"1760000000\",\"type\":\"text\"}",
+         "sender"},
+        {"{\"from\":\"92\",\"id\":\"wamid.b\",\"timestamp\":\"soon\",\"type\":\"text\"}",
+         "timestamp"},
+        {"{\"from\":\"92\",\"id\":\"wamid.b\",\"timestamp\":\"1760000000\",\"type\":\"Te xt\"}",
+         "type"},
+        {"{\"from\":\"92\",\"id\":\"wamid.b\",\"timestamp\":\"1760000000\",\"type\":\"text\","
+         "\"context\":{\"id\":\"a b\"}}",
+         "replies"},
+        {"[1]", "not an object"},
+    };
+    char *longid = malloc(3100);
+    memcpy(longid, "wamid.", 6);
+    memset(longid + 6, 'A', 3000);
+    longid[3006] = '\0';
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct ct_wa_batch b;
+        struct ct_err err;
+        char body[4096 + 200];
+        const char *entry = cases[i].entry;
+        char *e = NULL;
+        if (strstr(entry, "LONG") != NULL) {
+            e = malloc(strlen(entry) + 3100);
+            const char *at = strstr(entry, "LONG");
+            sprintf(e, "%.*s%s%s", (int)(at - entry), entry, longid, at + 4);
+            entry = e;
+        }
+        snprintf(body, sizeof(body),
+                 "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":"
+                 "\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"117\"},"
+                 "\"messages\":[{\"from\":\"92\",\"id\":\"wamid.ok\",\"timestamp\":\"1760000000\","
+                 "\"type\":\"text\",\"text\":{\"body\":\"hi\"}},%s]}}]}]}",
+                 entry);
+        free(e);
+        CHECK(ct_webhook_parse(body, strlen(body), &b, &err) == CT_OK);
+        CHECK(b.nmessages == 1 && b.nrejects == 1);
+        if (b.nrejects == 1 && strstr(b.rejects[0].reason, cases[i].reason) == NULL) {
+            fprintf(stderr, "case %zu: reason \"%s\" lacks \"%s\"\n", i, b.rejects[0].reason,
+                    cases[i].reason);
+            t_failures++;
+        }
+        if (b.nrejects == 1)
+            CHECK_STR(b.rejects[0].where, "entry[0].changes[0].value.messages[1]");
+        ct_webhook_batch_free(&b);
+    }
+    free(longid);
+}
+
 int main(void)
 {
     const char *secret = "test-app-secret";
@@ -149,7 +205,7 @@ int main(void)
     /* shapes the fixtures lack: a BSUID change with no "from", a Flows reply, a number */
     const char *more =
         "{\"object\":\"whatsapp_business_account\",\"entry\":[{\"id\":\"1\",\"changes\":["
-        "{\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"P\"},"
+        "{\"field\":\"messages\",\"value\":{\"metadata\":{\"phone_number_id\":\"117\"},"
         "\"messages\":[{\"id\":\"wamid.s1\",\"timestamp\":\"1760000000\",\"type\":\"system\","
         "\"system\":{\"type\":\"user_changed_user_id\",\"user_id\":\"US.1\",\"body\":\"changed\"}},"
         "{\"from\":\"9230\",\"id\":\"wamid.f1\",\"timestamp\":1760000001,\"type\":\"interactive\","
@@ -160,7 +216,12 @@ int main(void)
         "{\"field\":\"messages\",\"value\":{\"messages\":[{\"id\":\"wamid.nopnid\"}]}}]}]}";
     CHECK(ct_webhook_parse(more, strlen(more), &b, &err) == CT_OK);
     CHECK(b.nmessages == 3);
-    CHECK(b.nskipped == 1); /* the message under a change without metadata.phone_number_id */
+    CHECK(b.nrejects == 1); /* the message under a change without metadata.phone_number_id */
+    if (b.nrejects == 1) {
+        CHECK_STR(b.rejects[0].where, "entry[0].changes[2].value.messages[0]");
+        CHECK(strstr(b.rejects[0].reason, "phone_number_id") != NULL);
+        CHECK_STR(b.rejects[0].kind, "message");
+    }
     if (b.nmessages == 3) {
         CHECK_STR(b.messages[0].from, "US.1");
         CHECK_STR(b.messages[0].text, "changed");
@@ -174,6 +235,7 @@ int main(void)
     CHECK(ct_webhook_parse(trailing, strlen(trailing) - 2, &b, &err) == CT_OK); /* without " x" */
     ct_webhook_batch_free(&b);
 
+    poisoned_entries();
     CHECK(ct_webhook_status_rank("read") > ct_webhook_status_rank("delivered"));
     CHECK(ct_webhook_status_rank("failed") > ct_webhook_status_rank("read"));
     CHECK(ct_webhook_status_rank("weird") == 0);
