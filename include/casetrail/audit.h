@@ -72,12 +72,24 @@ struct ct_text_row {
     unsigned char salt[CT_SALT_LEN];
 };
 
+/* One field of a row people see through the API, as stored now (read in the same snapshot as
+ * the chain): the verifier compares it with what the chain's events say it must be. */
+struct ct_fact {
+    char table[20];                  /* "tickets", "approvals", "messages", "webhook_receipts",
+                                      * "users" */
+    long long id;
+    char field[24];
+    char *value;                     /* text form; NULL for SQL NULL; owned */
+};
+
 struct ct_chain {
     char name[48];                   /* "ticket:12" or "user:3" */
     struct ct_event_row *events;     /* by seq */
     size_t nevents;
     struct ct_text_row *texts;       /* by event_id */
     size_t ntexts;
+    struct ct_fact *facts;           /* the rows this chain vouches for or that claim it */
+    size_t nfacts;
     long long head_seq;              /* what the owner row says the chain holds */
     bool has_head;
     unsigned char head[CT_HASH_LEN];
@@ -90,13 +102,25 @@ struct ct_verify_result {
     long long events;
     char head[2 * CT_HASH_LEN + 1];  /* hex of the last hash ("" for an empty chain) */
     long long redacted;              /* texts erased or whose salt was destroyed */
-    long long first_bad_seq;         /* when !ok */
+    long long first_bad_seq;         /* when !ok; for a row no event records, 0 */
     char reason[240];
+    /* when a stored row disagrees with the chain: which one ("" otherwise) */
+    char table[20];
+    long long row;
+    char field[24];
 };
 
 /* Recomputes the chain: gapless seqs, each prev_hash linking, each hash over its fields, each
- * text still present matching its digest, and the owner's head matching the last event. */
+ * text present and matching its digest (a missing text or salt is a break unless the chain
+ * records an erasure), the owner's head matching the last event, and then every fact: each row
+ * field the chain vouches for must hold what replaying its events gives, each row the events
+ * name must exist, and no row may claim the chain without an event (ct_audit_reconcile). */
 void ct_audit_verify_chain(const struct ct_chain *c, struct ct_verify_result *r);
+
+/* The fact check alone (called by ct_audit_verify_chain once the chain itself verifies):
+ * replays the events into the fields they determine and compares them with c->facts. The
+ * first difference fills r (table, row, field and a reason naming both values). */
+void ct_audit_reconcile(const struct ct_chain *c, struct ct_verify_result *r);
 
 /* One chain head as it stands at a digest point. */
 struct ct_chain_head {

@@ -30,6 +30,8 @@ struct ct_config {
     enum ct_log_level log_level; /* CASETRAIL_LOG_LEVEL */
     char *signing_key;       /* CASETRAIL_SIGNING_KEY: Ed25519 private key PEM file, or NULL */
     char *verify_key;        /* CASETRAIL_VERIFY_KEY: Ed25519 public key PEM file, or NULL */
+    int verify_concurrency;  /* CASETRAIL_VERIFY_CONCURRENCY: API verifies running at once */
+    int db_timeout;          /* CASETRAIL_DB_TIMEOUT: ms a request's statement may take; 0 none */
 };
 
 /* Looks a variable up; NULL when unset. Tests pass their own table instead of getenv. */

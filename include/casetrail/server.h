@@ -22,6 +22,7 @@ struct ct_server {
     int port;                   /* the port actually bound (CASETRAIL_LISTEN may say 0) */
     atomic_int inflight;        /* requests being handled now */
     atomic_bool draining;       /* set on SIGTERM/SIGINT: new requests get 503 */
+    atomic_int verifying;       /* GET /api/tickets/{id}/verify running now (bounded) */
 };
 
 /* Runs `casetrail serve`: migrates, starts civetweb, waits for SIGTERM/SIGINT, drains in-flight

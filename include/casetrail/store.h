@@ -21,6 +21,12 @@ struct ct_pool *ct_pool_new(const char *database_url, int size);
 /* Whether statements are prepared once per connection (default true). Turn off behind a
  * transaction-pooling proxy that cannot keep prepared statements. Call before first use. */
 void ct_pool_set_prepare(struct ct_pool *pool, bool prepare);
+/* Bounds every statement of request sessions: the server ends it after timeout_ms
+ * (statement_timeout; lock waits after timeout_ms * 4 / 5), and casetrail itself gives up on an
+ * answer 2 s after that, so a database that stops answering (frozen, cut off) is a 503 within
+ * seconds instead of a request that hangs. 0 (the default, and the CLI's) means no bounds.
+ * Call before first use. */
+void ct_pool_set_timeout(struct ct_pool *pool, int timeout_ms);
 void ct_pool_free(struct ct_pool *pool);
 int ct_pool_size(const struct ct_pool *pool);
 int ct_pool_in_use(struct ct_pool *pool);
@@ -75,10 +81,11 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
 
 /* ---- ingestion (webhooks) ---- */
 
-/* Stores the raw webhook body as received; sets *id. A byte-identical body stored before is
- * not stored again: *id is then the earlier receipt and *dup is true. */
+/* Stores the raw webhook body as received; sets *id and sha256_hex (its SHA-256, which events
+ * carry so the bytes are bound to the chain). A byte-identical body stored before is not
+ * stored again: *id is then the earlier receipt and *dup is true. */
 ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, bool verified,
-                              long long *id, bool *dup, struct ct_err *err);
+                              long long *id, bool *dup, char sha256_hex[65], struct ct_err *err);
 ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int statuses,
                               int rejected, struct ct_err *err);
 /* Records an entry of receipt_id that could not be stored (kind "message" or "status", its
@@ -129,9 +136,11 @@ struct ct_message_new {
     long long receipt_id;  /* 0: none */
 };
 
-/* Inserts a message; *dup is true (and nothing written) when its wamid is already stored. */
+/* Inserts a message; *dup is true (and nothing written) when its wamid is already stored.
+ * payload_sha256 gets the SHA-256 of the payload as PostgreSQL stores it (jsonb text), the
+ * value verify recomputes. */
 ct_rc ct_store_message_insert(struct ct_tx *tx, const struct ct_message_new *m, long long *id,
-                              bool *dup, struct ct_err *err);
+                              bool *dup, char payload_sha256[65], struct ct_err *err);
 
 struct ct_outbound_ref {
     long long id;

@@ -13,6 +13,7 @@
 #include "casetrail/audit.h"
 #include "casetrail/buf.h"
 #include "casetrail/json.h"
+#include "casetrail/model.h"
 
 /* key:LEN:value\n, or key:-\n for NULL. The length prefix makes the encoding injective: no
  * value can imitate a field boundary. */
@@ -207,8 +208,11 @@ void ct_chain_free(struct ct_chain *c)
         free(c->texts[i].body);
         OPENSSL_cleanse(c->texts[i].salt, CT_SALT_LEN);
     }
+    for (size_t i = 0; i < c->nfacts; i++)
+        free(c->facts[i].value);
     free(c->events);
     free(c->texts);
+    free(c->facts);
     memset(c, 0, sizeof(*c));
 }
 
@@ -255,6 +259,16 @@ static size_t first_text(const struct ct_chain *c, long long id)
     return lo;
 }
 
+/* Whether the chain records an erasure, the one lawful way for texts and salts to go. */
+static bool records_erasure(const struct ct_chain *c)
+{
+    for (size_t i = 0; i < c->nevents; i++) {
+        if (strcmp(c->events[i].action, CT_EV_ERASED) == 0)
+            return true;
+    }
+    return false;
+}
+
 /* Checks the texts of one event against its digests; false on the first mismatch. */
 static bool check_texts(const struct ct_chain *c, const struct ct_event_row *e,
                         struct ct_verify_result *r)
@@ -279,8 +293,13 @@ static bool check_texts(const struct ct_chain *c, const struct ct_event_row *e,
         if (!cJSON_IsString(want)) {
             fail(r, e->seq, "text \"%s\" has no digest in the event", t->field);
             ok = false;
-        } else if (t->body == NULL || !t->has_salt) {
+        } else if ((t->body == NULL || !t->has_salt) && records_erasure(c)) {
             r->redacted++;
+        } else if (t->body == NULL || !t->has_salt) {
+            /* only an erasure recorded in the chain may take a text or its salt away */
+            fail(r, e->seq, "text \"%s\" %s, and the chain records no erasure", t->field,
+                 t->body == NULL ? "was emptied" : "lost its salt");
+            ok = false;
         } else {
             ct_audit_text_digest(t->salt, CT_SALT_LEN, t->body, hex);
             /* length first: CRYPTO_memcmp reads sizeof(hex) - 1 bytes of both */
@@ -367,8 +386,11 @@ void ct_audit_verify_chain(const struct ct_chain *c, struct ct_verify_result *r)
              c->head_seq + 1, c->head_seq);
         return;
     }
-    if (c->has_head && c->nevents > 0 && memcmp(c->head, prev, CT_HASH_LEN) != 0)
+    if (c->has_head && c->nevents > 0 && memcmp(c->head, prev, CT_HASH_LEN) != 0) {
         fail(r, (long long)c->nevents, "the chain head does not match the last event");
+        return;
+    }
+    ct_audit_reconcile(c, r);
 }
 
 /* A total order (chain, then seq, then hash), so the root never depends on input order. */

@@ -210,6 +210,10 @@ static const struct var vars[] = {
      "CASETRAIL_LOG_LEVEL must be debug, info, warn or error"},
     {"CASETRAIL_SIGNING_KEY", AT(signing_key), p_string, NULL, 0, 0, NULL},
     {"CASETRAIL_VERIFY_KEY", AT(verify_key), p_string, NULL, 0, 0, NULL},
+    {"CASETRAIL_DB_TIMEOUT", AT(db_timeout), p_int, "5000", 0, 600000,
+     "CASETRAIL_DB_TIMEOUT must be milliseconds from 0 (no bound) to 600000"},
+    {"CASETRAIL_VERIFY_CONCURRENCY", AT(verify_concurrency), p_int, "2", 1, 64,
+     "CASETRAIL_VERIFY_CONCURRENCY must be an integer from 1 to 64"},
 };
 #undef AT
 

@@ -9,6 +9,13 @@
 #include "casetrail/log.h"
 #include "casetrail/workflow.h"
 
+/* The receipt a batch arrived in: its id and the SHA-256 of its bytes, which every event it
+ * brings carries, so a rewritten receipt no longer matches the chain. */
+struct receipt {
+    long long id;
+    char sha256[65];
+};
+
 /* An entry that the database refused (after the parser found nothing wrong with it): it is
  * left out of the next attempt and recorded as a reject with this reason. */
 struct excluded {
@@ -25,6 +32,7 @@ struct job {
     size_t *morder; /* message indexes sorted by (phone number, sender), batch order kept */
     size_t *sorder; /* status indexes sorted by wamid */
     struct excluded *mout, *sout; /* by message / status index */
+    struct receipt receipt;
     bool failed_on_entry;         /* the last attempt failed inside entry (failed_msg, idx) */
     bool failed_msg;
     size_t failed_idx;
@@ -123,9 +131,11 @@ static ct_rc seen_before(struct ct_tx *tx, const char *wamid, bool *dup,
     return rc;
 }
 
-static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m, long long receipt,
+static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m,
+                            const struct receipt *receipt,
                             struct ct_ingest_result *res, struct ct_err *err)
 {
+    char payload_sha[65];
     long long contact_id = 0, ticket_id = 0, message_id = 0;
     struct ct_ticket_ref ticket;
     bool dup = false;
@@ -163,9 +173,9 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m, lon
     struct ct_message_new row = {
         .wamid = m->wamid, .ticket_id = ticket_id, .contact_id = contact_id, .direction = "in",
         .type = m->type, .body = m->text, .payload = payload, .context_wamid = m->context_wamid,
-        .sent_us = m->ts * 1000000LL, .receipt_id = receipt,
+        .sent_us = m->ts * 1000000LL, .receipt_id = receipt->id,
     };
-    rc = ct_store_message_insert(tx, &row, &message_id, &dup, err);
+    rc = ct_store_message_insert(tx, &row, &message_id, &dup, payload_sha, err);
     free(payload);
     if (rc != CT_OK)
         return rc;
@@ -177,7 +187,10 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m, lon
     cJSON_AddNumberToObject(data, "message_id", (double)message_id);
     cJSON_AddStringToObject(data, "wamid", m->wamid);
     cJSON_AddStringToObject(data, "type", m->type);
-    cJSON_AddNumberToObject(data, "receipt_id", (double)receipt);
+    cJSON_AddNumberToObject(data, "receipt_id", (double)receipt->id);
+    /* bind the bytes, not only the rows: verify recomputes both (issue 9 item 5) */
+    cJSON_AddStringToObject(data, "receipt_sha256", receipt->sha256);
+    cJSON_AddStringToObject(data, "payload_sha256", payload_sha);
     ev.data = data;
     ct_event_text(&ev, "body", m->text, scope);
     rc = ct_store_event_append(tx, &ev, NULL, err);
@@ -194,7 +207,8 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m, lon
     return CT_OK;
 }
 
-static ct_rc ingest_status(struct ct_tx *tx, const struct ct_wa_status *s, long long receipt,
+static ct_rc ingest_status(struct ct_tx *tx, const struct ct_wa_status *s,
+                           const struct receipt *receipt,
                            struct ct_ingest_result *res, struct ct_err *err)
 {
     struct ct_outbound_ref msg;
@@ -210,13 +224,13 @@ static ct_rc ingest_status(struct ct_tx *tx, const struct ct_wa_status *s, long 
     if (!found) {
         res->statuses_unknown++;
         ct_log_info("status %s for unknown message %s kept in receipt %lld only", s->status,
-                    s->wamid, receipt);
+                    s->wamid, receipt->id);
         return CT_OK;
     }
     if (cJSON_IsArray(errs))
         errors = cJSON_PrintUnformatted(errs);
     rc = ct_store_status_insert(tx, msg.id, s->wamid, s->status, s->ts * 1000000LL,
-                                s->recipient_id, errors, receipt, &dup, err);
+                                s->recipient_id, errors, receipt->id, &dup, err);
     free(errors);
     if (rc != CT_OK)
         return rc;
@@ -246,7 +260,8 @@ static ct_rc ingest_status(struct ct_tx *tx, const struct ct_wa_status *s, long 
     cJSON_AddNumberToObject(data, "message_id", (double)msg.id);
     cJSON_AddStringToObject(data, "wamid", s->wamid);
     cJSON_AddBoolToObject(data, "applied", applied);
-    cJSON_AddNumberToObject(data, "receipt_id", (double)receipt);
+    cJSON_AddNumberToObject(data, "receipt_id", (double)receipt->id);
+    cJSON_AddStringToObject(data, "receipt_sha256", receipt->sha256);
     if (s->error_code != 0)
         cJSON_AddNumberToObject(data, "error_code", s->error_code);
     ev.data = data;
@@ -316,12 +331,13 @@ static ct_rc ingest_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     memset(j->res, 0, sizeof(*j->res));
     j->failed_on_entry = false;
     rc = ct_store_receipt_insert(tx, j->body, j->len, j->verified, &j->res->receipt_id,
-                                 &j->res->receipt_duplicate, err);
+                                 &j->res->receipt_duplicate, j->receipt.sha256, err);
+    j->receipt.id = j->res->receipt_id;
     for (size_t i = 0; rc == CT_OK && i < b->nmessages; i++) {
         size_t m = j->morder[i];
         if (j->mout[m].set)
             continue;
-        rc = ingest_message(tx, &b->messages[m], j->res->receipt_id, j->res, err);
+        rc = ingest_message(tx, &b->messages[m], &j->receipt, j->res, err);
         if (rc != CT_OK) {
             j->failed_on_entry = true;
             j->failed_msg = true;
@@ -332,7 +348,7 @@ static ct_rc ingest_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
         size_t s = j->sorder[i];
         if (j->sout[s].set)
             continue;
-        rc = ingest_status(tx, &b->statuses[s], j->res->receipt_id, j->res, err);
+        rc = ingest_status(tx, &b->statuses[s], &j->receipt, j->res, err);
         if (rc != CT_OK) {
             j->failed_on_entry = true;
             j->failed_msg = false;

@@ -107,6 +107,7 @@ int ct_server_run(struct ct_config *cfg)
     memset(&srv, 0, sizeof(srv));
     atomic_init(&srv.inflight, 0);
     atomic_init(&srv.draining, false);
+    atomic_init(&srv.verifying, 0);
     srv.cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
     mg_init_library(0);
@@ -144,8 +145,10 @@ int ct_server_run(struct ct_config *cfg)
         goto out;
     }
     srv.pool = ct_pool_new(srv.cfg.database_url, srv.cfg.db_pool);
-    if (srv.pool != NULL)
+    if (srv.pool != NULL) {
         ct_pool_set_prepare(srv.pool, srv.cfg.db_prepare);
+        ct_pool_set_timeout(srv.pool, srv.cfg.db_timeout);
+    }
     srv.metrics = ct_metrics_new(ct_router_slots(), ct_router_label);
     if (srv.pool == NULL || srv.metrics == NULL) {
         ct_log_error("out of memory at start");

@@ -2,6 +2,7 @@
  * A broken connection is dropped and reopened on the next borrow, so casetrail recovers by
  * itself once PostgreSQL is back. */
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@ struct ct_pool {
     struct ct_stmt_cache *caches; /* caches[i]: what conns[i] has prepared */
     bool *busy;
     bool prepare;
+    int timeout_ms;     /* 0: no statement bounds (the CLI) */
     atomic_bool db_up;
 };
 
@@ -29,12 +31,16 @@ PGconn *ct_store_connect(const char *database_url)
 {
     /* Defaults first; with expand_dbname the caller's URL/conninfo is processed after them and
      * wins where it sets the same keyword. */
-    const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-    const char *vals[] = {"3", "casetrail", database_url, NULL};
+    /* a host that vanishes is noticed by TCP itself (keepalives, unacknowledged data after
+     * tcp_user_timeout ms); these only apply over TCP and are ignored on a Unix socket */
+    const char *keys[] = {"connect_timeout", "application_name", "keepalives", "keepalives_idle",
+                          "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                          "dbname", NULL};
+    const char *vals[] = {"3", "casetrail", "1", "10", "3", "3", "10000", database_url, NULL};
     PGconn *c;
 
     if (database_url == NULL)
-        keys[2] = NULL;
+        keys[7] = NULL;
     c = PQconnectdbParams(keys, vals, 1);
     if (c != NULL && PQstatus(c) == CONNECTION_OK) {
         /* set after connecting, so no options in DATABASE_URL can undo them: a webhook's 200
@@ -100,6 +106,11 @@ static void drop_conn(struct ct_pool *p, int slot)
     p->conns[slot] = NULL;
     p->caches[slot].n = 0;
     p->caches[slot].poisoned = false;
+}
+
+void ct_pool_set_timeout(struct ct_pool *p, int timeout_ms)
+{
+    p->timeout_ms = timeout_ms;
 }
 
 void ct_pool_set_prepare(struct ct_pool *p, bool prepare)
@@ -188,9 +199,15 @@ static ct_rc ensure_conn(struct ct_pool *p, int slot, struct ct_err *err)
         return ct_err_set(err, CT_E_UNAVAILABLE, "database_unavailable",
                           "could not reach the database");
     }
-    /* request sessions only (not migrations): a lock or statement that waits this long turns
-     * into a 503 the client retries, instead of a request that never ends */
-    PGresult *res = PQexec(c, "SET lock_timeout = '20s'; SET statement_timeout = '60s'");
+    /* request sessions only (not migrations or the CLI): a lock or statement that waits this
+     * long turns into a 503 the client retries, instead of a request that never ends */
+    char set[128];
+    if (p->timeout_ms > 0)
+        snprintf(set, sizeof(set), "SET lock_timeout = %d; SET statement_timeout = %d",
+                 p->timeout_ms * 4 / 5, p->timeout_ms);
+    else
+        snprintf(set, sizeof(set), "SET lock_timeout = 0; SET statement_timeout = 0");
+    PGresult *res = PQexec(c, set);
     bool ok = PQresultStatus(res) == PGRES_COMMAND_OK;
     PQclear(res);
     if (!ok) {
@@ -219,8 +236,49 @@ static unsigned long long sql_key(const char *sql)
     return h;
 }
 
+static long long mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Waits for the answer to what was just sent on tx, at most tx->wait_ms (0: forever); returns
+ * the last result (caller PQclear()s), or NULL when sending failed or the wait ran out. A
+ * timed-out connection is left mid-query, so the pool drops it when it goes back. libpq's
+ * blocking calls have no such bound: a frozen server would hold the request for good. */
+static PGresult *await(struct ct_tx *tx, int sent)
+{
+    PGresult *res, *last = NULL;
+    long long deadline = tx->wait_ms > 0 ? mono_ms() + tx->wait_ms : 0;
+
+    if (!sent)
+        return NULL;
+    while (PQisBusy(tx->conn)) {
+        struct pollfd pfd = {PQsocket(tx->conn), POLLIN, 0};
+        int wait = -1;
+        if (deadline > 0) {
+            long long left = deadline - mono_ms();
+            if (left <= 0) {
+                tx->timed_out = true;
+                return NULL;
+            }
+            wait = (int)left;
+        }
+        if (poll(&pfd, 1, wait) < 0 && errno != EINTR)
+            return NULL;
+        if (!PQconsumeInput(tx->conn))
+            break; /* the connection broke: PQgetResult reports it */
+    }
+    while ((res = PQgetResult(tx->conn)) != NULL) {
+        PQclear(last);
+        last = res;
+    }
+    return last;
+}
+
 /* Runs sql as a statement prepared once per connection (parse and plan once, not per call);
- * falls back to PQexecParams when there is no cache or it is full. */
+ * falls back to unnamed statements when there is no cache or it is full. */
 static PGresult *exec_prepared(struct ct_tx *tx, const char *sql, int nparams,
                                const char *const *params, const int *lengths, const int *formats)
 {
@@ -229,22 +287,21 @@ static PGresult *exec_prepared(struct ct_tx *tx, const char *sql, int nparams,
     unsigned long long key;
     int i;
 
-    if (c == NULL)
-        return PQexecParams(tx->conn, sql, nparams, NULL, params, lengths, formats, 0);
+    if (c == NULL || c->n == CT_STMT_CACHE)
+        return await(tx, PQsendQueryParams(tx->conn, sql, nparams, NULL, params, lengths,
+                                           formats, 0));
     key = sql_key(sql);
     for (i = 0; i < c->n && c->keys[i] != key; i++)
         ;
     snprintf(name, sizeof(name), "ct%016llx", key);
     if (i == c->n) {
-        if (c->n == CT_STMT_CACHE)
-            return PQexecParams(tx->conn, sql, nparams, NULL, params, lengths, formats, 0);
-        PGresult *res = PQprepare(tx->conn, name, sql, nparams, NULL);
+        PGresult *res = await(tx, PQsendPrepare(tx->conn, name, sql, nparams, NULL));
         if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
             return res; /* the caller maps the error */
         PQclear(res);
         c->keys[c->n++] = key;
     }
-    return PQexecPrepared(tx->conn, name, nparams, params, lengths, formats, 0);
+    return await(tx, PQsendQueryPrepared(tx->conn, name, nparams, params, lengths, formats, 0));
 }
 
 PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const char *const *params,
@@ -262,7 +319,12 @@ PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const c
     if (tx->cache != NULL && state != NULL &&
         (strcmp(state, "26000") == 0 || strcmp(state, "42P05") == 0 || strcmp(state, "0A000") == 0))
         tx->cache->poisoned = true;
-    if (PQstatus(tx->conn) != CONNECTION_OK || (state != NULL && strncmp(state, "08", 2) == 0) ||
+    if (tx->timed_out) {
+        ct_log_warn("the database did not answer within %d ms: giving up on it", tx->wait_ms);
+        ct_err_set(err, CT_E_UNAVAILABLE, "database_timeout",
+                   "the database did not answer in time, try again");
+    } else if (PQstatus(tx->conn) != CONNECTION_OK ||
+               (state != NULL && strncmp(state, "08", 2) == 0) ||
         (state != NULL && strncmp(state, "57P", 3) == 0)) {
         ct_err_set(err, CT_E_UNAVAILABLE, "database_unavailable", "could not reach the database");
     } else if (sqlstate_is(res, "23505")) {
@@ -307,11 +369,13 @@ ct_rc ct_tx_exec0(struct ct_tx *tx, const char *sql, int nparams, const char *co
     return CT_OK;
 }
 
-/* Transaction control goes as a simple query: nothing to prepare. */
+/* Transaction control goes unprepared: nothing to plan. */
 static ct_rc simple(struct ct_tx *tx, const char *sql, struct ct_err *err)
 {
-    struct ct_tx plain = {tx->conn, NULL};
-    return ct_tx_exec0(&plain, sql, 0, NULL, err);
+    struct ct_tx plain = {tx->conn, NULL, tx->wait_ms, false};
+    ct_rc rc = ct_tx_exec0(&plain, sql, 0, NULL, err);
+    tx->timed_out = tx->timed_out || plain.timed_out;
+    return rc;
 }
 
 static ct_rc run(struct ct_pool *p, bool in_tx, ct_tx_fn fn, void *arg, struct ct_err *err)
@@ -333,6 +397,9 @@ static ct_rc run(struct ct_pool *p, bool in_tx, ct_tx_fn fn, void *arg, struct c
             break;
         tx.conn = p->conns[slot];
         tx.cache = p->prepare ? &p->caches[slot] : NULL;
+        /* the server's statement_timeout fires first; this is for a server that cannot */
+        tx.wait_ms = p->timeout_ms > 0 ? p->timeout_ms + 2000 : 0;
+        tx.timed_out = false;
         if (in_tx) {
             rc = simple(&tx, "BEGIN", err);
             if (rc == CT_E_UNAVAILABLE && attempt == 0) {

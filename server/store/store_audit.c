@@ -116,6 +116,63 @@ static ct_rc load_texts(struct ct_tx *tx, bool ticket, const char *id, struct ct
     return CT_OK;
 }
 
+/* The row fields a chain vouches for, as (table, id, field, value) rows: the owner, and for a
+ * ticket every approval, message and receipt that its events name or that names the ticket.
+ * Payloads and receipt bodies are represented by their SHA-256 as PostgreSQL hashes them now. */
+#define FACTS_OF(tbl, alias, cols) "SELECT '" tbl "', " alias ".id, f.field, f.value FROM " tbl \
+    " " alias ", LATERAL (VALUES " cols ") f(field, value)"
+
+#define TICKET_FACTS                                                                          \
+    FACTS_OF("tickets", "t", "('status', t.status), ('priority', t.priority),"                \
+             " ('escalation_level', t.escalation_level::text),"                              \
+             " ('assignee_id', t.assignee_id::text)")                                         \
+    " WHERE t.id = $1 UNION ALL "                                                             \
+    FACTS_OF("approvals", "a", "('ticket_id', a.ticket_id::text), ('kind', a.kind),"          \
+             " ('amount_minor', a.amount_minor::text), ('currency', a.currency),"             \
+             " ('requested_by', a.requested_by::text), ('status', a.status),"                 \
+             " ('decided_by', a.decided_by::text)")                                           \
+    " WHERE a.ticket_id = $1 OR a.id::text IN (SELECT e.data->>'approval_id' FROM events e"   \
+    "   WHERE e.ticket_id = $1 AND e.data ? 'approval_id') UNION ALL "                       \
+    FACTS_OF("messages", "m", "('ticket_id', m.ticket_id::text), ('direction', m.direction)," \
+             " ('type', m.type), ('wamid', m.wamid), ('payload_sha256',"                     \
+             " encode(sha256(convert_to(m.payload::text, 'UTF8')), 'hex'))")                  \
+    " WHERE m.ticket_id = $1 OR m.id::text IN (SELECT e.data->>'message_id' FROM events e"    \
+    "   WHERE e.ticket_id = $1 AND e.action = '" CT_EV_MESSAGE_RECEIVED "') UNION ALL "      \
+    FACTS_OF("webhook_receipts", "r", "('body_sha256', encode(r.body_sha256, 'hex')),"        \
+             " ('body_sha256_now', encode(sha256(r.body), 'hex'))")                           \
+    " WHERE r.id::text IN (SELECT e.data->>'receipt_id' FROM events e"                        \
+    "   WHERE e.ticket_id = $1 AND e.data ? 'receipt_sha256')"
+
+#define USER_FACTS                                                                            \
+    FACTS_OF("users", "u", "('role', u.role), ('approval_limit_minor',"                       \
+             " u.approval_limit_minor::text), ('active', CASE WHEN u.active THEN 't' ELSE 'f'" \
+             " END)") " WHERE u.id = $1"
+
+static ct_rc load_facts(struct ct_tx *tx, bool ticket, const char *id, struct ct_chain *c,
+                        struct ct_err *err)
+{
+    const char *pv[] = {id};
+    PGresult *res = ct_tx_exec(tx, ticket ? TICKET_FACTS : USER_FACTS, 1, pv, err);
+    if (res == NULL)
+        return err->rc;
+    int n = PQntuples(res);
+    c->facts = calloc(n > 0 ? (size_t)n : 1, sizeof(*c->facts));
+    if (c->facts == NULL) {
+        PQclear(res);
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        struct ct_fact *f = &c->facts[i];
+        snprintf(f->table, sizeof(f->table), "%s", PQgetvalue(res, i, 0));
+        f->id = atoll(PQgetvalue(res, i, 1));
+        snprintf(f->field, sizeof(f->field), "%s", PQgetvalue(res, i, 2));
+        f->value = dup_col(res, i, 3);
+        c->nfacts++;
+    }
+    PQclear(res);
+    return CT_OK;
+}
+
 ct_rc ct_store_chain_load(struct ct_tx *tx, const char *kind, long long id, struct ct_chain *out,
                           struct ct_err *err)
 {
@@ -152,6 +209,8 @@ ct_rc ct_store_chain_load(struct ct_tx *tx, const char *kind, long long id, stru
     rc = load_events(tx, ticket, ids, out, err);
     if (rc == CT_OK)
         rc = load_texts(tx, ticket, ids, out, err);
+    if (rc == CT_OK)
+        rc = load_facts(tx, ticket, ids, out, err);
     if (rc != CT_OK)
         ct_chain_free(out);
     return rc;
@@ -161,11 +220,10 @@ ct_rc ct_store_chain_list(struct ct_tx *tx, char (**kinds)[8], long long **ids, 
                           struct ct_err *err)
 {
     PGresult *res = ct_tx_exec(tx,
-                               "SELECT 'ticket', id FROM tickets WHERE last_seq > 0"
-                               " OR EXISTS (SELECT 1 FROM events WHERE ticket_id = tickets.id)"
-                               " UNION ALL SELECT 'user', id FROM users WHERE last_seq > 0"
-                               " OR EXISTS (SELECT 1 FROM events WHERE ticket_id IS NULL"
-                               " AND user_id = users.id) ORDER BY 1, 2",
+                               /* every owner, not only those with events: a row
+                                * inserted behind the chain's back is a break too */
+                               "SELECT 'ticket', id FROM tickets"
+                               " UNION ALL SELECT 'user', id FROM users ORDER BY 1, 2",
                                0, NULL, err);
     *kinds = NULL;
     *ids = NULL;

@@ -5,15 +5,17 @@
 
 #include <openssl/evp.h>
 
+#include "casetrail/text.h"
 #include "store_internal.h"
 
 ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, bool verified,
-                              long long *id, bool *dup, struct ct_err *err)
+                              long long *id, bool *dup, char sha256_hex[65], struct ct_err *err)
 {
     unsigned char sum[32];
     unsigned int sumlen = 0;
     struct ct_params p = {0}, h = {0};
     EVP_Digest(body, len, sum, &sumlen, EVP_sha256(), NULL);
+    ct_hex_encode(sum, sizeof(sum), sha256_hex);
     ct_param_bin(&p, body, len);
     ct_param_bin(&p, sum, sizeof(sum));
     ct_param_ll(&p, (long long)len);
@@ -101,7 +103,7 @@ ct_rc ct_store_message_exists(struct ct_tx *tx, const char *wamid, bool *exists,
 }
 
 ct_rc ct_store_message_insert(struct ct_tx *tx, const struct ct_message_new *m, long long *id,
-                              bool *dup, struct ct_err *err)
+                              bool *dup, char payload_sha256[65], struct ct_err *err)
 {
     struct ct_params p = {0};
     ct_param_str(&p, m->wamid);
@@ -122,12 +124,16 @@ ct_rc ct_store_message_insert(struct ct_tx *tx, const struct ct_message_new *m, 
                     "INSERT INTO messages (wamid, ticket_id, contact_id, direction, type,"
                     " body, payload, context_wamid, sent_at, receipt_id, received_at)"
                     " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)"
-                    " ON CONFLICT (wamid) DO NOTHING RETURNING id",
+                    " ON CONFLICT (wamid) DO NOTHING RETURNING id,"
+                    " encode(sha256(convert_to(payload::text, 'UTF8')), 'hex')",
                     &p, err);
     if (res == NULL)
         return err->rc;
     *dup = PQntuples(res) == 0;
     *id = *dup ? 0 : atoll(PQgetvalue(res, 0, 0));
+    payload_sha256[0] = '\0';
+    if (!*dup)
+        ct_store_copy(payload_sha256, 65, res, 0, 1);
     PQclear(res);
     return CT_OK;
 }

@@ -17,6 +17,8 @@ struct ct_stmt_cache {
 struct ct_tx {
     PGconn *conn;
     struct ct_stmt_cache *cache; /* the connection's; statements are prepared once per connection */
+    int wait_ms;                 /* longest wait for one answer; 0 waits forever */
+    bool timed_out;              /* an answer did not come in time: the connection is dropped */
 };
 
 /* Runs a parameterised statement. Returns the result (caller PQclear()s) when it succeeded,

@@ -22,10 +22,12 @@ import concurrent.futures
 import hashlib
 import hmac
 import json
+import re
 import os
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 import harness  # noqa: E402
@@ -195,7 +197,8 @@ class AuditTest(ServerTest):
         v = self.api_verify(tid)
         self.assertEqual((v["ok"], v.get("first_bad_seq")), (False, seq), v)
         self.assertRegex(v["reason"], reason_re)
-        self.assertEqual(set(v), {"ok", "first_bad_seq", "reason"})
+        self.assertIn(set(v), ({"ok", "first_bad_seq", "reason"},
+                               {"ok", "first_bad_seq", "reason", "table", "row", "field"}))
         code, fails, summary, out = self.cli_verify()
         self.assertEqual(code, 1, out)
         self.assertEqual(len(fails), 1, out)
@@ -405,15 +408,12 @@ class Tampering(AuditTest):
                                "UPDATE text_salts SET salt = decode(:'orig', 'hex') WHERE scope = :'s'",
                                r'"actor_name" was changed', s=scope, x=flip(salt, 0), orig=salt)
 
-    def test_erased_text_counts_as_redacted_not_as_a_break(self):
+    def test_emptied_text_is_a_break_without_a_recorded_erasure(self):
+        # issue 9 item 5: a missing text is "redacted" only when an erasure event says so
         eid = self.event_id(self.tid, SEQ_NOTE)
         self.q("UPDATE event_texts SET body = NULL WHERE event_id = :'e' AND field = 'note'", e=eid)
         try:
-            evs = self.events(self.tid)
-            self.assertEqual(self.api_verify(self.tid),
-                             {"ok": True, "events": 9, "head": evs[-1]["hash"], "redacted": 1})
-            code, fails, summary, out = self.cli_verify()
-            self.assertEqual((code, fails, summary["ok"], summary["redacted"]), (0, [], True, 1), out)
+            self.assert_broken_at(self.tid, SEQ_NOTE, r'"note" was emptied, and the chain records no')
         finally:
             self.q("UPDATE event_texts SET body = 'called the courier, parcel at hub'"
                    " WHERE event_id = :'e' AND field = 'note'", e=eid)
@@ -463,6 +463,173 @@ class Tampering(AuditTest):
         self.assert_intact(self.tid, 9)
 
 
+class SuperuserEdits(AuditTest):
+    """Issue 9 item 5: ten quiet edits a database superuser can make to what people see, each
+    of which used to pass verify. Each must now be caught by both verifiers naming the table,
+    row and field (or the text), and verify must pass again after the undo."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.tid = None
+
+    def setUp(self):
+        if SuperuserEdits.tid is None:
+            SuperuserEdits.tid = self.workflow("923440000001")
+        self.assert_intact(self.tid, 9)
+
+    def edit_and_undo(self, edit, undo, seq, reason_re, table=None, field=None, chain=None):
+        self.q(edit)
+        try:
+            if chain is None:
+                v = self.api_verify(self.tid)
+                self.assertEqual((v["ok"], v["first_bad_seq"]), (False, seq), v)
+                self.assertRegex(v["reason"], reason_re)
+                if table is not None:
+                    self.assertEqual((v.get("table"), v.get("field")), (table, field), v)
+                self.assert_broken_at(self.tid, seq, reason_re)
+            else:
+                code, fails, summary, out = self.cli_verify()
+                self.assertEqual(code, 1, out)
+                self.assertTrue(any(f.startswith(chain) and re.search(reason_re, f)
+                                    for f in fails), out)
+        finally:
+            self.q(undo)
+        self.assert_intact(self.tid, 9)
+
+    def ids(self):
+        t = self.tid
+        return {
+            "m": self.one(f"SELECT id FROM messages WHERE ticket_id = {t}"),
+            "r": self.one(f"SELECT receipt_id FROM messages WHERE ticket_id = {t}"),
+            "a": self.one(f"SELECT id FROM approvals WHERE ticket_id = {t}"),
+        }
+
+    def test_receipt_body_rewritten_with_its_hash(self):
+        r = self.ids()["r"]
+        orig = self.one(f"SELECT encode(body, 'hex') FROM webhook_receipts WHERE id = {r}")
+        forged = "replace(convert_from(body, 'UTF8'), 'where is my order', 'cancel my order')"
+        self.edit_and_undo(
+            f"UPDATE webhook_receipts SET body = convert_to({forged}, 'UTF8'),"
+            f" body_sha256 = sha256(convert_to({forged}, 'UTF8')) WHERE id = {r}",
+            f"UPDATE webhook_receipts SET body = decode('{orig}', 'hex'),"
+            f" body_sha256 = sha256(decode('{orig}', 'hex')) WHERE id = {r}",
+            SEQ_MESSAGE, r"webhook_receipts row \d+ field body_sha256 is", "webhook_receipts",
+            "body_sha256")
+
+    def test_message_payload_edited(self):
+        m = self.ids()["m"]
+        orig = self.one(f"SELECT payload::text FROM messages WHERE id = {m}")
+        self.edit_and_undo(
+            f"UPDATE messages SET payload = jsonb_set(payload, '{{text,body}}', '\"all good\"')"
+            f" WHERE id = {m}",
+            f"UPDATE messages SET payload = $${orig}$$::jsonb WHERE id = {m}",
+            SEQ_MESSAGE, "field payload_sha256", "messages", "payload_sha256")
+
+    def test_message_moved_to_another_ticket(self):
+        m = self.ids()["m"]
+        other = self.new_ticket("923440000002")
+        self.edit_and_undo(f"UPDATE messages SET ticket_id = {other} WHERE id = {m}",
+                           f"UPDATE messages SET ticket_id = {self.tid} WHERE id = {m}",
+                           SEQ_MESSAGE, f"field ticket_id is {other}", None, None,
+                           chain=f"FAIL ticket {self.tid} seq {SEQ_MESSAGE}")
+        v = self.api_verify(other)
+        self.assertTrue(v["ok"], v)
+
+    def test_approval_amount_multiplied(self):
+        a = self.ids()["a"]
+        self.edit_and_undo(f"UPDATE approvals SET amount_minor = amount_minor * 100 WHERE id = {a}",
+                           f"UPDATE approvals SET amount_minor = amount_minor / 100 WHERE id = {a}",
+                           SEQ_APPROVAL_REQ, "field amount_minor is 500000 but the chain .* says 5000",
+                           "approvals", "amount_minor")
+
+    def test_approval_flipped_to_denied(self):
+        a = self.ids()["a"]
+        self.edit_and_undo(f"UPDATE approvals SET status = 'denied' WHERE id = {a}",
+                           f"UPDATE approvals SET status = 'approved' WHERE id = {a}",
+                           SEQ_APPROVAL_DEC, "field status is denied but the chain .* says approved",
+                           "approvals", "status")
+
+    def test_ticket_status_and_priority_changed(self):
+        t = self.tid
+        self.edit_and_undo(f"UPDATE tickets SET status = 'closed' WHERE id = {t}",
+                           f"UPDATE tickets SET status = 'pending' WHERE id = {t}",
+                           SEQ_PENDING, "field status is closed but the chain .* says pending",
+                           "tickets", "status")
+        self.edit_and_undo(f"UPDATE tickets SET priority = 'urgent' WHERE id = {t}",
+                           f"UPDATE tickets SET priority = 'normal' WHERE id = {t}",
+                           SEQ_CREATED, "field priority is urgent", "tickets", "priority")
+
+    def test_agent_made_admin_with_a_large_limit(self):
+        uid = self.one("SELECT id FROM users WHERE name = 'agt'")
+        self.edit_and_undo(
+            f"UPDATE users SET role = 'admin', approval_limit_minor = 99999999 WHERE id = {uid}",
+            f"UPDATE users SET role = 'agent', approval_limit_minor = NULL WHERE id = {uid}",
+            0, "users row \\d+ field role is admin but the chain .* says agent",
+            chain=f"FAIL user {uid} seq 1")
+
+    def test_staff_salt_destroyed(self):
+        salt = self.one("SELECT encode(salt, 'hex') FROM text_salts WHERE scope = 'staff'")
+        # a superuser turns off the foreign-key triggers to get past event_texts' reference
+        self.edit_and_undo("SET session_replication_role = replica;"
+                           " DELETE FROM text_salts WHERE scope = 'staff'",
+                           f"INSERT INTO text_salts (scope, salt) VALUES ('staff',"
+                           f" decode('{salt}', 'hex'))",
+                           SEQ_ASSIGN, "lost its salt, and the chain records no erasure",
+                           chain=f"FAIL ticket {self.tid} seq {SEQ_ASSIGN}")
+
+    def test_note_text_nulled(self):
+        eid = self.event_id(self.tid, SEQ_NOTE)
+        self.edit_and_undo(f"UPDATE event_texts SET body = NULL WHERE event_id = {eid}"
+                           " AND field = 'note'",
+                           "UPDATE event_texts SET body = 'called the courier, parcel at hub'"
+                           f" WHERE event_id = {eid} AND field = 'note'",
+                           SEQ_NOTE, '"note" was emptied')
+
+    def test_message_row_deleted_event_kept(self):
+        m = self.ids()["m"]
+        saved = self.one(f"SELECT row_to_json(m)::text FROM messages m WHERE id = {m}")
+        self.edit_and_undo(f"DELETE FROM messages WHERE id = {m}",
+                           "INSERT INTO messages SELECT * FROM json_populate_record(NULL::messages,"
+                           f" $${saved}$$::json)",
+                           SEQ_MESSAGE, "(messages row \\d+, recorded by event seq 2, no longer"
+                           "|text \"body\" was removed)")
+
+
+class VerifyLoad(AuditTest):
+    """Issue 9 item 5: verify must not starve the pool. Forty verifies of a 30,000-event ticket
+    at once made a webhook wait 10 s; now only CASETRAIL_VERIFY_CONCURRENCY run at once and the
+    rest are 503 verify_busy with Retry-After, while webhooks go on."""
+
+    server_env = {"CASETRAIL_VERIFY_CONCURRENCY": "1"}
+
+    def test_a_second_verify_is_turned_away_while_one_runs(self):
+        tid = self.workflow("923550000001")
+        # hold a verify inside its facts query: a lock on approvals stalls its snapshot read
+        locker = subprocess.Popen(["psql", self.dsn, "-AtXq", "-c",
+                                   "BEGIN; LOCK TABLE approvals IN ACCESS EXCLUSIVE MODE;"
+                                   " SELECT pg_sleep(3); COMMIT;"])
+        try:
+            time.sleep(0.5)
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                first = pool.submit(self.srv.get, f"/api/tickets/{tid}/verify", token=self.qa)
+                time.sleep(0.7)
+                second = self.srv.get(f"/api/tickets/{tid}/verify", token=self.qa)
+                self.assertEqual(second.status, 503, second)
+                self.assertEqual(second.json()["error"]["code"], "verify_busy")
+                self.assertEqual(second.headers.get("retry-after"), "1")
+                # webhooks are not held up by it
+                t0 = time.time()
+                r = post_webhook(self.srv, text_payload("wamid.during-verify", "923550000002",
+                                                        1760499000, "still here?"))
+                self.assertEqual(r.status, 200, r)
+                self.assertLess(time.time() - t0, 2.0)
+                self.assertEqual(first.result(timeout=30).status, 200)
+        finally:
+            locker.wait(timeout=30)
+        self.assertTrue(self.api_verify(tid)["ok"])
+
+
 class RemovedEvents(AuditTest):
     def test_removed_last_event_and_rewound_head(self):
         tid = self.workflow("923330000001")
@@ -483,14 +650,20 @@ class RemovedEvents(AuditTest):
         self.assertTrue(fails[1].startswith("FAIL digest: "), out)
         self.assertEqual((summary["ok"], summary["failures"]), (False, 2), out)
 
-        # the attacker also rewinds the head: the chain alone now looks complete ...
+        # the attacker also rewinds the head: the chain alone now looks complete, but the
+        # approval it decided still says approved, which the shortened chain does not
         self.q(f"UPDATE tickets SET last_seq = 8, chain_head = decode('{evs[-2]['hash']}', 'hex')"
                f" WHERE id = {tid}")
+        v = self.api_verify(tid)
+        self.assertEqual((v["ok"], v["first_bad_seq"], v["table"], v["field"]),
+                         (False, 8, "approvals", "status"), v)
+        self.assertRegex(v["reason"], r"field status is approved but the chain \(seq 8\) says pending")
+        # with the approval row rewound too, only the digest catches it
+        self.q(f"UPDATE approvals SET status = 'pending', decided_by = NULL WHERE ticket_id = {tid}")
         self.assertEqual(self.api_verify(tid), {"ok": True, "events": 8, "head": evs[-2]["hash"],
                                                 "redacted": 0})
         code, fails, summary, out = self.cli_verify()
         self.assertEqual((code, fails, summary["ok"]), (0, [], True), out)
-        # ... and only the digest catches it
         code, fails, summary, out = self.cli_verify("--digest", d)
         self.assertEqual(code, 1, out)
         self.assertEqual(len(fails), 1, out)

@@ -3,6 +3,7 @@
 casetrail. Runs alone (RUN_SERIAL): it stops the shared test cluster. Look at server/store/pool.c
 (reconnect) when it fails."""
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -59,6 +60,45 @@ class DatabaseRestart(ServerTest):
                                                                     1760490000, "are you there?"))
             self.assertEqual(r.status, 200, r)
         self.assertEqual(self.one("SELECT count(*) FROM messages WHERE wamid = 'wamid.during-outage'"), "1")
+
+
+class FrozenDatabase(ServerTest):
+    """Issue 9: with PostgreSQL frozen (SIGSTOP), webhooks hung 90 s or more, because libpq's
+    blocking calls have no client-side bound. Now a statement that gets no answer within
+    CASETRAIL_DB_TIMEOUT + 2 s is a 503 (Meta retries), and the next request works on a fresh
+    connection once the database answers again."""
+
+    server_env = {"CASETRAIL_DB_TIMEOUT": "1000"}
+
+    def backends(self):
+        rows = self.q("SELECT pid FROM pg_stat_activity WHERE application_name = 'casetrail'"
+                      " AND datname = current_database()")
+        return [int(r[0]) for r in rows]
+
+    def test_a_frozen_database_is_a_503_within_seconds(self):
+        payload = harness.text_payload("wamid.frozen", "923777000002", 1760490100, "hello?")
+        self.assertEqual(self.srv.get("/readyz").status, 200)  # the pool holds a connection
+        pids = self.backends()
+        self.assertTrue(pids)
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        try:
+            t0 = time.time()
+            statuses = [harness.post_webhook(self.srv, payload).status for _ in range(len(pids))]
+            took = time.time() - t0
+            # a frozen connection is given up on after 1 s + 2 s and dropped: the request is
+            # retried on a fresh connection (200) or answered 503; none hangs
+            self.assertTrue(set(statuses) <= {200, 503}, statuses)
+            self.assertLess(took, len(pids) * 4.5, statuses)
+            self.assertIn("did not answer", self.srv.read_log())
+        finally:
+            for pid in pids:
+                os.kill(pid, signal.SIGCONT)
+        # fresh connections work, and the retried webhook is stored once
+        r = harness.post_webhook(self.srv, payload)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.one("SELECT count(*) FROM messages WHERE wamid = 'wamid.frozen'"),
+                         "1")
 
 
 if __name__ == "__main__":

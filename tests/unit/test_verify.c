@@ -5,10 +5,12 @@
 #include <cjson/cJSON.h>
 
 #include "casetrail/audit.h"
+#include "casetrail/model.h"
 #include "t.h"
 
 #define NEV 4
 #define MAXTEXTS 3
+#define MAXFACTS 8
 
 struct spec_text {
     const char *field;      /* listed in bytewise order: the digests JSON is built from them */
@@ -75,6 +77,16 @@ static void spec_digests(const struct spec *s, char **canon, char **stored)
     *stored = strdup(st);
 }
 
+static void add_fact(struct ct_chain *c, const char *table, long long id, const char *field,
+                     const char *value)
+{
+    struct ct_fact *f = &c->facts[c->nfacts++];
+    snprintf(f->table, sizeof(f->table), "%s", table);
+    f->id = id;
+    snprintf(f->field, sizeof(f->field), "%s", field);
+    f->value = value != NULL ? strdup(value) : NULL;
+}
+
 /* A fresh, valid chain "ticket:7" of the NEV spec events with a matching owner head. Room for
  * one more event row, so a tamper case can duplicate one. */
 static void build_chain(struct ct_chain *c)
@@ -125,6 +137,14 @@ static void build_chain(struct ct_chain *c)
     c->has_head = true;
     c->head_seq = NEV;
     memcpy(c->head, prev, CT_HASH_LEN);
+    /* the ticket row as the events leave it: created, then resolved at seq 4 */
+    static const struct {
+        const char *field, *value;
+    } row[] = {{"status", "resolved"}, {"priority", "normal"}, {"escalation_level", "0"},
+               {"assignee_id", NULL}};
+    c->facts = calloc(MAXFACTS, sizeof(*c->facts));
+    for (size_t i = 0; i < sizeof(row) / sizeof(row[0]); i++)
+        add_fact(c, "tickets", 7, row[i].field, row[i].value);
 }
 
 static void free_event(struct ct_event_row *e)
@@ -267,6 +287,35 @@ static void rehash_from(struct ct_chain *c, size_t i)
     memcpy(c->head, c->events[c->nevents - 1].hash, CT_HASH_LEN);
 }
 
+/* an erasure recorded in the chain makes the emptied text lawful */
+static void t_erasure_recorded(struct ct_chain *c)
+{
+    struct ct_event_row *e = &c->events[c->nevents];
+    memset(e, 0, sizeof(*e));
+    e->id = 120;
+    e->seq = (long long)c->nevents + 1;
+    e->action = strdup(CT_EV_ERASED);
+    e->actor_type = strdup("system");
+    e->actor_id = strdup("cli");
+    e->occurred_us = 1760443500000000LL;
+    e->recorded_us = 1760443500000100LL;
+    c->nevents++;
+    c->head_seq++;
+    set_str(&c->texts[1].body, NULL);
+    c->texts[2].has_salt = false;
+    rehash_from(c, c->nevents - 1);
+}
+/* the rows people see, edited with the chain left alone */
+static void t_fact_status(struct ct_chain *c) { set_str(&c->facts[0].value, "closed"); }
+static void t_fact_assignee(struct ct_chain *c) { set_str(&c->facts[3].value, "9"); }
+static void t_fact_row_gone(struct ct_chain *c)
+{
+    for (size_t i = 0; i < c->nfacts; i++)
+        free(c->facts[i].value);
+    c->nfacts = 0;
+}
+static void t_fact_extra_row(struct ct_chain *c) { add_fact(c, "messages", 44, "ticket_id", "7"); }
+
 static void t_rehashed(struct ct_chain *c)
 {
     set_str(&c->events[1].to_value, "closed");
@@ -337,14 +386,21 @@ static const struct tamper TAMPER[] = {
     /* Accepted today, by design or as a known limit: */
     /* the row id is not hashed; only seq orders the chain */
     {"changed row id", t_id, true, 0, 4, 0, ""},
-    /* a lawful erasure: body gone, digest kept */
-    {"text erased", t_text_erased, true, 0, 4, 1, ""},
-    /* a destroyed salt counts as an erasure: the verifier cannot tell it from tampering ... */
-    {"salt missing", t_salt_gone, true, 0, 4, 1, ""},
-    /* ... so once the salt is gone the text can be rewritten unnoticed */
-    {"salt missing, text edited", t_salt_gone_edited, true, 0, 4, 1, ""},
-    /* without the owner's head a dropped tail is invisible: the head is what catches it */
-    {"truncated, no head", t_truncate_nohead, true, 0, 3, 0, ""},
+    /* a text or salt may only go with an erasure the chain records (issue 9 item 5) */
+    {"text erased", t_text_erased, false, 3, 2, 0, "was emptied, and the chain records no"},
+    {"salt missing", t_salt_gone, false, 3, 2, 0, "lost its salt, and the chain records no"},
+    {"salt missing, text edited", t_salt_gone_edited, false, 3, 2, 0, "lost its salt"},
+    {"erasure recorded", t_erasure_recorded, true, 0, 5, 2, ""},
+    /* without the owner's head a dropped tail is caught by the ticket row: still resolved */
+    {"truncated, no head", t_truncate_nohead, false, 2, 3, 0,
+     "tickets row 7 field status is resolved but the chain (seq 2) says pending"},
+    /* the rows people see must be what the events say */
+    {"ticket status edited", t_fact_status, false, 4, 4, 0,
+     "tickets row 7 field status is closed but the chain (seq 4) says resolved"},
+    {"ticket assignee edited", t_fact_assignee, false, 1, 4, 0, "field assignee_id is 9"},
+    {"ticket row gone", t_fact_row_gone, false, 4, 4, 0, "tickets row 7"},
+    {"row claims the ticket", t_fact_extra_row, false, 0, 4, 0,
+     "messages row 44 belongs to ticket:7 but no event records it"},
     /* a consistent rewrite of hashes and head passes here; the signed digest root catches it */
     {"rewritten and re-hashed", t_rehashed, true, 0, 4, 0, ""},
 };
