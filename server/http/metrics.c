@@ -1,5 +1,5 @@
-/* metrics.c: request counters by route and status, one latency histogram, pool gauges, in
- * Prometheus text exposition format. */
+/* metrics.c: request counters by route and status, one latency histogram, body timeouts, pool
+ * gauges, in Prometheus text exposition format. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -24,6 +24,7 @@ struct ct_metrics {
     unsigned long long buckets[NBOUNDS + 1];
     double sum;
     unsigned long long total;
+    unsigned long long body_timeouts; /* answers 408: only ct_http_read_body sends that */
 };
 
 struct ct_metrics *ct_metrics_new(size_t nslots, void (*label)(size_t i, char *buf, size_t len))
@@ -69,6 +70,8 @@ void ct_metrics_observe(struct ct_metrics *m, size_t slot, int status, double se
     m->buckets[b]++;
     m->sum += seconds;
     m->total++;
+    if (status == 408)
+        m->body_timeouts++;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -100,6 +103,12 @@ char *ct_metrics_render(struct ct_metrics *m, struct ct_pool *pool)
     ct_buf_addf(&o, "casetrail_http_request_duration_seconds_bucket{le=\"+Inf\"} %llu\n", cum);
     ct_buf_addf(&o, "casetrail_http_request_duration_seconds_sum %.6f\n", m->sum);
     ct_buf_addf(&o, "casetrail_http_request_duration_seconds_count %llu\n", m->total);
+    ct_buf_addf(&o,
+                "# HELP casetrail_http_body_timeouts_total Request bodies cut off (408) for "
+                "arriving too slowly.\n"
+                "# TYPE casetrail_http_body_timeouts_total counter\n"
+                "casetrail_http_body_timeouts_total %llu\n",
+                m->body_timeouts);
     pthread_mutex_unlock(&m->mu);
     ct_buf_addf(&o,
                 "# HELP casetrail_db_pool_connections_in_use Database connections borrowed now.\n"
