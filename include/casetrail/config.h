@@ -16,6 +16,9 @@ struct ct_config {
     char listen_host[64];    /* CASETRAIL_LISTEN host part */
     int listen_port;         /* CASETRAIL_LISTEN port part; 0 picks a free port */
     int threads;             /* CASETRAIL_THREADS */
+    int header_timeout_ms;   /* CASETRAIL_HEADER_TIMEOUT: whole request head */
+    int body_timeout_ms;     /* CASETRAIL_BODY_TIMEOUT: whole request body */
+    int keepalive_timeout_ms; /* CASETRAIL_KEEPALIVE_TIMEOUT: idle wait for a next request */
     int db_pool;             /* CASETRAIL_DB_POOL */
     bool db_prepare;         /* CASETRAIL_DB_PREPARE: prepare statements once per connection */
     char *web_root;          /* CASETRAIL_WEB_ROOT */

@@ -15,7 +15,8 @@ typedef enum {
     CT_E_TOO_LARGE,    /* 413 */
     CT_E_UNPROCESSABLE,/* 422 */
     CT_E_UNAVAILABLE,  /* 503: the database could not be reached */
-    CT_E_INTERNAL      /* 500 */
+    CT_E_INTERNAL,     /* 500 */
+    CT_E_TIMEOUT       /* 408: the client did not send its request in time */
 } ct_rc;
 
 struct ct_err {

@@ -14,6 +14,7 @@ void ct_metrics_free(struct ct_metrics *m);
 /* Event counters beyond requests; each is rendered as casetrail_<name>_total. */
 enum ct_counter {
     CT_COUNTER_WEBHOOK_REJECTS, /* webhook entries refused and recorded beside their receipt */
+    CT_COUNTER_BODY_TIMEOUTS,   /* request bodies cut off with 408 */
     CT_COUNTER_COUNT
 };
 

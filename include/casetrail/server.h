@@ -12,12 +12,14 @@
 struct mg_context;
 struct ct_pool;
 struct ct_metrics;
+struct ct_watchdog;
 
 struct ct_server {
     struct ct_config cfg;       /* owned; read-only after start */
     struct ct_pool *pool;       /* owned; thread-safe */
     struct ct_metrics *metrics; /* owned; thread-safe */
     struct mg_context *mg;      /* owned; civetweb worker threads */
+    struct ct_watchdog *watchdog; /* owned; ends request bodies that arrive too slowly */
     int schema_latest;          /* highest migration shipped with this binary's migrations dir */
     int port;                   /* the port actually bound (CASETRAIL_LISTEN may say 0) */
     atomic_int inflight;        /* requests being handled now */

@@ -187,8 +187,16 @@ static const struct var vars[] = {
     {"DATABASE_URL", AT(database_url), p_string, NULL, 0, 0, NULL},
     {"CASETRAIL_LISTEN", AT(listen_host), p_listen, "127.0.0.1:8080", 0, 0,
      "CASETRAIL_LISTEN must be HOST:PORT with a port from 0 to 65535"},
-    {"CASETRAIL_THREADS", AT(threads), p_int, "32", 2, 1024,
+    /* each worker is held by one connection while its request arrives: enough of them that
+     * a few dozen slow clients leave room for everyone else (stacks are small, ~100 KiB) */
+    {"CASETRAIL_THREADS", AT(threads), p_int, "128", 2, 1024,
      "CASETRAIL_THREADS must be an integer from 2 to 1024"},
+    {"CASETRAIL_HEADER_TIMEOUT", AT(header_timeout_ms), p_int, "5000", 500, 120000,
+     "CASETRAIL_HEADER_TIMEOUT must be milliseconds from 500 to 120000"},
+    {"CASETRAIL_BODY_TIMEOUT", AT(body_timeout_ms), p_int, "10000", 500, 600000,
+     "CASETRAIL_BODY_TIMEOUT must be milliseconds from 500 to 600000"},
+    {"CASETRAIL_KEEPALIVE_TIMEOUT", AT(keepalive_timeout_ms), p_int, "5000", 100, 120000,
+     "CASETRAIL_KEEPALIVE_TIMEOUT must be milliseconds from 100 to 120000"},
     {"CASETRAIL_DB_POOL", AT(db_pool), p_int, NULL, 1, 256,
      "CASETRAIL_DB_POOL must be an integer from 1 to 256"},
     {"CASETRAIL_DB_PREPARE", AT(db_prepare), p_flag, "1", 0, 0,

@@ -27,7 +27,7 @@ int ct_err_http_status(ct_rc rc)
         [CT_OK] = 200,           [CT_E_INVALID] = 400,    [CT_E_UNAUTHORIZED] = 401,
         [CT_E_FORBIDDEN] = 403,  [CT_E_NOT_FOUND] = 404,  [CT_E_CONFLICT] = 409,
         [CT_E_TOO_LARGE] = 413,  [CT_E_UNPROCESSABLE] = 422,
-        [CT_E_UNAVAILABLE] = 503, [CT_E_INTERNAL] = 500,
+        [CT_E_UNAVAILABLE] = 503, [CT_E_INTERNAL] = 500,  [CT_E_TIMEOUT] = 408,
     };
     if ((unsigned)rc >= sizeof(status) / sizeof(status[0]))
         return 500;

@@ -10,7 +10,9 @@
 
 #include "casetrail/http.h"
 #include "casetrail/json.h"
+#include "casetrail/log.h"
 #include "casetrail/text.h"
+#include "casetrail/watchdog.h"
 
 void ct_http_write_head(struct mg_connection *conn, int status, const char *content_type,
                         long long len, const char *extra)
@@ -108,15 +110,29 @@ void ct_http_fail(struct ct_req *req, ct_rc rc, const char *code, const char *fm
     ct_http_send_error(req, &err);
 }
 
-/* Reads and throws away what is left of an oversized body (bounded), so the client sees our
- * 413 instead of a reset connection while it is still sending. */
+/* Starts the body deadline of req's connection (see ct_http_read_body). */
+static void watch_body(struct ct_req *req, struct ct_watch *w)
+{
+    const struct mg_request_info *ri = mg_get_request_info(req->conn);
+    int local = ri->server_port > 0 ? ri->server_port : req->srv->port;
+    ct_watchdog_arm(req->srv->watchdog, w, ri->remote_addr, ri->remote_port, local,
+                    req->srv->cfg.body_timeout_ms);
+}
+
+/* Reads and throws away what is left of an oversized body (bounded in size and, like every
+ * body read, in time), so the client sees our 413 instead of a reset connection while it is
+ * still sending. The buffer is small: worker stacks are about 100 KiB. */
 static void discard_rest(struct ct_req *req)
 {
-    char sink[16384];
+    char sink[4096];
     size_t total = 0;
+    struct ct_watch watch;
     int n;
+
+    watch_body(req, &watch);
     while (total < 64u * 1024 * 1024 && (n = mg_read(req->conn, sink, sizeof(sink))) > 0)
         total += (size_t)n;
+    ct_watchdog_disarm(req->srv->watchdog, &watch);
 }
 
 ct_rc ct_http_read_body(struct ct_req *req, size_t max, char **out, size_t *len,
@@ -125,6 +141,8 @@ ct_rc ct_http_read_body(struct ct_req *req, size_t max, char **out, size_t *len,
     const struct mg_request_info *ri = mg_get_request_info(req->conn);
     size_t cap, used = 0;
     char *buf = NULL;
+    struct ct_watch watch;
+    bool watched = false, stalled = false, fired = false;
     ct_rc rc = CT_OK;
 
     *out = NULL;
@@ -140,6 +158,13 @@ ct_rc ct_http_read_body(struct ct_req *req, size_t max, char **out, size_t *len,
     if (buf == NULL) {
         rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
         goto out;
+    }
+    /* mg_read returns only once it has every byte asked for (or the client has been silent
+     * for CASETRAIL_HEADER_TIMEOUT), so a client trickling a byte now and then would hold this
+     * worker for ever: the watchdog ends the read at CASETRAIL_BODY_TIMEOUT */
+    if (ri->content_length != 0) {
+        watch_body(req, &watch);
+        watched = true;
     }
     for (;;) {
         if (used + 1 >= cap) {
@@ -171,9 +196,9 @@ ct_rc ct_http_read_body(struct ct_req *req, size_t max, char **out, size_t *len,
         }
     }
     if (ri->content_length >= 0 && used < (size_t)ri->content_length) {
-        /* the client went away (or we are shutting down) mid-body: never parse half */
-        rc = ct_err_set(err, CT_E_UNAVAILABLE, "body_incomplete",
-                        "the request body ended early; send it again");
+        /* with a length, mg_read gives 0 before the end only when the client fell silent for
+         * CASETRAIL_HEADER_TIMEOUT or longer (or civetweb is stopping); one that left gives -1 */
+        stalled = true;
         goto out;
     }
     buf[used] = '\0';
@@ -181,6 +206,27 @@ ct_rc ct_http_read_body(struct ct_req *req, size_t max, char **out, size_t *len,
     *len = used;
     buf = NULL;
 out:
+    /* disarmed before anything else: the connection (and its descriptor) must not close while
+     * the watchdog may still look for it */
+    if (watched)
+        fired = ct_watchdog_disarm(req->srv->watchdog, &watch);
+    /* the watchdog's shutdown makes mg_read fail; a whole body that made it in time stands */
+    if (fired && rc == CT_E_INVALID) {
+        ct_log_warn("request body timed out: %zu of %lld bytes arrived within %d ms (%s %s)",
+                    used, ri->content_length, req->srv->cfg.body_timeout_ms, req->method,
+                    req->path);
+        rc = ct_err_set(err, CT_E_TIMEOUT, "body_timeout",
+                        "the request body did not arrive within %d ms",
+                        req->srv->cfg.body_timeout_ms);
+    } else if (stalled) {
+        ct_log_warn("request body timed out: %zu of %lld bytes arrived, then none for %d ms "
+                    "or more (%s %s)",
+                    used, ri->content_length, req->srv->cfg.header_timeout_ms, req->method,
+                    req->path);
+        rc = ct_err_set(err, CT_E_TIMEOUT, "body_timeout",
+                        "the request body stopped arriving (nothing for %d ms or more)",
+                        req->srv->cfg.header_timeout_ms);
+    }
     free(buf);
     return rc;
 }

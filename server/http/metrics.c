@@ -1,5 +1,5 @@
-/* metrics.c: request counters by route and status, one latency histogram, pool gauges, in
- * Prometheus text exposition format. */
+/* metrics.c: request counters by route and status, one latency histogram, body timeouts, pool
+ * gauges, in Prometheus text exposition format. */
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -33,6 +33,8 @@ static const struct {
 } counter_info[CT_COUNTER_COUNT] = {
     [CT_COUNTER_WEBHOOK_REJECTS] = {"casetrail_webhook_rejected_entries_total",
                                     "Webhook entries refused and recorded beside their receipt."},
+    [CT_COUNTER_BODY_TIMEOUTS] = {"casetrail_http_body_timeouts_total",
+                                  "Request bodies cut off (408) for arriving too slowly."},
 };
 
 void ct_metrics_count(struct ct_metrics *m, enum ct_counter c, long long n)
@@ -87,6 +89,8 @@ void ct_metrics_observe(struct ct_metrics *m, size_t slot, int status, double se
     m->buckets[b]++;
     m->sum += seconds;
     m->total++;
+    if (status == 408)
+        m->counters[CT_COUNTER_BODY_TIMEOUTS]++; /* only ct_http_read_body answers 408 */
     pthread_mutex_unlock(&m->mu);
 }
 

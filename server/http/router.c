@@ -176,7 +176,7 @@ static void serve_static(struct ct_req *req)
     ct_http_write_head(req->conn, 200, content_type(path), (long long)st.st_size,
                        "Content-Security-Policy: default-src 'self'; object-src 'none'\r\n");
     if (strcmp(req->method, "HEAD") != 0) {
-        char chunk[65536];
+        char chunk[8192]; /* worker stacks are about 100 KiB */
         size_t n;
         while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0 && mg_write(req->conn, chunk, n) > 0)
             ;

@@ -1,5 +1,6 @@
 /* server.c: builds struct ct_server, runs civetweb, and shuts down cleanly on SIGTERM/SIGINT:
  * stop accepting, let in-flight requests finish, close database connections, exit 0. */
+#include <ctype.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -15,6 +16,8 @@
 #include "casetrail/router.h"
 #include "casetrail/server.h"
 #include "casetrail/store.h"
+#include "casetrail/text.h"
+#include "casetrail/watchdog.h"
 
 static int begin_request(struct mg_connection *conn)
 {
@@ -51,6 +54,45 @@ static void drain(struct ct_server *srv)
                     atomic_load(&srv->inflight));
 }
 
+/* civetweb's own answers, to request heads it could not take (incomplete in time, too large,
+ * malformed), are sent here instead: its default page formats Date with gmtime(), whose shared
+ * buffer concurrent workers race on (ThreadSanitizer saw it with 40 slow clients at once), and
+ * every error casetrail sends is JSON. */
+static int http_error(struct mg_connection *conn, int status, const char *errmsg)
+{
+    const struct ct_server *srv = mg_get_user_data(mg_get_context(conn));
+    char message[200];
+    const char *code = status < 500 ? "bad_request" : "internal";
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(root, "error");
+    char *text;
+
+    /* civetweb says this when the head did not end within request_timeout_ms, or within its
+     * 16 KiB buffer */
+    if (status == 400 && errmsg != NULL && strcmp(errmsg, "Malformed message") == 0) {
+        code = "head_incomplete";
+        snprintf(message, sizeof(message),
+                 "the request head did not arrive whole within %d ms, or is over 16 KiB",
+                 srv->cfg.header_timeout_ms);
+    } else {
+        if (status == 413)
+            code = "head_too_large";
+        snprintf(message, sizeof(message), "%s", errmsg != NULL ? errmsg : "");
+        message[0] = (char)tolower((unsigned char)message[0]);
+        ct_utf8_sanitize(message); /* it may quote the client's bytes */
+    }
+    cJSON_AddStringToObject(e, "code", code);
+    cJSON_AddStringToObject(e, "message", message);
+    text = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    ct_http_write_head(conn, status, "application/json", text != NULL ? (long long)strlen(text) : 0,
+                       NULL);
+    if (text != NULL)
+        mg_write(conn, text, strlen(text));
+    free(text);
+    return 0; /* handled: civetweb sends nothing more, and closes */
+}
+
 static int log_message(const struct mg_connection *conn, const char *message)
 {
     (void)conn;
@@ -60,22 +102,30 @@ static int log_message(const struct mg_connection *conn, const char *message)
 
 static ct_rc start_http(struct ct_server *srv, struct ct_err *err)
 {
-    char listen[96], threads[16];
+    char listen[96], threads[16], header_ms[16], keepalive_ms[16];
     struct mg_callbacks cb;
     struct mg_server_port ports[1];
 
     snprintf(listen, sizeof(listen), "%s:%d", srv->cfg.listen_host, srv->cfg.listen_port);
     snprintf(threads, sizeof(threads), "%d", srv->cfg.threads);
+    snprintf(header_ms, sizeof(header_ms), "%d", srv->cfg.header_timeout_ms);
+    snprintf(keepalive_ms, sizeof(keepalive_ms), "%d", srv->cfg.keepalive_timeout_ms);
+    /* request_timeout_ms bounds the whole request head (civetweb measures from its first
+     * byte), silences within a body (loosely: it may wait two or three times as long) and each
+     * write; the body as a whole is bounded by the watchdog (ct_http_read_body), which
+     * civetweb has no option for */
     const char *options[] = {
         "listening_ports", listen,
         "num_threads", threads,
-        "request_timeout_ms", "30000",
+        "request_timeout_ms", header_ms,
+        "keep_alive_timeout_ms", keepalive_ms,
         "enable_keep_alive", "no",
         NULL, NULL,
     };
     memset(&cb, 0, sizeof(cb));
     cb.begin_request = begin_request;
     cb.log_message = log_message;
+    cb.http_error = http_error;
     srv->mg = mg_start(&cb, srv, options);
     if (srv->mg == NULL)
         return ct_err_set(err, CT_E_INTERNAL, "listen_failed",
@@ -91,6 +141,7 @@ static void server_free(struct ct_server *srv)
 {
     if (srv->mg != NULL)
         mg_stop(srv->mg); /* joins workers: in-flight requests finish first */
+    ct_watchdog_stop(srv->watchdog); /* after the workers: none can still be reading */
     ct_pool_free(srv->pool);
     ct_metrics_free(srv->metrics);
     ct_config_free(&srv->cfg);
@@ -150,17 +201,19 @@ int ct_server_run(struct ct_config *cfg)
         ct_pool_set_timeout(srv.pool, srv.cfg.db_timeout);
     }
     srv.metrics = ct_metrics_new(ct_router_slots(), ct_router_label);
-    if (srv.pool == NULL || srv.metrics == NULL) {
-        ct_log_error("out of memory at start");
+    srv.watchdog = ct_watchdog_start();
+    if (srv.pool == NULL || srv.metrics == NULL || srv.watchdog == NULL) {
+        ct_log_error("out of memory (or threads) at start");
         goto out;
     }
     if (start_http(&srv, &err) != CT_OK) {
         ct_log_error("%s", err.message);
         goto out;
     }
-    ct_log_info("listening on %s:%d (threads %d, db pool %d, schema %d, %d migrations applied now)",
+    ct_log_info("listening on %s:%d (threads %d, db pool %d, schema %d, %d migrations applied now; "
+                "timeouts: header %d ms, body %d ms)",
                 srv.cfg.listen_host, srv.port, srv.cfg.threads, srv.cfg.db_pool,
-                srv.schema_latest, applied);
+                srv.schema_latest, applied, srv.cfg.header_timeout_ms, srv.cfg.body_timeout_ms);
     sigwait(&sigs, &sig);
     ct_log_info("received %s: draining in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     drain(&srv);

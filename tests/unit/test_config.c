@@ -86,6 +86,10 @@ int main(void)
     CHECK(cfg.db_pool >= 1 && cfg.db_pool <= 16);
     CHECK(!cfg.insecure_no_signature);
     CHECK(cfg.db_prepare);
+    CHECK(cfg.threads == 128);
+    CHECK(cfg.header_timeout_ms == 5000);
+    CHECK(cfg.body_timeout_ms == 10000);
+    CHECK(cfg.keepalive_timeout_ms == 5000);
     ct_config_free(&cfg);
 
     struct kv good[] = {{"CASETRAIL_LISTEN", "0.0.0.0:0"},
@@ -95,6 +99,8 @@ int main(void)
                         {"CASETRAIL_DB_POOL", "7"},
                         {"CASETRAIL_INSECURE_NO_SIGNATURE", "1"},
                         {"CASETRAIL_CURRENCY", "PKR"},
+                        {"CASETRAIL_HEADER_TIMEOUT", "500"},
+                        {"CASETRAIL_BODY_TIMEOUT", "600000"},
                         {NULL, NULL}};
     CHECK(ct_config_load(&cfg, lookup, good, &err) == CT_OK);
     CHECK(cfg.listen_port == 0);
@@ -104,6 +110,8 @@ int main(void)
     CHECK(cfg.db_pool == 7);
     CHECK(cfg.insecure_no_signature);
     CHECK_STR(cfg.currency, "PKR");
+    CHECK(cfg.header_timeout_ms == 500);
+    CHECK(cfg.body_timeout_ms == 600000);
     ct_config_free(&cfg);
 
     expect_bad("CASETRAIL_LISTEN", "8080");
@@ -119,6 +127,10 @@ int main(void)
     expect_bad("CASETRAIL_CURRENCY", "usd");
     expect_bad("CASETRAIL_LOG_LEVEL", "loud");
     expect_bad("CASETRAIL_DB_PREPARE", "yes");
+    expect_bad("CASETRAIL_HEADER_TIMEOUT", "499");
+    expect_bad("CASETRAIL_HEADER_TIMEOUT", "5s");
+    expect_bad("CASETRAIL_BODY_TIMEOUT", "600001");
+    expect_bad("CASETRAIL_KEEPALIVE_TIMEOUT", "-1");
 
     size_t sz;
     CHECK(ct_config_parse_size("4MiB", &sz) && sz == 4u * 1024 * 1024);

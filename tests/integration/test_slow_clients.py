@@ -1,0 +1,230 @@
+"""Slow and hostile clients: headers trickled a byte at a time, bodies trickled or half sent.
+The server bounds each (CASETRAIL_HEADER_TIMEOUT, CASETRAIL_BODY_TIMEOUT) and keeps answering
+everyone else meanwhile. When this fails, look at server/http/watchdog.c (what ends a body read
+that is overdue), ct_http_read_body in server/http/http_util.c, and the civetweb options in
+server/http/server.c."""
+import hashlib
+import json
+import os
+import selectors
+import socket
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+import harness  # noqa: E402
+from harness import ServerTest  # noqa: E402
+
+HEADER_MS = 2000
+BODY_MS = 2000
+SLOW = 40           # slow connections at once: fewer than the default 128 workers
+DRIP_EVERY = 0.5    # seconds between the bytes a slow client sends
+GRACE = 1.5         # seconds past its timeout by which a slow connection must be gone
+HEALTHZ_MAX = 0.100  # seconds: /healthz must answer this fast while the slow ones wait
+GIVE_UP = 15.0      # seconds: a slow client stops by itself (the old code waited 30 s and more)
+
+ENV = {"CASETRAIL_HEADER_TIMEOUT": str(HEADER_MS), "CASETRAIL_BODY_TIMEOUT": str(BODY_MS),
+       "CASETRAIL_THREADS": ""}  # empty counts as unset: the default number of workers
+
+
+class SlowGroup(threading.Thread):
+    """n connections that each send head, then one byte of drip every DRIP_EVERY seconds (none
+    when drip is empty) until the server answers (or, with past_answer, until it closes).
+    Records, for each, what came back and how long after its head it ended."""
+
+    def __init__(self, port, n, head, drip, past_answer=False):
+        super().__init__(daemon=True)
+        self.drip = drip
+        self.past_answer = past_answer
+        self.conns = []
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=5)
+            s.sendall(head)
+            s.setblocking(False)
+            self.conns.append({"sock": s, "start": time.monotonic(), "end": None, "data": b""})
+        self.sel = selectors.DefaultSelector()
+        for c in self.conns:
+            self.sel.register(c["sock"], selectors.EVENT_READ, c)
+        self.start()
+
+    def _end(self, c):
+        c["end"] = time.monotonic() - c["start"]
+        self.sel.unregister(c["sock"])
+        c["sock"].close()
+
+    def open_count(self):
+        return sum(1 for c in self.conns if c["end"] is None)
+
+    def run(self):
+        give_up = time.monotonic() + GIVE_UP
+        next_drip = time.monotonic() + DRIP_EVERY
+        try:
+            while self.open_count() > 0 and time.monotonic() < give_up:
+                wait = max(0.0, min(next_drip, give_up) - time.monotonic())
+                for key, _ in self.sel.select(wait):
+                    c = key.data
+                    try:
+                        data = c["sock"].recv(65536)
+                    except OSError:  # reset: the server closed with our bytes unread
+                        data = b""
+                    if data:
+                        c["data"] += data  # an answer: stop dripping, wait for the close
+                    else:
+                        self._end(c)
+                if time.monotonic() >= next_drip:
+                    next_drip += DRIP_EVERY
+                    for c in self.conns:
+                        if self.drip and c["end"] is None and (self.past_answer or not c["data"]):
+                            try:
+                                c["sock"].send(self.drip)
+                            except OSError:
+                                self._end(c)
+        finally:
+            for c in self.conns:
+                if c["end"] is None:
+                    c["sock"].close()
+
+    def finish(self):
+        self.join(GIVE_UP + 5)
+        return self.conns
+
+
+def status_of(data):
+    """The status code of a raw HTTP answer, or None when nothing came back."""
+    if not data.startswith(b"HTTP/1."):
+        return None
+    return int(data.split(b" ", 2)[1])
+
+
+def json_body(data):
+    return json.loads(data.split(b"\r\n\r\n", 1)[1].decode())
+
+
+def body_head(length, signature="sha256=" + "0" * 64):
+    return (b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"X-Hub-Signature-256: " + signature.encode() + b"\r\n"
+            b"Content-Length: " + str(length).encode() + b"\r\n\r\n")
+
+
+class SlowTest(ServerTest):
+    server_env = ENV
+
+    def healthz_while(self, group, n=20):
+        """n sequential GET /healthz while group's connections are held; returns the slowest."""
+        time.sleep(0.3)  # let every slow connection reach a worker
+        worst = 0.0
+        for _ in range(n):
+            t0 = time.monotonic()
+            r = self.srv.get("/healthz", timeout=5)
+            worst = max(worst, time.monotonic() - t0)
+            self.assertEqual(r.status, 200, r)
+        # measured under the load this is about: every slow connection was still waiting
+        self.assertEqual(group.open_count(), len(group.conns))
+        sys.stderr.write(f"{self.id()}: /healthz slowest of {n}: {worst * 1000:.1f} ms\n")
+        self.assertLess(worst, HEALTHZ_MAX, f"/healthz took {worst * 1000:.0f} ms")
+        return worst
+
+    def assert_all_ended_by(self, conns, limit):
+        ends = [c["end"] for c in conns if c["end"] is not None]
+        answers = [status_of(c["data"]) for c in conns]
+        sys.stderr.write(f"{self.id()}: ended {min(ends, default=0):.2f} to "
+                         f"{max(ends, default=0):.2f} s after their head; answers "
+                         f"{ {a: answers.count(a) for a in set(answers)} }\n")
+        late = [round(c["end"], 2) if c["end"] is not None else None for c in conns
+                if c["end"] is None or c["end"] > limit]
+        self.assertEqual(late, [], f"connections still open {limit} s after their head")
+
+    def assert_answers(self, conns, status, code):
+        """Each got a JSON error status/code, or nothing: a client still sending when the server
+        closes may get a reset instead of the answer."""
+        statuses = [status_of(c["data"]) for c in conns]
+        self.assertEqual([s for s in statuses if s not in (status, None)], [])
+        self.assertGreater(statuses.count(status), 0, statuses)
+        for c in conns:
+            if status_of(c["data"]) == status:
+                self.assertEqual(json_body(c["data"])["error"]["code"], code, c["data"])
+
+    def receipts(self):
+        return self.one("SELECT count(*) FROM webhook_receipts")
+
+
+class SlowHeaders(SlowTest):
+    def test_trickled_headers_are_cut_off_and_others_are_served(self):
+        head = b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\n"
+        group = SlowGroup(self.srv.port, SLOW, head, b"X")
+        self.healthz_while(group)
+        conns = group.finish()
+        # civetweb measures the head from its first byte: it ends the request, whatever trickles
+        self.assert_all_ended_by(conns, HEADER_MS / 1000 + GRACE)
+        self.assert_answers(conns, 400, "head_incomplete")
+        self.assertEqual(self.receipts(), "0")
+
+
+class SlowBodies(SlowTest):
+    def test_trickled_bodies_get_408_and_others_are_served(self):
+        group = SlowGroup(self.srv.port, SLOW, body_head(1000) + b'{"object":', b" ")
+        self.healthz_while(group)
+        # a real delivery meanwhile is stored and acknowledged
+        good = json.dumps(harness.text_payload("wamid.slow-1", "923000000001", 1760800000,
+                                               "hello")).encode()
+        r = harness.post_webhook(self.srv, good)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(group.open_count(), SLOW, "the slow ones were cut off too early")
+        conns = group.finish()
+        self.assert_all_ended_by(conns, BODY_MS / 1000 + GRACE)
+        self.assert_answers(conns, 408, "body_timeout")
+        # nothing of the slow ones was stored: only the real delivery
+        rows = self.q("SELECT encode(body_sha256, 'hex') FROM webhook_receipts")
+        self.assertEqual(rows, [[hashlib.sha256(good).hexdigest()]])
+        self.assert_counted(SLOW)
+        log = self.srv.read_log()
+        # cut off by the watchdog (they never fell silent long enough for civetweb to stop)
+        self.assertEqual(log.count(f"arrived within {BODY_MS} ms"), SLOW, log[-3000:])
+        self.assertNotIn("no socket found", log)
+
+    def assert_counted(self, n):
+        # requests are counted after their answer is sent: poll briefly
+        deadline = time.time() + 10
+        while True:
+            text = self.srv.get("/metrics").body.decode()
+            counted = [int(line.split()[1]) for line in text.splitlines()
+                       if line.startswith("casetrail_http_body_timeouts_total ")]
+            if (counted and counted[0] >= n) or time.time() > deadline:
+                break
+            time.sleep(0.05)
+        self.assertEqual(counted, [n])
+
+
+class StalledBodies(SlowTest):
+    def test_half_sent_bodies_get_408(self):
+        # half a body, then silence: civetweb's read ends at the header timeout, the watchdog at
+        # the body timeout, whichever comes first; either way the answer is 408
+        before = self.receipts()
+        group = SlowGroup(self.srv.port, SLOW, body_head(1000) + b'{"object":"whatsapp', b"")
+        self.healthz_while(group)
+        conns = group.finish()
+        self.assert_all_ended_by(conns, max(HEADER_MS, BODY_MS) / 1000 + GRACE)
+        self.assertEqual([status_of(c["data"]) for c in conns], [408] * SLOW)
+        self.assertEqual({json_body(c["data"])["error"]["code"] for c in conns}, {"body_timeout"})
+        self.assertEqual(self.receipts(), before)
+
+    def test_a_refused_oversized_body_cannot_hold_its_worker(self):
+        # 413 is sent from Content-Length at once, then the rest is read and thrown away (so the
+        # client sees the 413): that read has the same deadline as any body, however the client
+        # keeps trickling
+        group = SlowGroup(self.srv.port, 5, body_head(5 * 1024 * 1024), b" ", past_answer=True)
+        conns = group.finish()
+        self.assertEqual([status_of(c["data"]) for c in conns], [413] * 5)
+        self.assert_all_ended_by(conns, BODY_MS / 1000 + GRACE)
+
+    def test_a_whole_body_is_still_accepted(self):
+        # the deadline covers slow bodies only: a prompt one is stored as ever
+        good = json.dumps(harness.text_payload("wamid.prompt-1", "923000000002", 1760800000,
+                                               "hi")).encode()
+        r = harness.post_webhook(self.srv, good)
+        self.assertEqual(r.status, 200, r)
+
+
+if __name__ == "__main__":
+    harness.main()
