@@ -25,6 +25,7 @@ struct ct_server {
     atomic_int inflight;        /* requests being handled now */
     atomic_bool draining;       /* set on SIGTERM/SIGINT: new requests get 503 */
     atomic_int verifying;       /* GET /api/tickets/{id}/verify running now (bounded) */
+    atomic_int open_conns;      /* connections a worker holds, request head read or not */
 };
 
 /* Runs `casetrail serve`: migrates, starts civetweb, waits for SIGTERM/SIGINT, drains in-flight

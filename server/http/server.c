@@ -19,6 +19,28 @@
 #include "casetrail/text.h"
 #include "casetrail/watchdog.h"
 
+static long long now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Counts connections from the moment a worker takes one until civetweb closes it. */
+static int conn_opened(const struct mg_connection *conn, void **data)
+{
+    struct ct_server *srv = mg_get_user_data(mg_get_context(conn));
+    *data = NULL;
+    atomic_fetch_add(&srv->open_conns, 1);
+    return 0;
+}
+
+static void conn_closed(const struct mg_connection *conn)
+{
+    struct ct_server *srv = mg_get_user_data(mg_get_context(conn));
+    atomic_fetch_sub(&srv->open_conns, 1);
+}
+
 static int begin_request(struct mg_connection *conn)
 {
     struct ct_server *srv = mg_get_user_data(mg_get_context(conn));
@@ -44,14 +66,21 @@ static int begin_request(struct mg_connection *conn)
  * civetweb no longer reads or writes sockets, and a committed webhook would lose its 200. */
 static void drain(struct ct_server *srv)
 {
+    struct timespec tick = {0, 10 * 1000 * 1000};
+    long long quiet_until;
+
     atomic_store(&srv->draining, true);
-    for (int i = 0; i < 3000 && atomic_load(&srv->inflight) > 0; i++) {
-        struct timespec ts = {0, 10 * 1000 * 1000};
-        nanosleep(&ts, NULL);
-    }
+    for (int i = 0; i < 3000 && atomic_load(&srv->inflight) > 0; i++)
+        nanosleep(&tick, NULL);
     if (atomic_load(&srv->inflight) > 0)
         ct_log_warn("stopping with %d requests still in flight after 30 s",
                     atomic_load(&srv->inflight));
+    /* Connections whose request is still arriving are not in flight yet, and mg_stop drops
+     * them unanswered. Keep answering (503) until every connection a worker holds has closed,
+     * at most 2 s more, so a client that was mid-request gets an answer it can act on. */
+    quiet_until = now_ms() + 2000;
+    while (now_ms() < quiet_until && atomic_load(&srv->open_conns) > 0)
+        nanosleep(&tick, NULL);
 }
 
 /* civetweb's own answers, to request heads it could not take (incomplete in time, too large,
@@ -124,6 +153,8 @@ static ct_rc start_http(struct ct_server *srv, struct ct_err *err)
     };
     memset(&cb, 0, sizeof(cb));
     cb.begin_request = begin_request;
+    cb.init_connection = conn_opened;
+    cb.connection_close = conn_closed;
     cb.log_message = log_message;
     cb.http_error = http_error;
     srv->mg = mg_start(&cb, srv, options);
@@ -159,6 +190,7 @@ int ct_server_run(struct ct_config *cfg)
     atomic_init(&srv.inflight, 0);
     atomic_init(&srv.draining, false);
     atomic_init(&srv.verifying, 0);
+    atomic_init(&srv.open_conns, 0);
     srv.cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
     mg_init_library(0);

@@ -4,6 +4,7 @@ printed in the assertion and at server/http/router.c (routing/auth) or server/cl
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -223,7 +224,31 @@ class Drain(harness.unittest.TestCase):
             # while draining, new work is refused (Meta retries it later)
             r = srv.get("/healthz")
             self.assertEqual((r.status, r.json()["error"]["code"]), (503, "shutting_down"))
+            # issue 9: clients still sending their request when the in-flight one ends used to
+            # be reset unanswered; the quiet period answers them. Open 8 connections now with
+            # half a request each, and finish them just after the in-flight request commits.
+            socks = []
+            for _ in range(8):
+                sk = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
+                sk.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+                socks.append(sk)
             holder.communicate("COMMIT;\n", timeout=30)
+            time.sleep(0.1)
+            answers = []
+            for sk in socks:
+                sk.sendall(b"\r\n")
+                got = b""
+                try:
+                    while b"\r\n\r\n" not in got:
+                        chunk = sk.recv(4096)
+                        if not chunk:
+                            break
+                        got += chunk
+                except OSError:
+                    pass
+                sk.close()
+                answers.append(got.split(b"\r\n", 1)[0])
+            self.assertEqual(answers, [b"HTTP/1.1 503 Service Unavailable"] * 8, answers)
             t.join(timeout=30)
             self.assertEqual(srv.proc.wait(timeout=30), 0, srv.read_log())
             self.assertEqual(harness.scalar(dsn, "SELECT count(*) FROM messages WHERE wamid = 'wamid.drain-2'"), "1")
