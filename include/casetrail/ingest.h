@@ -8,8 +8,11 @@
 #include <stddef.h>
 
 #include "casetrail/err.h"
-#include "casetrail/store.h"
 #include "casetrail/webhook.h"
+
+/* the store's handles, used by pointer only: domain headers do not include store.h */
+struct ct_pool;
+struct ct_tx;
 
 struct ct_ingest_result {
     long long receipt_id;

@@ -6,7 +6,10 @@
 #include "casetrail/auth.h"
 #include "casetrail/err.h"
 #include "casetrail/model.h"
-#include "casetrail/store.h"
+
+/* the store's handles, used by pointer only: domain headers do not include store.h */
+struct ct_pool;
+struct ct_tx;
 
 extern const struct ct_actor CT_ACTOR_CLI;
 

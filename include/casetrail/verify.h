@@ -5,7 +5,10 @@
 
 #include "casetrail/audit.h"
 #include "casetrail/err.h"
-#include "casetrail/store.h"
+
+/* the store's handles, used by pointer only: domain headers do not include store.h */
+struct ct_pool;
+struct ct_tx;
 
 /* Verifies chain (kind CT_CHAIN_TICKET or CT_CHAIN_USER, id) and fills *r. CT_E_NOT_FOUND when
  * its owner does not exist; a broken chain is CT_OK with r->ok false. */

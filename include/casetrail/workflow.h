@@ -9,8 +9,11 @@
 #include <cjson/cJSON.h>
 
 #include "casetrail/err.h"
-#include "casetrail/store.h"
 #include "casetrail/tickets.h"
+
+/* the store's handles, used by pointer only: domain headers do not include store.h */
+struct ct_pool;
+struct ct_tx;
 
 /* Runs the action as actor on ticket_id after the rules in tickets.c allow it (every rule is
  * checked here, so no caller can skip one). On success *ticket_out is the ticket after the

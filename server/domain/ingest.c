@@ -7,6 +7,7 @@
 
 #include "casetrail/ingest.h"
 #include "casetrail/log.h"
+#include "casetrail/store.h"
 #include "casetrail/workflow.h"
 
 /* The receipt a batch arrived in: its id and the SHA-256 of its bytes, which every event it

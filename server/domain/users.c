@@ -5,6 +5,7 @@
 
 #include <openssl/crypto.h>
 
+#include "casetrail/store.h"
 #include "casetrail/users.h"
 
 const struct ct_actor CT_ACTOR_CLI = {CT_ACTOR_SYSTEM, "cli", NULL, NULL};

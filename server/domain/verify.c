@@ -1,6 +1,7 @@
 /* verify.c: runs the audit verifier over a chain read back from the store. */
 #include <string.h>
 
+#include "casetrail/store.h"
 #include "casetrail/verify.h"
 
 struct chain_job {

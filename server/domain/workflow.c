@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "casetrail/store.h"
 #include "casetrail/text.h"
 #include "casetrail/tickets.h"
 #include "casetrail/users.h"
