@@ -1,9 +1,10 @@
 /* audit.h: the tamper-evident record. Canonical encoding of an event, the per-chain SHA-256
  * hash chain, and keyed digests of free text. Pure functions: no I/O, no SQL.
  *
- * What is hashed (docs/DECISIONS.md#audit-chain): ids, action names, enum values, amounts, timestamps and
- * HMAC-SHA256 digests of free text. The free text itself lives outside the hash (event_texts),
- * so a lawful erasure can overwrite it and destroy its salt without breaking the chain. */
+ * What is hashed (docs/DECISIONS.md#audit-chain): ids, action names, enum values, amounts,
+ * timestamps and HMAC-SHA256 digests of free text. The free text itself lives outside the hash
+ * (event_texts), so a lawful erasure can overwrite it and destroy its salt without breaking
+ * the chain. */
 #ifndef CASETRAIL_AUDIT_H
 #define CASETRAIL_AUDIT_H
 

@@ -51,6 +51,8 @@ const char *ct_kind_names_text(void);
 #define CT_EV_TICKET_REOPENED "ticket.reopened"
 #define CT_EV_MESSAGE_RECEIVED "message.received"
 #define CT_EV_MESSAGE_STATUS "message.status"
+#define CT_EV_MESSAGE_ECHOED "message.echoed"   /* sent from the WhatsApp Business app */
+#define CT_EV_CONTACT_LINKED "contact.linked"
 #define CT_EV_ASSIGNMENT "assignment.changed"
 #define CT_EV_STATUS "status.changed"
 #define CT_EV_ESC_RAISED "escalation.raised"

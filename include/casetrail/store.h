@@ -97,10 +97,44 @@ ct_rc ct_store_reject_insert(struct ct_tx *tx, long long receipt_id, const char 
 /* Recorded rejects, newest first, in the API's shape. */
 ct_rc ct_store_rejects_list(struct ct_tx *tx, int limit, const struct ct_id_cursor *cursor,
                             cJSON **out, char next_cursor[CT_CURSOR_MAX], struct ct_err *err);
-/* Finds or creates the contact (phone_number_id, wa_id) and locks its row, which serialises
- * every webhook about that contact. Sets *id. */
-ct_rc ct_store_contact_lock(struct ct_tx *tx, const char *phone_number_id, const char *wa_id,
-                            long long *id, struct ct_err *err);
+/* A contact row as identity resolution needs it. */
+struct ct_contact_row {
+    long long id;
+    char wa_id[72];        /* "" when unknown */
+    char user_id[168];     /* "" when unknown */
+    long long merged_into; /* 0 when this row is the contact itself */
+};
+
+/* Finds and locks (FOR UPDATE) the contact of phone_number_id whose BSUID (by_user) or phone
+ * number (otherwise) is value; *found false when none. Locking serialises every webhook about
+ * one customer. */
+ct_rc ct_store_contact_find(struct ct_tx *tx, const char *phone_number_id, bool by_user,
+                            const char *value, struct ct_contact_row *out, bool *found,
+                            struct ct_err *err);
+/* Locks contact id; CT_E_NOT_FOUND when it does not exist. */
+ct_rc ct_store_contact_get(struct ct_tx *tx, long long id, struct ct_contact_row *out,
+                           struct ct_err *err);
+/* Creates a contact with whichever ids are non-NULL unless a row already holds one of them
+ * (a concurrent delivery made it first); the caller finds it again either way. */
+ct_rc ct_store_contact_insert(struct ct_tx *tx, const char *phone_number_id, const char *wa_id,
+                              const char *user_id, struct ct_err *err);
+/* Sets the ids given (non-NULL) on a locked contact. */
+ct_rc ct_store_contact_set_ids(struct ct_tx *tx, long long id, const char *wa_id,
+                               const char *user_id, const char *parent_user_id,
+                               struct ct_err *err);
+/* Folds contact from into contact into: from points at into from now on, and its tickets move
+ * over, except a ticket still open while into has one too (it stays, reachable by history). */
+ct_rc ct_store_contact_merge(struct ct_tx *tx, long long from, long long into,
+                             struct ct_err *err);
+/* Keeps the username current, like the profile name (an older message never overwrites). */
+ct_rc ct_store_contact_username(struct ct_tx *tx, long long id, const char *username,
+                                long long sent_us, struct ct_err *err);
+/* The contact's ticket that is not closed, else its latest one; *id 0 when it has none. */
+ct_rc ct_store_ticket_latest(struct ct_tx *tx, long long contact_id, long long *id,
+                             struct ct_err *err);
+/* Sets the ticket's first_response_at once (the earliest reply wins). */
+ct_rc ct_store_ticket_first_response(struct ct_tx *tx, long long id, long long at_us,
+                                     struct ct_err *err);
 /* Keeps the profile name current: updates only when it differs and the message giving it is
  * not older than the one that gave the current name. */
 ct_rc ct_store_contact_name(struct ct_tx *tx, long long id, const char *name, long long sent_us,
@@ -132,6 +166,7 @@ struct ct_message_new {
     const char *body;      /* may be NULL */
     const char *payload;   /* JSON text */
     const char *context_wamid;
+    const char *target_wamid; /* edit / revoke: the message it changes; NULL otherwise */
     long long sent_us;
     long long receipt_id;  /* 0: none */
 };
@@ -154,6 +189,7 @@ ct_rc ct_store_outbound_lock(struct ct_tx *tx, const char *wamid, struct ct_outb
 /* Records one receipt (wamid, status) once; *dup when already recorded. */
 ct_rc ct_store_status_insert(struct ct_tx *tx, long long message_id, const char *wamid,
                              const char *status, long long ts_us, const char *recipient,
+                             const char *recipient_user_id, const char *username,
                              const char *errors_json, long long receipt_id, bool *dup,
                              struct ct_err *err);
 ct_rc ct_store_message_set_status(struct ct_tx *tx, long long id, const char *status,

@@ -11,25 +11,41 @@
 
 #include "casetrail/err.h"
 
-/* One inbound message. Strings point into the parsed tree owned by the batch. */
+/* One message in a conversation: from the customer, or (echo) sent by the business from the
+ * WhatsApp Business app. Strings point into the parsed tree owned by the batch. */
 struct ct_wa_message {
-    const char *phone_number_id; /* business number that received it */
-    const char *from;            /* customer wa_id (for system messages: the old number) */
+    const char *phone_number_id; /* business number that received (or, echoed, sent) it */
+    const char *from;            /* the customer's phone number (wa_id), NULL when hidden;
+                                  * for system messages the old number */
+    const char *user_id;         /* the customer's business-scoped user id (BSUID), or NULL */
+    const char *parent_user_id;  /* the parent BSUID, or NULL */
+    const char *username;        /* the customer's username from value.contacts[], or NULL */
     const char *wamid;
     const char *type;
     long long ts;                /* WhatsApp timestamp, Unix seconds */
     const char *profile_name;    /* from value.contacts[], NULL when absent or empty */
     const char *text;            /* human-readable content: body, caption, title, emoji ... */
     const char *context_wamid;   /* reply: the quoted message; reaction: the reacted message */
+    const char *target_wamid;    /* edit / revoke: the message it changes */
+    bool echo;                   /* smb_message_echoes: the business sent it from its phone */
+    /* system messages user_changed_number / customer_changed_number / user_changed_user_id:
+     * the customer's new ids (NULL when the message does not change that id) */
+    const char *new_wa_id;
+    const char *new_user_id;
     const cJSON *raw;            /* the message object */
 };
+
+/* What the customer is keyed by: BSUID when present, else the phone number. */
+const char *ct_wa_customer_id(const struct ct_wa_message *m);
 
 struct ct_wa_status {
     const char *phone_number_id;
     const char *wamid;
     const char *status;          /* sent | delivered | read | failed | played | ... */
     long long ts;
-    const char *recipient_id;
+    const char *recipient_id;    /* phone number; NULL when sent to a BSUID */
+    const char *recipient_user_id; /* BSUID, when the status names one */
+    const char *username;        /* from value.contacts[] (delivered/read), or NULL */
     int error_code;              /* first errors[].code, 0 when none */
     const char *error_title;
     const cJSON *raw;
@@ -47,6 +63,16 @@ struct ct_wa_reject {
     const cJSON *raw;                 /* the entry as received (borrowed from root) */
 };
 
+/* A user_id_update webhook: the customer old_user_id is now new_user_id. */
+struct ct_wa_id_update {
+    const char *phone_number_id;
+    const char *old_user_id;
+    const char *new_user_id;
+    const char *wa_id;           /* when the update names the phone number too, or NULL */
+    long long ts;                /* 0 when the update carries no time */
+    const cJSON *raw;
+};
+
 struct ct_wa_batch {
     cJSON *root;                 /* owned */
     struct ct_wa_message *messages;
@@ -55,6 +81,8 @@ struct ct_wa_batch {
     size_t nstatuses;
     struct ct_wa_reject *rejects;
     size_t nrejects;
+    struct ct_wa_id_update *id_updates;
+    size_t nid_updates;
     size_t nerrors;              /* value.errors[] entries (kept in the raw receipt) */
 };
 
@@ -64,6 +92,7 @@ struct ct_wa_batch {
 #define CT_WA_USER_MAX 64        /* wa_id, BSUID, recipient */
 #define CT_WA_PNID_MAX 32        /* phone_number_id: digits */
 #define CT_WA_NAME_MAX 1024      /* profile name, bytes */
+#define CT_WA_BSUID_MAX 160      /* "PK." + up to 128 alphanumerics, parent "US.ENT." ... */
 
 /* Checks "sha256=<64 hex>" against HMAC-SHA256(secret, body) in constant time. False for a
  * missing header, wrong prefix, wrong length, non-hex or mismatch. */

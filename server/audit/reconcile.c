@@ -125,11 +125,11 @@ static void replay_ticket(const struct ct_chain *c, long long tid, struct wants 
             long long aid = data_id(data, "approval_id");
             want(w, seq, "approvals", aid, "status", e->to_value);
             want(w, seq, "approvals", aid, "decided_by", e->actor_id);
-        } else if (is(e, CT_EV_MESSAGE_RECEIVED)) {
+        } else if (is(e, CT_EV_MESSAGE_RECEIVED) || is(e, CT_EV_MESSAGE_ECHOED)) {
             long long mid = data_id(data, "message_id");
             snprintf(buf, sizeof(buf), "%lld", tid);
             want(w, seq, "messages", mid, "ticket_id", buf);
-            want(w, seq, "messages", mid, "direction", "in");
+            want(w, seq, "messages", mid, "direction", is(e, CT_EV_MESSAGE_ECHOED) ? "out" : "in");
             want(w, seq, "messages", mid, "type", data_text(data, "type", buf));
             want(w, seq, "messages", mid, "wamid", data_text(data, "wamid", buf));
             /* older events carry no payload digest: nothing to hold the payload to */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "casetrail/contacts.h"
 #include "casetrail/ingest.h"
 #include "casetrail/log.h"
 #include "casetrail/store.h"
@@ -68,13 +69,16 @@ static void sorted_order(struct key *keys, size_t n, size_t *order)
 /* Delivery receipts are recorded as WhatsApp's doing. */
 static const struct ct_actor whatsapp = {CT_ACTOR_SYSTEM, "whatsapp", NULL, NULL};
 
-/* A customer-made event on a ticket at the message's send time; the customer's name is their
- * contact's text (scope), so erasing the contact erases it. */
-static void customer_event(struct ct_event_new *ev, long long ticket_id,
-                           const struct ct_wa_message *m, const char *scope, const char *action)
+/* Replies typed in the WhatsApp Business app on the shop's phone (coexistence). */
+static const struct ct_actor business_app = {CT_ACTOR_SYSTEM, "business-app", NULL, NULL};
+
+/* The event of a message at its send time: by the customer (whose name is their contact's
+ * text, so erasing the contact erases it), or for an echo by the Business app. */
+static void message_event(struct ct_event_new *ev, long long ticket_id,
+                          const struct ct_wa_message *m, const char *scope, const char *action)
 {
-    struct ct_actor customer = {CT_ACTOR_CUSTOMER, m->from, m->profile_name, scope};
-    ct_event_begin(ev, CT_CHAIN_TICKET, ticket_id, action, &customer);
+    struct ct_actor customer = {CT_ACTOR_CUSTOMER, ct_wa_customer_id(m), m->profile_name, scope};
+    ct_event_begin(ev, CT_CHAIN_TICKET, ticket_id, action, m->echo ? &business_app : &customer);
     ev->occurred_us = m->ts * 1000000LL;
 }
 
@@ -97,7 +101,7 @@ static ct_rc ticket_for_message(struct ct_tx *tx, const struct ct_wa_message *m,
             return rc;
         t.status = CT_ST_NEW;
         t.priority = CT_PRIO_NORMAL;
-        customer_event(&ev, t.id, m, scope, CT_EV_TICKET_CREATED);
+        message_event(&ev, t.id, m, scope, CT_EV_TICKET_CREATED);
         ev.to_value = ct_status_name(CT_ST_NEW);
         data = cJSON_CreateObject();
         cJSON_AddNumberToObject(data, "contact_id", (double)contact_id);
@@ -107,11 +111,12 @@ static ct_rc ticket_for_message(struct ct_tx *tx, const struct ct_wa_message *m,
         rc = ct_store_event_append(tx, &ev, NULL, err);
         cJSON_Delete(data);
         res->tickets_created++;
-    } else if (t.status == CT_ST_RESOLVED) {
+    } else if (t.status == CT_ST_RESOLVED && !m->echo) {
+        /* the customer writing again reopens; the shop's own reply does not */
         rc = ct_store_ticket_set_status(tx, t.id, CT_ST_OPEN, err);
         if (rc != CT_OK)
             return rc;
-        customer_event(&ev, t.id, m, scope, CT_EV_TICKET_REOPENED);
+        message_event(&ev, t.id, m, scope, CT_EV_TICKET_REOPENED);
         ev.from_value = ct_status_name(CT_ST_RESOLVED);
         ev.to_value = ct_status_name(CT_ST_OPEN);
         rc = ct_store_event_append(tx, &ev, NULL, err);
@@ -132,48 +137,44 @@ static ct_rc seen_before(struct ct_tx *tx, const char *wamid, bool *dup,
     return rc;
 }
 
-static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m,
-                            const struct receipt *receipt,
-                            struct ct_ingest_result *res, struct ct_err *err)
+/* The message's event data: ids only, and the SHA-256 of the bytes it came in. */
+static cJSON *message_data(const struct ct_wa_message *m, long long message_id,
+                           const struct receipt *receipt, const char *payload_sha)
+{
+    cJSON *data = cJSON_CreateObject();
+    if (data == NULL)
+        return NULL;
+    cJSON_AddNumberToObject(data, "message_id", (double)message_id);
+    cJSON_AddStringToObject(data, "wamid", m->wamid);
+    cJSON_AddStringToObject(data, "type", m->type);
+    if (m->target_wamid != NULL) /* an edit or deletion names what it changes */
+        cJSON_AddStringToObject(data, "target_wamid", m->target_wamid);
+    cJSON_AddNumberToObject(data, "receipt_id", (double)receipt->id);
+    /* bind the bytes, not only the rows: verify recomputes both (issue 9 item 5) */
+    cJSON_AddStringToObject(data, "receipt_sha256", receipt->sha256);
+    cJSON_AddStringToObject(data, "payload_sha256", payload_sha);
+    return data;
+}
+
+/* Stores the message row and its event; *message_id 0 when the wamid was already stored. */
+static ct_rc store_message(struct ct_tx *tx, const struct ct_wa_message *m, long long contact_id,
+                           long long ticket_id, const char *scope, const struct receipt *receipt,
+                           struct ct_err *err)
 {
     char payload_sha[65];
-    long long contact_id = 0, ticket_id = 0, message_id = 0;
-    struct ct_ticket_ref ticket;
+    long long message_id = 0;
     bool dup = false;
-    char scope[48];
-    char *payload = NULL;
-    cJSON *data = NULL;
     struct ct_event_new ev;
+    cJSON *data;
     ct_rc rc;
+    char *payload = cJSON_PrintUnformatted(m->raw);
 
-    /* B-ingest 6: a known wamid changes nothing, not even a contact row. Checked before the
-     * contact exists (a redelivery under another number), and again under the contact's row
-     * lock, which serialises concurrent deliveries about one customer */
-    rc = seen_before(tx, m->wamid, &dup, res, err);
-    if (rc != CT_OK || dup)
-        return rc;
-    rc = ct_store_contact_lock(tx, m->phone_number_id, m->from, &contact_id, err);
-    if (rc != CT_OK)
-        return rc;
-    rc = seen_before(tx, m->wamid, &dup, res, err);
-    if (rc != CT_OK || dup)
-        return rc;
-    snprintf(scope, sizeof(scope), "contact:%lld", contact_id);
-    if (m->profile_name != NULL) {
-        rc = ct_store_contact_name(tx, contact_id, m->profile_name, m->ts * 1000000LL, err);
-        if (rc != CT_OK)
-            return rc;
-    }
-    rc = ticket_for_message(tx, m, contact_id, scope, &ticket, res, err);
-    if (rc != CT_OK)
-        return rc;
-    ticket_id = ticket.id;
-    payload = cJSON_PrintUnformatted(m->raw);
     if (payload == NULL)
         return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
     struct ct_message_new row = {
-        .wamid = m->wamid, .ticket_id = ticket_id, .contact_id = contact_id, .direction = "in",
-        .type = m->type, .body = m->text, .payload = payload, .context_wamid = m->context_wamid,
+        .wamid = m->wamid, .ticket_id = ticket_id, .contact_id = contact_id,
+        .direction = m->echo ? "out" : "in", .type = m->type, .body = m->text,
+        .payload = payload, .context_wamid = m->context_wamid, .target_wamid = m->target_wamid,
         .sent_us = m->ts * 1000000LL, .receipt_id = receipt->id,
     };
     rc = ct_store_message_insert(tx, &row, &message_id, &dup, payload_sha, err);
@@ -183,29 +184,83 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m,
     if (dup) /* same wamid under another business number: keep the first, change nothing */
         return ct_err_set(err, CT_E_CONFLICT, "wamid_reused",
                           "message id %s is already stored for another contact", m->wamid);
-    customer_event(&ev, ticket_id, m, scope, CT_EV_MESSAGE_RECEIVED);
-    data = cJSON_CreateObject();
-    cJSON_AddNumberToObject(data, "message_id", (double)message_id);
-    cJSON_AddStringToObject(data, "wamid", m->wamid);
-    cJSON_AddStringToObject(data, "type", m->type);
-    cJSON_AddNumberToObject(data, "receipt_id", (double)receipt->id);
-    /* bind the bytes, not only the rows: verify recomputes both (issue 9 item 5) */
-    cJSON_AddStringToObject(data, "receipt_sha256", receipt->sha256);
-    cJSON_AddStringToObject(data, "payload_sha256", payload_sha);
+    message_event(&ev, ticket_id, m, scope,
+                  m->echo ? CT_EV_MESSAGE_ECHOED : CT_EV_MESSAGE_RECEIVED);
+    data = message_data(m, message_id, receipt, payload_sha);
+    if (data == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
     ev.data = data;
-    ct_event_text(&ev, "body", m->text, scope);
+    ct_event_text(&ev, "body", m->text, m->echo ? CT_SCOPE_STAFF : scope);
     rc = ct_store_event_append(tx, &ev, NULL, err);
     cJSON_Delete(data);
+    return rc;
+}
+
+/* Keeps the contact's display data current: profile name and username. */
+static ct_rc contact_display(struct ct_tx *tx, const struct ct_wa_message *m, long long contact_id,
+                             struct ct_err *err)
+{
+    ct_rc rc = CT_OK;
+    if (m->echo)
+        return CT_OK; /* an echo's contacts entry, if any, is not the customer speaking */
+    if (m->profile_name != NULL)
+        rc = ct_store_contact_name(tx, contact_id, m->profile_name, m->ts * 1000000LL, err);
+    if (rc == CT_OK && m->username != NULL)
+        rc = ct_store_contact_username(tx, contact_id, m->username, m->ts * 1000000LL, err);
+    return rc;
+}
+
+static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m,
+                            const struct receipt *receipt,
+                            struct ct_ingest_result *res, struct ct_err *err)
+{
+    struct ct_identity who = {m->phone_number_id, m->from, m->user_id, m->parent_user_id};
+    struct ct_identity renewed = {m->phone_number_id, m->new_wa_id, m->new_user_id, NULL};
+    struct ct_resolved contact, change = {0};
+    struct ct_ticket_ref ticket;
+    bool dup = false;
+    char scope[48];
+    ct_rc rc;
+
+    /* B-ingest 6: a known wamid changes nothing, not even a contact row. Checked before the
+     * contact exists (a redelivery under another number), and again under the contact's row
+     * lock, which serialises concurrent deliveries about one customer; an echo of a reply
+     * casetrail sent itself has that reply's wamid and changes nothing either */
+    rc = seen_before(tx, m->wamid, &dup, res, err);
+    if (rc != CT_OK || dup)
+        return rc;
+    rc = ct_contacts_resolve(tx, &who, &contact, err);
     if (rc != CT_OK)
         return rc;
-    rc = ct_store_ticket_touch(tx, ticket_id, m->ts * 1000000LL, err);
-    if (rc != CT_OK)
+    rc = seen_before(tx, m->wamid, &dup, res, err);
+    if (rc != CT_OK || dup)
         return rc;
-    rc = ct_workflow_detect_complaint(tx, &ticket, m->text, m->ts * 1000000LL, err);
-    if (rc != CT_OK)
-        return rc;
-    res->messages_new++;
-    return CT_OK;
+    snprintf(scope, sizeof(scope), "contact:%lld", contact.contact_id);
+    /* user_changed_number / user_changed_user_id: the same customer under new ids */
+    if (m->new_wa_id != NULL || m->new_user_id != NULL)
+        rc = ct_contacts_change_ids(tx, contact.contact_id, m->phone_number_id, m->new_wa_id,
+                                    m->new_user_id, &change, err);
+    if (rc == CT_OK)
+        rc = contact_display(tx, m, contact.contact_id, err);
+    if (rc == CT_OK)
+        rc = ticket_for_message(tx, m, contact.contact_id, scope, &ticket, res, err);
+    if (rc == CT_OK)
+        rc = ct_contacts_record_link(tx, ticket.id, &who, &contact, scope, m->ts * 1000000LL,
+                                     err);
+    if (rc == CT_OK)
+        rc = ct_contacts_record_link(tx, ticket.id, &renewed, &change, scope,
+                                     m->ts * 1000000LL, err);
+    if (rc == CT_OK)
+        rc = store_message(tx, m, contact.contact_id, ticket.id, scope, receipt, err);
+    if (rc == CT_OK)
+        rc = ct_store_ticket_touch(tx, ticket.id, m->ts * 1000000LL, err);
+    if (rc == CT_OK && m->echo) /* a reply typed on the shop's phone is a first response too */
+        rc = ct_store_ticket_first_response(tx, ticket.id, m->ts * 1000000LL, err);
+    if (rc == CT_OK && !m->echo)
+        rc = ct_workflow_detect_complaint(tx, &ticket, m->text, m->ts * 1000000LL, err);
+    if (rc == CT_OK)
+        res->messages_new++;
+    return rc;
 }
 
 static ct_rc ingest_status(struct ct_tx *tx, const struct ct_wa_status *s,
@@ -231,7 +286,8 @@ static ct_rc ingest_status(struct ct_tx *tx, const struct ct_wa_status *s,
     if (cJSON_IsArray(errs))
         errors = cJSON_PrintUnformatted(errs);
     rc = ct_store_status_insert(tx, msg.id, s->wamid, s->status, s->ts * 1000000LL,
-                                s->recipient_id, errors, receipt->id, &dup, err);
+                                s->recipient_id, s->recipient_user_id, s->username, errors,
+                                receipt->id, &dup, err);
     free(errors);
     if (rc != CT_OK)
         return rc;
@@ -269,6 +325,31 @@ static ct_rc ingest_status(struct ct_tx *tx, const struct ct_wa_status *s,
     rc = ct_store_event_append(tx, &ev, NULL, err);
     cJSON_Delete(data);
     return rc;
+}
+
+/* A user_id_update: the customer keeps one history under the new BSUID. A customer casetrail
+ * has never seen needs nothing (the raw receipt keeps the update). */
+static ct_rc ingest_id_update(struct ct_tx *tx, const struct ct_wa_id_update *u,
+                              struct ct_err *err)
+{
+    struct ct_identity renewed = {u->phone_number_id, NULL, u->new_user_id, NULL};
+    struct ct_resolved change;
+    long long contact_id = 0, ticket_id = 0;
+    bool found = false;
+    char scope[48];
+    ct_rc rc = ct_contacts_find_by_user(tx, u->phone_number_id, u->old_user_id, &contact_id,
+                                        &found, err);
+    if (rc != CT_OK || !found)
+        return rc;
+    rc = ct_contacts_change_ids(tx, contact_id, u->phone_number_id, NULL, u->new_user_id,
+                                &change, err);
+    if (rc == CT_OK)
+        rc = ct_store_ticket_latest(tx, contact_id, &ticket_id, err);
+    if (rc != CT_OK || ticket_id == 0)
+        return rc;
+    snprintf(scope, sizeof(scope), "contact:%lld", contact_id);
+    return ct_contacts_record_link(tx, ticket_id, &renewed, &change, scope,
+                                   u->ts > 0 ? u->ts * 1000000LL : 0, err);
 }
 
 /* Whether err is the entry's own fault (its data), not the database's or the system's: such an
@@ -356,6 +437,8 @@ static ct_rc ingest_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
             j->failed_idx = s;
         }
     }
+    for (size_t i = 0; rc == CT_OK && i < b->nid_updates; i++)
+        rc = ingest_id_update(tx, &b->id_updates[i], err);
     for (size_t i = 0; i < b->nmessages; i++)
         j->res->rejected += j->mout[i].set;
     for (size_t i = 0; i < b->nstatuses; i++)
@@ -379,7 +462,8 @@ static bool sort_entries(struct job *j)
     if (keys == NULL)
         return false;
     for (size_t i = 0; i < batch->nmessages; i++)
-        keys[i] = (struct key){batch->messages[i].phone_number_id, batch->messages[i].from, i};
+        keys[i] = (struct key){batch->messages[i].phone_number_id,
+                               ct_wa_customer_id(&batch->messages[i]), i};
     sorted_order(keys, batch->nmessages, j->morder);
     for (size_t i = 0; i < batch->nstatuses; i++)
         keys[i] = (struct key){batch->statuses[i].wamid, "", i};

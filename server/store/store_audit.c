@@ -67,8 +67,10 @@ static ct_rc load_events(struct ct_tx *tx, bool ticket, const char *id, struct c
     " UNION ALL"                                                                              \
     " SELECT e.id, 'message_body', m.body, s.salt FROM events e"                              \
     " JOIN messages m ON m.id::text = e.data->>'message_id'"                                  \
-    " LEFT JOIN text_salts s ON s.scope = 'contact:' || m.contact_id"                         \
-    " WHERE e.ticket_id = $1 AND e.action = '" CT_EV_MESSAGE_RECEIVED "'"                     \
+    " LEFT JOIN text_salts s ON s.scope = CASE WHEN e.action = '" CT_EV_MESSAGE_ECHOED "'"    \
+    "   THEN 'staff' ELSE 'contact:' || m.contact_id END"                                     \
+    " WHERE e.ticket_id = $1"                                                                 \
+    " AND e.action IN ('" CT_EV_MESSAGE_RECEIVED "', '" CT_EV_MESSAGE_ECHOED "')"             \
     " AND e.digests ? 'body'"                                                                 \
     " UNION ALL"                                                                              \
     " SELECT e.id, 'approval_reason', CASE e.action"                                          \
@@ -137,7 +139,9 @@ static ct_rc load_texts(struct ct_tx *tx, bool ticket, const char *id, struct ct
              " ('type', m.type), ('wamid', m.wamid), ('payload_sha256',"                     \
              " encode(sha256(convert_to(m.payload::text, 'UTF8')), 'hex'))")                  \
     " WHERE m.ticket_id = $1 OR m.id::text IN (SELECT e.data->>'message_id' FROM events e"    \
-    "   WHERE e.ticket_id = $1 AND e.action = '" CT_EV_MESSAGE_RECEIVED "') UNION ALL "      \
+    "   WHERE e.ticket_id = $1"                                                               \
+    "   AND e.action IN ('" CT_EV_MESSAGE_RECEIVED "', '" CT_EV_MESSAGE_ECHOED "'))"         \
+    " UNION ALL "                                                                             \
     FACTS_OF("webhook_receipts", "r", "('body_sha256', encode(r.body_sha256, 'hex')),"        \
              " ('body_sha256_now', encode(sha256(r.body), 'hex'))")                           \
     " WHERE r.id::text IN (SELECT e.data->>'receipt_id' FROM events e"                        \

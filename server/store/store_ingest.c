@@ -57,25 +57,136 @@ ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int 
                              " rejected = $4 WHERE id = $1", &p, err);
 }
 
-ct_rc ct_store_contact_lock(struct ct_tx *tx, const char *phone_number_id, const char *wa_id,
-                            long long *id, struct ct_err *err)
+#define CONTACT_COLS "id, coalesce(wa_id, ''), coalesce(user_id, ''), coalesce(merged_into, 0)"
+
+static void row_to_contact(const PGresult *res, struct ct_contact_row *out)
 {
-    const char *pv[] = {phone_number_id, wa_id};
-    ct_rc rc = ct_tx_exec0(tx, "INSERT INTO contacts (phone_number_id, wa_id) VALUES ($1, $2)"
-                         " ON CONFLICT (phone_number_id, wa_id) DO NOTHING", 2, pv, err);
-    if (rc != CT_OK)
-        return rc;
-    PGresult *res = ct_tx_exec(tx, "SELECT id FROM contacts WHERE phone_number_id = $1"
-                                   " AND wa_id = $2 FOR UPDATE", 2, pv, err);
+    memset(out, 0, sizeof(*out));
+    out->id = atoll(PQgetvalue(res, 0, 0));
+    ct_store_copy(out->wa_id, sizeof(out->wa_id), res, 0, 1);
+    ct_store_copy(out->user_id, sizeof(out->user_id), res, 0, 2);
+    out->merged_into = atoll(PQgetvalue(res, 0, 3));
+}
+
+ct_rc ct_store_contact_find(struct ct_tx *tx, const char *phone_number_id, bool by_user,
+                            const char *value, struct ct_contact_row *out, bool *found,
+                            struct ct_err *err)
+{
+    struct ct_params p = {0};
+    ct_param_str(&p, phone_number_id);
+    ct_param_str(&p, value);
+    PGresult *res = ct_tx_query(tx, by_user
+                                        ? "SELECT " CONTACT_COLS " FROM contacts WHERE"
+                                          " phone_number_id = $1 AND user_id = $2 FOR UPDATE"
+                                        : "SELECT " CONTACT_COLS " FROM contacts WHERE"
+                                          " phone_number_id = $1 AND wa_id = $2 FOR UPDATE",
+                                &p, err);
+    if (res == NULL)
+        return err->rc;
+    *found = PQntuples(res) == 1;
+    if (*found)
+        row_to_contact(res, out);
+    PQclear(res);
+    return CT_OK;
+}
+
+ct_rc ct_store_contact_get(struct ct_tx *tx, long long id, struct ct_contact_row *out,
+                           struct ct_err *err)
+{
+    struct ct_params p = {0};
+    ct_param_ll(&p, id);
+    PGresult *res = ct_tx_query(tx, "SELECT " CONTACT_COLS " FROM contacts WHERE id = $1"
+                                    " FOR UPDATE", &p, err);
     if (res == NULL)
         return err->rc;
     if (PQntuples(res) != 1) {
         PQclear(res);
-        return ct_err_set(err, CT_E_INTERNAL, "internal", "contact vanished while locked");
+        return ct_err_set(err, CT_E_NOT_FOUND, "contact_not_found", "contact %lld not found", id);
     }
-    *id = atoll(PQgetvalue(res, 0, 0));
+    row_to_contact(res, out);
     PQclear(res);
     return CT_OK;
+}
+
+ct_rc ct_store_contact_insert(struct ct_tx *tx, const char *phone_number_id, const char *wa_id,
+                              const char *user_id, struct ct_err *err)
+{
+    struct ct_params p = {0};
+    ct_param_str(&p, phone_number_id);
+    ct_param_str(&p, wa_id);
+    ct_param_str(&p, user_id);
+    /* no conflict target: either unique key (number or BSUID) may already be taken */
+    return ct_tx_command(tx, "INSERT INTO contacts (phone_number_id, wa_id, user_id)"
+                             " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", &p, err);
+}
+
+ct_rc ct_store_contact_set_ids(struct ct_tx *tx, long long id, const char *wa_id,
+                               const char *user_id, const char *parent_user_id,
+                               struct ct_err *err)
+{
+    struct ct_params p = {0};
+    ct_param_ll(&p, id);
+    ct_param_str(&p, wa_id);
+    ct_param_str(&p, user_id);
+    ct_param_str(&p, parent_user_id);
+    return ct_tx_command(tx, "UPDATE contacts SET wa_id = coalesce($2, wa_id),"
+                             " user_id = coalesce($3, user_id),"
+                             " parent_user_id = coalesce($4, parent_user_id), updated_at = now()"
+                             " WHERE id = $1", &p, err);
+}
+
+ct_rc ct_store_contact_merge(struct ct_tx *tx, long long from, long long into,
+                             struct ct_err *err)
+{
+    struct ct_params p = {0};
+    ct_param_ll(&p, from);
+    ct_param_ll(&p, into);
+    ct_rc rc = ct_tx_command(tx, "UPDATE contacts SET merged_into = $2, updated_at = now()"
+                                 " WHERE id = $1", &p, err);
+    if (rc != CT_OK)
+        return rc;
+    /* one live ticket per contact: the other's live ticket moves only when into has none */
+    return ct_tx_command(tx, "UPDATE tickets SET contact_id = $2 WHERE contact_id = $1 AND"
+                             " (status = 'closed' OR NOT EXISTS (SELECT 1 FROM tickets t"
+                             "  WHERE t.contact_id = $2 AND t.status <> 'closed'))", &p, err);
+}
+
+ct_rc ct_store_contact_username(struct ct_tx *tx, long long id, const char *username,
+                                long long sent_us, struct ct_err *err)
+{
+    struct ct_params p = {0};
+    ct_param_ll(&p, id);
+    ct_param_str(&p, username);
+    ct_param_ts(&p, true, sent_us);
+    return ct_tx_command(tx, "UPDATE contacts SET username = $2, username_at = $3,"
+                             " updated_at = now() WHERE id = $1"
+                             " AND username IS DISTINCT FROM $2"
+                             " AND (username_at IS NULL OR username_at <= $3)", &p, err);
+}
+
+ct_rc ct_store_ticket_latest(struct ct_tx *tx, long long contact_id, long long *id,
+                             struct ct_err *err)
+{
+    struct ct_params p = {0};
+    ct_param_ll(&p, contact_id);
+    PGresult *res = ct_tx_query(tx, "SELECT id FROM tickets WHERE contact_id = $1"
+                                    " ORDER BY (status <> 'closed') DESC, id DESC LIMIT 1",
+                                &p, err);
+    if (res == NULL)
+        return err->rc;
+    *id = PQntuples(res) == 1 ? atoll(PQgetvalue(res, 0, 0)) : 0;
+    PQclear(res);
+    return CT_OK;
+}
+
+ct_rc ct_store_ticket_first_response(struct ct_tx *tx, long long id, long long at_us,
+                                     struct ct_err *err)
+{
+    struct ct_params p = {0};
+    ct_param_ll(&p, id);
+    ct_param_ts(&p, true, at_us);
+    return ct_tx_command(tx, "UPDATE tickets SET first_response_at = $2 WHERE id = $1 AND"
+                             " (first_response_at IS NULL OR first_response_at > $2)", &p, err);
 }
 
 ct_rc ct_store_contact_name(struct ct_tx *tx, long long id, const char *name, long long sent_us,
@@ -119,11 +230,13 @@ ct_rc ct_store_message_insert(struct ct_tx *tx, const struct ct_message_new *m, 
     /* the recording time from the same clock as events, so a timeline tie (ticket.created and
      * its first message share the WhatsApp time) breaks in the order things were recorded */
     ct_param_ts(&p, true, ct_store_now_us());
+    ct_param_str(&p, m->target_wamid);
     PGresult *res =
         ct_tx_query(tx,
                     "INSERT INTO messages (wamid, ticket_id, contact_id, direction, type,"
-                    " body, payload, context_wamid, sent_at, receipt_id, received_at)"
-                    " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11)"
+                    " body, payload, context_wamid, sent_at, receipt_id, received_at,"
+                    " target_wamid)"
+                    " VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, $8, $9, $10, $11, $12)"
                     " ON CONFLICT (wamid) DO NOTHING RETURNING id,"
                     " encode(sha256(convert_to(payload::text, 'UTF8')), 'hex')",
                     &p, err);
@@ -160,6 +273,7 @@ ct_rc ct_store_outbound_lock(struct ct_tx *tx, const char *wamid, struct ct_outb
 
 ct_rc ct_store_status_insert(struct ct_tx *tx, long long message_id, const char *wamid,
                              const char *status, long long ts_us, const char *recipient,
+                             const char *recipient_user_id, const char *username,
                              const char *errors_json, long long receipt_id, bool *dup,
                              struct ct_err *err)
 {
@@ -171,11 +285,13 @@ ct_rc ct_store_status_insert(struct ct_tx *tx, long long message_id, const char 
     ct_param_str(&p, recipient);
     ct_param_str(&p, errors_json);
     ct_param_ll(&p, receipt_id);
+    ct_param_str(&p, recipient_user_id);
+    ct_param_str(&p, username);
     PGresult *res =
         ct_tx_query(tx,
                     "INSERT INTO message_statuses (message_id, wamid, status, occurred_at,"
-                    " recipient_id, errors, receipt_id)"
-                    " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)"
+                    " recipient_id, errors, receipt_id, recipient_user_id, username)"
+                    " VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8, $9)"
                     " ON CONFLICT (wamid, status) DO NOTHING RETURNING id",
                     &p, err);
     if (res == NULL)

@@ -100,9 +100,11 @@ ct_rc ct_store_ticket_touch(struct ct_tx *tx, long long id, long long message_us
 #define TICKET_JSON                                                                          \
     "jsonb_build_object('id', t.id, 'status', t.status, 'assignee', u.name,"                 \
     " 'escalated', t.escalation_level > 0, 'escalation_level', t.escalation_level,"          \
-    " 'priority', t.priority, 'contact', jsonb_build_object('wa_id', c.wa_id, 'name', c.name," \
+    " 'priority', t.priority, 'contact', jsonb_build_object('wa_id', c.wa_id,"                \
+    " 'user_id', c.user_id, 'username', c.username, 'name', c.name,"                          \
     " 'phone_number_id', c.phone_number_id), 'created_at', " ISO("t.created_at") ","         \
-    " 'updated_at', " ISO("t.updated_at") ", 'last_message_at', " ISO("t.last_message_at") ")"
+    " 'updated_at', " ISO("t.updated_at") ", 'last_message_at', " ISO("t.last_message_at") "," \
+    " 'first_response_at', " ISO("t.first_response_at") ")"
 
 #define TICKET_FROM                                                                          \
     " FROM tickets t JOIN contacts c ON c.id = t.contact_id"                                  \
@@ -146,7 +148,8 @@ ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, 
                      " AND ($2::text IS NULL OR ($2 = 'none' AND t.assignee_id IS NULL)"
                      "      OR u.name = $2)"
                      " AND ($3::int IS NULL OR (t.escalation_level > 0) = ($3::int = 1))"
-                     " AND ($4::text IS NULL OR c.wa_id = $4"
+                     " AND ($4::text IS NULL OR c.wa_id = $4 OR c.user_id = $4"
+                     "      OR lower(c.username) IN (lower($4), '@' || lower($4))"
                      "      OR strpos(lower(coalesce(c.name, '')), lower($4)) > 0)"
                      " AND ($5::timestamptz IS NULL"
                      "      OR (t.updated_at, t.id) < ($5::timestamptz, $6::bigint))"
@@ -205,6 +208,20 @@ ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct
     "      'reply_to', m.context_wamid, 'errors', m.payload -> 'errors',"                          \
     "      'referral', m.payload -> 'referral', 'error_code', m.error_code,"                       \
     "      'error_title', m.error_title, 'forwarded', m.payload #> '{context,forwarded}'))"        \
+    "   || jsonb_strip_nulls(jsonb_build_object("                                                  \
+    /* an edit or deletion shows what it changes (once that has arrived: order is not kept) */     \
+    "      'target_wamid', m.target_wamid, 'original', (SELECT jsonb_build_object('wamid',"         \
+    "        o.wamid, 'type', o.type, 'text', o.body, 'at', " ISO("o.sent_at") ")"                  \
+    "        FROM messages o WHERE o.wamid = m.target_wamid),"                                      \
+    /* every version of an edited message, and when it was deleted and by whom */               \
+    "      'edits', (SELECT jsonb_agg(jsonb_build_object('wamid', x.wamid, 'text', x.body,"         \
+    "        'at', " ISO("x.sent_at") ") ORDER BY x.sent_at, x.id) FROM messages x"                \
+    "        WHERE x.target_wamid = m.wamid AND x.type = 'edit'),"                                  \
+    "      'deleted', (SELECT jsonb_build_object('at', " ISO("x.sent_at") ", 'by',"                 \
+    "        CASE x.direction WHEN 'in' THEN 'customer' ELSE 'business' END) FROM messages x"       \
+    "        WHERE x.target_wamid = m.wamid AND x.type = 'revoke' ORDER BY x.sent_at LIMIT 1),"     \
+    "      'sent_from', CASE WHEN m.direction = 'out' AND m.payload ? 'to'"                         \
+    "        THEN 'business_app' END))"                                                             \
     "   AS item, " US("m.sent_at") " AS at_us, " US("m.received_at") " AS rec_us, 0 AS kind, m.id" \
     " FROM messages m WHERE m.ticket_id = $1"                                                      \
     " UNION ALL"                                                                                   \

@@ -77,8 +77,15 @@ static long long parse_ts(const cJSON *v)
 static const char *message_text(const cJSON *m, const char *type)
 {
     const cJSON *t = obj(m, type);
-    if (t == NULL)
+    if (t == NULL || type == NULL)
         return NULL;
+    if (strcmp(type, "edit") == 0) {
+        /* the new content, in the usual shape of its own type */
+        const cJSON *em = obj(t, "message");
+        const char *etype = str(em, "type");
+        return em != NULL && etype != NULL && strcmp(etype, "edit") != 0 ? message_text(em, etype)
+                                                                          : NULL;
+    }
     if (strcmp(type, "text") == 0)
         return str(t, "body");
     if (strcmp(type, "image") == 0 || strcmp(type, "video") == 0 || strcmp(type, "document") == 0)
@@ -105,12 +112,13 @@ static const char *message_text(const cJSON *m, const char *type)
     return NULL;
 }
 
-/* Sender of a message: from, else (system messages without one) the ids the system object has. */
+/* Sender of a message: from, else (system messages without one and without a BSUID) the ids
+ * the system object has. */
 static const char *message_sender(const cJSON *m)
 {
     const char *from = nonempty(str(m, "from"));
     const cJSON *sys = obj(m, "system");
-    if (from != NULL)
+    if (from != NULL || nonempty(str(m, "from_user_id")) != NULL)
         return from;
     if (sys != NULL) {
         if (nonempty(str(sys, "wa_id")))
@@ -121,15 +129,27 @@ static const char *message_sender(const cJSON *m)
     return NULL;
 }
 
-static const char *profile_name(const cJSON *contacts, const char *wa_id)
+/* The value.contacts[] entry of a customer: matched by BSUID when both have one, else by
+ * phone number. */
+static const cJSON *contact_of(const cJSON *contacts, const char *wa_id, const char *user_id)
 {
     const cJSON *c;
     cJSON_ArrayForEach(c, contacts)
     {
-        if (cJSON_IsObject(c) && str(c, "wa_id") != NULL && strcmp(str(c, "wa_id"), wa_id) == 0)
-            return nonempty(str(obj(c, "profile"), "name"));
+        const char *cu = str(c, "user_id"), *cw = str(c, "wa_id");
+        if (!cJSON_IsObject(c))
+            continue;
+        if (user_id != NULL && cu != NULL && strcmp(cu, user_id) == 0)
+            return c;
+        if (wa_id != NULL && cw != NULL && strcmp(cw, wa_id) == 0)
+            return c;
     }
     return NULL;
+}
+
+const char *ct_wa_customer_id(const struct ct_wa_message *m)
+{
+    return m->user_id != NULL ? m->user_id : m->from;
 }
 
 static bool grow(void **arr, size_t n, size_t *cap, size_t size)
@@ -154,7 +174,7 @@ struct pos {
 
 struct parse {
     struct ct_wa_batch *b;
-    size_t mcap, scap, rcap;
+    size_t mcap, scap, rcap, ucap;
     bool oom;
 };
 
@@ -166,7 +186,7 @@ static void reject(struct parse *p, const struct pos *at, const cJSON *raw, cons
     struct ct_wa_reject r;
     va_list ap;
     memset(&r, 0, sizeof(r));
-    r.kind = strcmp(at->list, "messages") == 0 ? "message" : "status";
+    r.kind = strcmp(at->list, "statuses") == 0 ? "status" : "message";
     snprintf(r.where, sizeof(r.where), "entry[%d].changes[%d].value.%s[%d]", at->entry,
              at->change, at->list, at->item);
     va_start(ap, fmt);
@@ -211,10 +231,23 @@ static const char *message_problem(const struct ct_wa_message *m)
         return "message has no id";
     if (!id_ok(m->wamid, CT_WA_ID_MAX))
         return "message id is not 1 to 255 printable characters";
-    if (m->from == NULL)
-        return "message has no sender (from)";
-    if (!id_ok(m->from, CT_WA_USER_MAX))
+    if (m->from == NULL && m->user_id == NULL)
+        return m->echo ? "echo has no recipient (to or to_user_id)"
+                       : "message has no sender (from or from_user_id)";
+    if (m->from != NULL && !id_ok(m->from, CT_WA_USER_MAX))
         return "sender is not 1 to 64 printable characters";
+    if (m->user_id != NULL && !id_ok(m->user_id, CT_WA_BSUID_MAX))
+        return "sender's user id (BSUID) is not 1 to 160 printable characters";
+    if (m->parent_user_id != NULL && !id_ok(m->parent_user_id, CT_WA_BSUID_MAX))
+        return "sender's parent user id is not 1 to 160 printable characters";
+    if (m->username != NULL && strlen(m->username) > 256)
+        return "the sender's username is longer than 256 bytes";
+    if (m->new_wa_id != NULL && !id_ok(m->new_wa_id, CT_WA_USER_MAX))
+        return "the new phone number is not 1 to 64 printable characters";
+    if (m->new_user_id != NULL && !id_ok(m->new_user_id, CT_WA_BSUID_MAX))
+        return "the new user id is not 1 to 160 printable characters";
+    if (m->target_wamid != NULL && !id_ok(m->target_wamid, CT_WA_ID_MAX))
+        return "the id of the edited or deleted message is not 1 to 255 printable characters";
     if (m->ts < 0)
         return "message has no valid timestamp";
     if (!word_ok(m->type))
@@ -226,22 +259,75 @@ static const char *message_problem(const struct ct_wa_message *m)
     return NULL;
 }
 
+/* The new ids a system message announces: a changed number (with its new BSUID, since a new
+ * number means a new BSUID) or a changed BSUID. Shapes vary ("wa_id" or "new_wa_id" ...), so
+ * each name Meta has used is tried. */
+static void system_ids(struct ct_wa_message *msg, const cJSON *sys)
+{
+    const char *type = str(sys, "type");
+    if (type == NULL)
+        return;
+    if (strcmp(type, "user_changed_number") == 0 || strcmp(type, "customer_changed_number") == 0) {
+        msg->new_wa_id = nonempty(str(sys, "new_wa_id"));
+        if (msg->new_wa_id == NULL)
+            msg->new_wa_id = nonempty(str(sys, "wa_id"));
+    }
+    if (strcmp(type, "user_changed_number") == 0 || strcmp(type, "user_changed_user_id") == 0 ||
+        strcmp(type, "customer_changed_number") == 0) {
+        msg->new_user_id = nonempty(str(sys, "new_user_id"));
+        if (msg->new_user_id == NULL)
+            msg->new_user_id = nonempty(str(sys, "user_id"));
+    }
+    /* a "change" to the id it already has is no change */
+    if (msg->new_wa_id != NULL && msg->from != NULL && strcmp(msg->new_wa_id, msg->from) == 0)
+        msg->new_wa_id = NULL;
+    if (msg->new_user_id != NULL && msg->user_id != NULL &&
+        strcmp(msg->new_user_id, msg->user_id) == 0)
+        msg->new_user_id = NULL;
+}
+
 static void add_message(struct parse *p, const struct pos *at, const cJSON *m, const char *pnid,
-                        const cJSON *contacts)
+                        const cJSON *contacts, bool echo)
 {
     struct ct_wa_message msg;
+    const cJSON *c;
     const char *problem;
     memset(&msg, 0, sizeof(msg));
     msg.phone_number_id = pnid;
+    msg.echo = echo;
     msg.wamid = nonempty(str(m, "id"));
-    msg.from = message_sender(m);
+    if (echo) {
+        /* the business sent it: the customer is the recipient */
+        msg.from = nonempty(str(m, "to"));
+        msg.user_id = nonempty(str(m, "to_user_id"));
+        msg.parent_user_id = nonempty(str(m, "to_parent_user_id"));
+    } else {
+        msg.from = message_sender(m);
+        msg.user_id = nonempty(str(m, "from_user_id"));
+        msg.parent_user_id = nonempty(str(m, "from_parent_user_id"));
+    }
     msg.type = nonempty(str(m, "type"));
     msg.ts = parse_ts(cJSON_GetObjectItemCaseSensitive(m, "timestamp"));
     if (msg.type == NULL)
         msg.type = "unknown";
-    if (msg.from != NULL)
-        msg.profile_name = profile_name(contacts, msg.from);
+    c = contact_of(contacts, msg.from, msg.user_id);
+    if (c != NULL) {
+        msg.profile_name = nonempty(str(obj(c, "profile"), "name"));
+        msg.username = nonempty(str(obj(c, "profile"), "username"));
+        if (msg.user_id == NULL)
+            msg.user_id = nonempty(str(c, "user_id"));
+        if (msg.parent_user_id == NULL)
+            msg.parent_user_id = nonempty(str(c, "parent_user_id"));
+        if (msg.from == NULL && !echo)
+            msg.from = nonempty(str(c, "wa_id"));
+    }
     msg.text = message_text(m, msg.type);
+    if (strcmp(msg.type, "system") == 0)
+        system_ids(&msg, obj(m, "system"));
+    if (strcmp(msg.type, "edit") == 0)
+        msg.target_wamid = nonempty(str(obj(m, "edit"), "original_message_id"));
+    else if (strcmp(msg.type, "revoke") == 0)
+        msg.target_wamid = nonempty(str(obj(m, "revoke"), "original_message_id"));
     msg.context_wamid = nonempty(str(obj(m, "context"), "id"));
     if (strcmp(msg.type, "reaction") == 0)
         msg.context_wamid = nonempty(str(obj(m, "reaction"), "message_id"));
@@ -270,10 +356,15 @@ static const char *status_problem(const struct ct_wa_status *st)
         return "status has no valid timestamp";
     if (st->recipient_id != NULL && !id_ok(st->recipient_id, CT_WA_USER_MAX))
         return "status recipient is not 1 to 64 printable characters";
+    if (st->recipient_user_id != NULL && !id_ok(st->recipient_user_id, CT_WA_BSUID_MAX))
+        return "status recipient user id is not 1 to 160 printable characters";
+    if (st->username != NULL && strlen(st->username) > 256)
+        return "status recipient username is longer than 256 bytes";
     return NULL;
 }
 
-static void add_status(struct parse *p, const struct pos *at, const cJSON *s, const char *pnid)
+static void add_status(struct parse *p, const struct pos *at, const cJSON *s, const char *pnid,
+                       const cJSON *contacts)
 {
     struct ct_wa_status st;
     const cJSON *errs = cJSON_GetObjectItemCaseSensitive(s, "errors");
@@ -284,6 +375,9 @@ static void add_status(struct parse *p, const struct pos *at, const cJSON *s, co
     st.status = nonempty(str(s, "status"));
     st.ts = parse_ts(cJSON_GetObjectItemCaseSensitive(s, "timestamp"));
     st.recipient_id = nonempty(str(s, "recipient_id"));
+    st.recipient_user_id = nonempty(str(s, "recipient_user_id"));
+    st.username = nonempty(str(obj(contact_of(contacts, st.recipient_id, st.recipient_user_id),
+                                   "profile"), "username"));
     problem = status_problem(&st);
     if (problem != NULL) {
         reject(p, at, s, "%s", problem);
@@ -303,17 +397,65 @@ static void add_status(struct parse *p, const struct pos *at, const cJSON *s, co
     p->b->statuses[p->b->nstatuses++] = st;
 }
 
+/* One BSUID change announced by a user_id_update webhook. The shape is not documented for
+ * certain, so both plain ({old,new}) and nested ({user_id_update: [...]}) forms are read;
+ * anything unreadable stays in the raw receipt. */
+static void add_id_update(struct parse *p, const cJSON *u, const char *pnid)
+{
+    struct ct_wa_id_update x;
+    memset(&x, 0, sizeof(x));
+    x.phone_number_id = pnid;
+    x.old_user_id = nonempty(str(u, "old_user_id"));
+    if (x.old_user_id == NULL)
+        x.old_user_id = nonempty(str(u, "user_id"));
+    x.new_user_id = nonempty(str(u, "new_user_id"));
+    x.wa_id = nonempty(str(u, "wa_id"));
+    x.ts = parse_ts(cJSON_GetObjectItemCaseSensitive(u, "timestamp"));
+    x.raw = u;
+    if (x.ts < 0)
+        x.ts = 0;
+    if (x.old_user_id == NULL || x.new_user_id == NULL || !id_ok(x.old_user_id, CT_WA_BSUID_MAX) ||
+        !id_ok(x.new_user_id, CT_WA_BSUID_MAX) || strcmp(x.old_user_id, x.new_user_id) == 0 ||
+        (x.wa_id != NULL && !id_ok(x.wa_id, CT_WA_USER_MAX)))
+        return;
+    if (!grow((void **)&p->b->id_updates, p->b->nid_updates, &p->ucap, sizeof(x))) {
+        p->oom = true;
+        return;
+    }
+    p->b->id_updates[p->b->nid_updates++] = x;
+}
+
+static void parse_id_updates(struct parse *p, const cJSON *value)
+{
+    const char *pnid = nonempty(str(obj(value, "metadata"), "phone_number_id"));
+    const cJSON *item, *list;
+    if (pnid == NULL || !digits_ok(pnid, CT_WA_PNID_MAX))
+        return;
+    add_id_update(p, value, pnid);
+    cJSON_ArrayForEach(list, value)
+    {
+        if (!cJSON_IsArray(list))
+            continue;
+        cJSON_ArrayForEach(item, list)
+        {
+            if (cJSON_IsObject(item))
+                add_id_update(p, item, pnid);
+        }
+    }
+}
+
 /* One change's messages and statuses. */
 static void parse_value(struct parse *p, int entry, int change, const cJSON *value)
 {
     const char *pnid = nonempty(str(obj(value, "metadata"), "phone_number_id"));
     const cJSON *contacts = cJSON_GetObjectItemCaseSensitive(value, "contacts");
     const cJSON *errs = cJSON_GetObjectItemCaseSensitive(value, "errors");
-    static const char *const lists[] = {"messages", "statuses"};
+    /* message_echoes: replies the business typed in the WhatsApp Business app (coexistence) */
+    static const char *const lists[] = {"messages", "statuses", "message_echoes"};
 
     if (cJSON_IsArray(errs))
         p->b->nerrors += (size_t)cJSON_GetArraySize(errs);
-    for (int l = 0; l < 2; l++) {
+    for (int l = 0; l < 3; l++) {
         const cJSON *arr = cJSON_GetObjectItemCaseSensitive(value, lists[l]);
         const cJSON *item;
         struct pos at = {entry, change, lists[l], 0};
@@ -324,10 +466,10 @@ static void parse_value(struct parse *p, int entry, int change, const cJSON *val
             else if (pnid == NULL || !digits_ok(pnid, CT_WA_PNID_MAX))
                 reject(p, &at, item, "the change has no metadata.phone_number_id of 1 to 32 "
                                      "digits");
-            else if (l == 0)
-                add_message(p, &at, item, pnid, contacts);
+            else if (l == 1)
+                add_status(p, &at, item, pnid, contacts);
             else
-                add_status(p, &at, item, pnid);
+                add_message(p, &at, item, pnid, contacts, l == 2);
             at.item++;
         }
     }
@@ -336,7 +478,7 @@ static void parse_value(struct parse *p, int entry, int change, const cJSON *val
 ct_rc ct_webhook_parse(const char *body, size_t len, struct ct_wa_batch *out, struct ct_err *err)
 {
     const cJSON *entry, *e, *change;
-    struct parse p = {out, 0, 0, 0, false};
+    struct parse p = {out, 0, 0, 0, 0, false};
     int ei = 0;
 
     memset(out, 0, sizeof(*out));
@@ -366,8 +508,11 @@ ct_rc ct_webhook_parse(const char *body, size_t len, struct ct_wa_batch *out, st
             const char *field = str(change, "field");
             const cJSON *value = obj(change, "value");
             /* other fields (account_update, template status ...) stay in the raw receipt only */
-            if (field != NULL && strcmp(field, "messages") == 0 && value != NULL)
+            if (field != NULL && value != NULL &&
+                (strcmp(field, "messages") == 0 || strcmp(field, "smb_message_echoes") == 0))
                 parse_value(&p, ei, ci, value);
+            else if (field != NULL && value != NULL && strcmp(field, "user_id_update") == 0)
+                parse_id_updates(&p, value);
             ci++;
         }
         ei++;
@@ -385,5 +530,6 @@ void ct_webhook_batch_free(struct ct_wa_batch *b)
     free(b->messages);
     free(b->statuses);
     free(b->rejects);
+    free(b->id_updates);
     memset(b, 0, sizeof(*b));
 }

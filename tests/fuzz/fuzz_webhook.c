@@ -61,13 +61,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* touch every parsed field so the sanitizers see any dangling pointer */
         size_t n = 0;
         for (size_t i = 0; i < b.nmessages; i++) {
-            n += strlen(b.messages[i].wamid) + strlen(b.messages[i].from);
-            n += strlen(b.messages[i].type);
-            n += b.messages[i].text ? strlen(b.messages[i].text) : 0;
-            n += b.messages[i].profile_name ? strlen(b.messages[i].profile_name) : 0;
+            const struct ct_wa_message *m = &b.messages[i];
+            /* a customer is known by a phone number, a BSUID, or both: never neither */
+            if (m->from == NULL && m->user_id == NULL)
+                abort();
+            n += strlen(m->wamid) + strlen(ct_wa_customer_id(m)) + strlen(m->type);
+            n += m->from ? strlen(m->from) : 0;
+            n += m->text ? strlen(m->text) : 0;
+            n += m->profile_name ? strlen(m->profile_name) : 0;
+            n += m->username ? strlen(m->username) : 0;
+            n += m->target_wamid ? strlen(m->target_wamid) : 0;
         }
-        for (size_t i = 0; i < b.nstatuses; i++)
+        for (size_t i = 0; i < b.nstatuses; i++) {
             n += strlen(b.statuses[i].wamid) + strlen(b.statuses[i].status);
+            n += b.statuses[i].recipient_user_id ? strlen(b.statuses[i].recipient_user_id) : 0;
+        }
+        for (size_t i = 0; i < b.nrejects; i++)
+            n += strlen(b.rejects[i].where) + strlen(b.rejects[i].reason);
         (void)n;
         ct_webhook_batch_free(&b);
     }

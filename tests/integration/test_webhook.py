@@ -179,6 +179,7 @@ class FirstMessage(IngestTest):
         self.assertEqual(t["status"], "new")
         self.assertIsNone(t["assignee"])
         self.assertEqual(t["contact"], {"wa_id": "923001234567", "name": "Ayesha Khan",
+                                        "user_id": None, "username": None,
                                         "phone_number_id": PNID_A})
         self.assertEqual(t["last_message_at"], "2025-10-14T08:40:00.000000Z")
         items = self.api(f"/api/tickets/{tid}/timeline")["items"]

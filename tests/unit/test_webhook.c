@@ -57,6 +57,60 @@ static void expect(const char *name, size_t nmsg, size_t nst, const char *type)
     free(body);
 }
 
+/* Parses fixture name into b (caller frees); false when it cannot. */
+static bool parse_fixture(const char *name, struct ct_wa_batch *b)
+{
+    size_t len = 0;
+    struct ct_err err;
+    char *body = slurp(name, &len);
+    bool ok = body != NULL && ct_webhook_parse(body, len, b, &err) == CT_OK;
+    free(body);
+    CHECK(ok);
+    return ok;
+}
+
+/* 2026 shapes: BSUIDs and usernames, edits and deletions, echoes of the Business app. */
+static void shapes_2026(void)
+{
+    struct ct_wa_batch b;
+    if (parse_fixture("username_only_bsuid.json", &b) && b.nmessages == 1) {
+        CHECK(b.messages[0].from == NULL);
+        CHECK_STR(b.messages[0].user_id, "PK.4471209953318802");
+        CHECK_STR(b.messages[0].username, "@sana.t");
+        CHECK_STR(b.messages[0].profile_name, "Sana Tariq");
+        CHECK_STR(ct_wa_customer_id(&b.messages[0]), "PK.4471209953318802");
+        ct_webhook_batch_free(&b);
+    }
+    if (parse_fixture("edit_text.json", &b) && b.nmessages == 1) {
+        CHECK_STR(b.messages[0].type, "edit");
+        CHECK_STR(b.messages[0].text, "any update on my refund? it has been 10 days");
+        CHECK_STR(b.messages[0].target_wamid,
+                  "wamid.HBgMOTIzMDAxMjM0NTY3FQIAEhgUMkJCNUFDRTI5RkQ3ODE0MDlBQkMA");
+        ct_webhook_batch_free(&b);
+    }
+    if (parse_fixture("revoke.json", &b) && b.nmessages == 1) {
+        CHECK(b.messages[0].text == NULL && b.messages[0].target_wamid != NULL);
+        ct_webhook_batch_free(&b);
+    }
+    if (parse_fixture("smb_message_echo.json", &b) && b.nmessages == 1) {
+        CHECK(b.messages[0].echo);
+        CHECK_STR(b.messages[0].from, "923001234567"); /* the customer, not the shop */
+        CHECK_STR(b.messages[0].user_id, "PK.9013377520164431");
+        ct_webhook_batch_free(&b);
+    }
+    if (parse_fixture("status_delivered_to_bsuid.json", &b) && b.nstatuses == 1) {
+        CHECK(b.statuses[0].recipient_id == NULL);
+        CHECK_STR(b.statuses[0].recipient_user_id, "PK.4471209953318802");
+        CHECK_STR(b.statuses[0].username, "@sana.t");
+        ct_webhook_batch_free(&b);
+    }
+    if (parse_fixture("system_customer_changed_number.json", &b) && b.nmessages == 1) {
+        CHECK_STR(b.messages[0].from, "923001234567");
+        CHECK_STR(b.messages[0].new_wa_id, "923451239876");
+        ct_webhook_batch_free(&b);
+    }
+}
+
 /* One malformed entry among good ones: only it is refused, with a reason naming the field. */
 static void poisoned_entries(void)
 {
@@ -236,6 +290,7 @@ int main(void)
     ct_webhook_batch_free(&b);
 
     poisoned_entries();
+    shapes_2026();
     CHECK(ct_webhook_status_rank("read") > ct_webhook_status_rank("delivered"));
     CHECK(ct_webhook_status_rank("failed") > ct_webhook_status_rank("read"));
     CHECK(ct_webhook_status_rank("weird") == 0);
