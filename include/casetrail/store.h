@@ -118,6 +118,11 @@ ct_rc ct_store_contact_get(struct ct_tx *tx, long long id, struct ct_contact_row
  * (a concurrent delivery made it first); the caller finds it again either way. */
 ct_rc ct_store_contact_insert(struct ct_tx *tx, const char *phone_number_id, const char *wa_id,
                               const char *user_id, struct ct_err *err);
+/* Keeps an id a contact no longer carries (an old phone number or BSUID) pointing at it: a row
+ * holding only that id with merged_into = into, so late deliveries under the old id still
+ * reach the same customer. Nothing when a row already holds the id. */
+ct_rc ct_store_contact_alias(struct ct_tx *tx, const char *phone_number_id, bool by_user,
+                             const char *value, long long into, struct ct_err *err);
 /* Sets the ids given (non-NULL) on a locked contact. */
 ct_rc ct_store_contact_set_ids(struct ct_tx *tx, long long id, const char *wa_id,
                                const char *user_id, const char *parent_user_id,

@@ -45,6 +45,25 @@ static ct_rc find_both(struct ct_tx *tx, const struct ct_identity *who, struct c
     return rc;
 }
 
+/* Sets a new id (by_user: BSUID, else phone number) on contact; the old one, if any, becomes an
+ * alias pointing at it, so a late delivery under the old id finds the same customer in
+ * whatever order the webhooks come. */
+static ct_rc replace_id(struct ct_tx *tx, const struct ct_contact_row *contact,
+                        const char *phone_number_id, bool by_user, const char *value,
+                        struct ct_err *err)
+{
+    const char *old = by_user ? contact->user_id : contact->wa_id;
+    char keep[sizeof(contact->user_id)];
+    ct_rc rc;
+
+    snprintf(keep, sizeof(keep), "%s", old);
+    rc = ct_store_contact_set_ids(tx, contact->id, by_user ? NULL : value, by_user ? value : NULL,
+                                  NULL, err);
+    if (rc == CT_OK && keep[0] != '\0')
+        rc = ct_store_contact_alias(tx, phone_number_id, by_user, keep, contact->id, err);
+    return rc;
+}
+
 ct_rc ct_contacts_resolve(struct ct_tx *tx, const struct ct_identity *who, struct ct_resolved *out,
                           struct ct_err *err)
 {
@@ -91,6 +110,8 @@ ct_rc ct_contacts_resolve(struct ct_tx *tx, const struct ct_identity *who, struc
     }
     if (add_wa != NULL)
         out->link = CT_LINK_PHONE_ADDED;
+    if (add_user != NULL && out->link == CT_LINK_BSUID_CHANGED && add_wa == NULL)
+        return replace_id(tx, &c, who->phone_number_id, true, add_user, err);
     if (add_wa != NULL || add_user != NULL || who->parent_user_id != NULL)
         rc = ct_store_contact_set_ids(tx, c.id, add_wa, add_user, who->parent_user_id, err);
     return rc;
@@ -114,8 +135,7 @@ static ct_rc take_id(struct ct_tx *tx, const struct ct_contact_row *contact,
     *changed = true;
     if (found) /* the customer wrote from the new id before the change reached us */
         return ct_store_contact_merge(tx, other.id, contact->id, err);
-    return ct_store_contact_set_ids(tx, contact->id, by_user ? NULL : value,
-                                    by_user ? value : NULL, NULL, err);
+    return replace_id(tx, contact, phone_number_id, by_user, value, err);
 }
 
 ct_rc ct_contacts_change_ids(struct ct_tx *tx, long long contact_id, const char *phone_number_id,

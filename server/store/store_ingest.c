@@ -120,6 +120,20 @@ ct_rc ct_store_contact_insert(struct ct_tx *tx, const char *phone_number_id, con
                              " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", &p, err);
 }
 
+ct_rc ct_store_contact_alias(struct ct_tx *tx, const char *phone_number_id, bool by_user,
+                             const char *value, long long into, struct ct_err *err)
+{
+    struct ct_params p = {0};
+    ct_param_str(&p, phone_number_id);
+    ct_param_str(&p, value);
+    ct_param_ll(&p, into);
+    return ct_tx_command(tx, by_user ? "INSERT INTO contacts (phone_number_id, user_id,"
+                                       " merged_into) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
+                                     : "INSERT INTO contacts (phone_number_id, wa_id,"
+                                       " merged_into) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                         &p, err);
+}
+
 ct_rc ct_store_contact_set_ids(struct ct_tx *tx, long long id, const char *wa_id,
                                const char *user_id, const char *parent_user_id,
                                struct ct_err *err)

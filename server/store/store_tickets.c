@@ -149,6 +149,10 @@ ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, 
                      "      OR u.name = $2)"
                      " AND ($3::int IS NULL OR (t.escalation_level > 0) = ($3::int = 1))"
                      " AND ($4::text IS NULL OR c.wa_id = $4 OR c.user_id = $4"
+                     /* an id the customer changed away from still finds them */
+                     "      OR c.id IN (SELECT k.merged_into FROM contacts k WHERE"
+                     "       k.phone_number_id = c.phone_number_id AND (k.wa_id = $4"
+                     "       OR k.user_id = $4))"
                      "      OR lower(c.username) IN (lower($4), '@' || lower($4))"
                      "      OR strpos(lower(coalesce(c.name, '')), lower($4)) > 0)"
                      " AND ($5::timestamptz IS NULL"

@@ -253,7 +253,9 @@ class Identity(ServerTest):
         self.post(envelope([text("wamid.cb2", 1760432000, "new id", user_id=u2)],
                            [contact("Adil", user_id=u2)]))
         rows = self.contacts_of("wa_id = :'w' OR user_id IN (:'a', :'b')", w=w, a=u1, b=u2)
-        self.assertEqual([r[1:3] for r in rows], [[w, u2]])
+        # the contact now carries the new BSUID; the old one is an alias that points at it
+        self.assertEqual([r[1:5] for r in rows], [[w, u2, "", ""], ["", u1, "", rows[0][0]]])
+        self.assertEqual(self.tickets(u1), self.tickets(u2))
         tickets = self.tickets(u2)
         self.assertEqual(len(tickets), 1)
         self.assertEqual(self.linked(tickets[0]["id"]), ["bsuid_changed"])
@@ -264,6 +266,12 @@ class Identity(ServerTest):
             {"old_user_id": u2, "new_user_id": u3, "timestamp": "1760432100"}]
         self.post(update)
         self.assertEqual(self.one("SELECT user_id FROM contacts WHERE wa_id = :'w'", w=w), u3)
+        # late deliveries under any earlier id still reach the same customer
+        late = self.post(envelope([text("wamid.cb-late", 1760431950, "late", user_id=u1)],
+                                  [contact("Adil", user_id=u1)]))
+        self.assertEqual(late["messages_new"], 1)
+        self.assertEqual(self.one("SELECT ticket_id FROM messages WHERE wamid = 'wamid.cb-late'"),
+                         str(tickets[0]["id"]))
         self.assertEqual(self.linked(tickets[0]["id"]), ["bsuid_changed", "bsuid_changed"])
         self.assertEqual(len(self.tickets(u3)), 1)
         self.assert_verified()
@@ -275,10 +283,11 @@ class Identity(ServerTest):
         new = "923451239876"
         self.post(envelope([text("wamid.cn1", 1760432500, "new phone, same me", wa_id=new)],
                            [contact("Ayesha Khan", wa_id=new)]))
-        rows = self.contacts_of("wa_id IN (:'a', :'b')", a=AYESHA, b=new)
+        rows = self.contacts_of("(wa_id IN (:'a', :'b')) AND merged_into IS NULL", a=AYESHA, b=new)
         self.assertEqual(len(rows), 1, rows)
         tickets = self.tickets(new)
         self.assertEqual(len(tickets), 1)
+        self.assertEqual(self.tickets(AYESHA), tickets)  # the old number still finds her
         self.assertIn("number_changed", self.linked(tickets[0]["id"]))
         # the 2026 shape: a new number comes with a new BSUID
         w1, u1, w2, u2 = "923001110006", "PK.1110006", "923001110007", "PK.2220006"
@@ -290,8 +299,8 @@ class Identity(ServerTest):
         self.post(envelope([sysmsg], [contact("Bina", wa_id=w1, user_id=u1)]))
         self.post(envelope([text("wamid.cn3", 1760432000, "from new", wa_id=w2, user_id=u2)],
                            [contact("Bina", wa_id=w2, user_id=u2)]))
-        rows = self.contacts_of("wa_id IN (:'a', :'b') OR user_id IN (:'c', :'d')",
-                                a=w1, b=w2, c=u1, d=u2)
+        rows = self.contacts_of("(wa_id IN (:'a', :'b') OR user_id IN (:'c', :'d'))"
+                                " AND merged_into IS NULL", a=w1, b=w2, c=u1, d=u2)
         self.assertEqual([r[1:3] for r in rows], [[w2, u2]])
         self.assertEqual(len(self.tickets(u2)), 1)
         self.assert_verified()
