@@ -1,0 +1,68 @@
+/* graph.h: the WhatsApp Cloud API (Graph) client: the only code that speaks HTTP out of
+ * casetrail (libcurl). It builds the documented request bodies, sends them with a bounded
+ * wait, and classifies every answer as sent, worth retrying, or failed for good. */
+#ifndef CASETRAIL_GRAPH_H
+#define CASETRAIL_GRAPH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* One client per sender thread: it keeps its connection to Graph alive between sends.
+ * Not thread-safe; make one per thread. */
+struct ct_graph;
+
+struct ct_graph_options {
+    const char *base_url;   /* WHATSAPP_GRAPH_URL, no trailing slash, e.g. .../v21.0 */
+    const char *token;      /* WHATSAPP_ACCESS_TOKEN (borrowed; never logged) */
+    long connect_timeout_ms;
+    long total_timeout_ms;  /* the whole exchange, answer included */
+};
+
+/* Returns a client, or NULL when libcurl cannot start one. Free with ct_graph_free(). */
+struct ct_graph *ct_graph_new(const struct ct_graph_options *opt);
+void ct_graph_free(struct ct_graph *g);
+
+enum ct_graph_outcome {
+    CT_GRAPH_SENT = 0, /* Graph accepted the message: wamid is set */
+    CT_GRAPH_RETRY,    /* may succeed later: network error, timeout, 429, 5xx, or a code the
+                        * retry table names (1, 2, 4, 80007, 130429, 131000, 131016, 131056,
+                        * 131057) */
+    CT_GRAPH_FAILED    /* will not succeed as it is: any other answer (131047 outside the
+                        * window, 131026, 131051, 131062, 100, 190 ...) */
+};
+
+struct ct_graph_result {
+    enum ct_graph_outcome outcome;
+    long http_status;       /* 0 when no HTTP answer arrived */
+    int code;               /* Graph error.code; 0 when none */
+    char title[240];        /* error title or message, or the curl error; "" when sent */
+    char wamid[256];        /* messages[0].id when sent */
+    char fbtrace_id[64];    /* support reference from the error, for logs */
+    long retry_after_s;     /* the Retry-After header in seconds, 0 when absent */
+};
+
+/* The JSON body of a free-form text reply: to the phone number when known (Meta recommends
+ * it), else to the BSUID in "recipient"; reply_to (may be NULL) becomes context.message_id.
+ * Returns a newly allocated string (caller frees), NULL on OOM or when both to and
+ * recipient_user_id are NULL. */
+char *ct_graph_text_json(const char *to, const char *recipient_user_id, const char *text,
+                         const char *reply_to);
+
+/* The JSON body of a template message; components_json (may be NULL) is the already-validated
+ * "components" array as JSON text. Newly allocated (caller frees), NULL on OOM or bad input. */
+char *ct_graph_template_json(const char *to, const char *recipient_user_id, const char *name,
+                             const char *language, const char *components_json);
+
+/* POST {base}/{phone_number_id}/messages with body_json and the bearer token; fills out. */
+void ct_graph_send(struct ct_graph *g, const char *phone_number_id, const char *body_json,
+                   struct ct_graph_result *out);
+
+/* Classifies an HTTP answer: status (0: none arrived), its body (may be NULL) and the
+ * Retry-After header value (may be NULL). Pure: unit-tested without a socket. */
+void ct_graph_classify(long http_status, const char *body, size_t len, const char *retry_after,
+                       struct ct_graph_result *out);
+
+/* Whether a Graph error code is worth retrying (the retry table above). */
+bool ct_graph_code_retryable(int code);
+
+#endif
