@@ -35,6 +35,12 @@ struct ct_config {
     char *verify_key;        /* CASETRAIL_VERIFY_KEY: Ed25519 public key PEM file, or NULL */
     int verify_concurrency;  /* CASETRAIL_VERIFY_CONCURRENCY: API verifies running at once */
     int db_timeout;          /* CASETRAIL_DB_TIMEOUT: ms a request's statement may take; 0 none */
+    int senders;             /* CASETRAIL_SENDERS: threads delivering replies; 0 none */
+    int send_attempts;       /* CASETRAIL_SEND_ATTEMPTS: tries before a retryable error is final */
+    int pace_ms;             /* CASETRAIL_PACE_MS: between two messages to one recipient */
+    int send_rate;           /* CASETRAIL_SEND_RATE: messages/s per business number; 0 no cap */
+    int send_backoff_ms;     /* CASETRAIL_SEND_BACKOFF_MS: first retry delay */
+    int graph_timeout_ms;    /* CASETRAIL_GRAPH_TIMEOUT: ms for one Graph exchange */
 };
 
 /* Looks a variable up; NULL when unset. Tests pass their own table instead of getenv. */

@@ -18,7 +18,14 @@ struct ct_graph_options {
     long total_timeout_ms;  /* the whole exchange, answer included */
 };
 
-/* Returns a client, or NULL when libcurl cannot start one. Free with ct_graph_free(). */
+/* libcurl's process-wide set-up and tear-down: call once at start, before any thread uses a
+ * client (it is not thread-safe), and once at exit. */
+void ct_graph_global_init(void);
+void ct_graph_global_cleanup(void);
+
+/* Returns a client, or NULL when libcurl cannot start one or the options are unusable (no
+ * http(s) base URL, a token with control bytes). A timeout of 0 means 5 s to connect and 15 s
+ * in all. Free with ct_graph_free(). */
 struct ct_graph *ct_graph_new(const struct ct_graph_options *opt);
 void ct_graph_free(struct ct_graph *g);
 

@@ -12,6 +12,7 @@
 struct mg_context;
 struct ct_pool;
 struct ct_metrics;
+struct ct_sender;
 struct ct_watchdog;
 
 struct ct_server {
@@ -19,6 +20,7 @@ struct ct_server {
     struct ct_pool *pool;       /* owned; thread-safe */
     struct ct_metrics *metrics; /* owned; thread-safe */
     struct mg_context *mg;      /* owned; civetweb worker threads */
+    struct ct_sender *sender;   /* owned; reply delivery threads, NULL without a Graph token */
     struct ct_watchdog *watchdog; /* owned; ends request bodies that arrive too slowly */
     int schema_latest;          /* highest migration shipped with this binary's migrations dir */
     int port;                   /* the port actually bound (CASETRAIL_LISTEN may say 0) */

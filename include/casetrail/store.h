@@ -201,6 +201,87 @@ ct_rc ct_store_message_set_status(struct ct_tx *tx, long long id, const char *st
                                   long long ts_us, int error_code, const char *error_title,
                                   struct ct_err *err);
 
+/* Unix microseconds now (CLOCK_REALTIME): the clock events are recorded by. */
+long long ct_store_now_us(void);
+
+/* ---- outbound replies and the outbox (store_outbox.c) ---- */
+
+/* Where a reply to a ticket goes, and whether the 24-hour window is open. */
+struct ct_reply_target {
+    long long contact_id;
+    char phone_number_id[40];
+    char wa_id[72];              /* "" when the customer hides their number */
+    char user_id[168];           /* "" when unknown */
+    bool has_inbound;
+    long long last_inbound_us;   /* the customer's latest message (any ticket, any alias) */
+};
+
+ct_rc ct_store_reply_target(struct ct_tx *tx, long long ticket_id, struct ct_reply_target *out,
+                            struct ct_err *err);
+/* Whether wamid names a message of ticket_id. */
+ct_rc ct_store_message_in_ticket(struct ct_tx *tx, long long ticket_id, const char *wamid,
+                                 bool *found, struct ct_err *err);
+
+struct ct_outbound_new {
+    long long ticket_id, contact_id, author_id;
+    const char *type;            /* "text" | "template" */
+    const char *text;            /* what the timeline shows */
+    const char *graph_body;      /* the Graph request body (JSON text) */
+    const char *context_wamid;   /* reply_to, or NULL */
+    const char *phone_number_id;
+    const char *recipient;       /* pacing key: phone number, else BSUID */
+};
+
+/* Inserts the outbound message (status queued, no wamid yet) and its outbox row. */
+ct_rc ct_store_outbound_queue(struct ct_tx *tx, const struct ct_outbound_new *m,
+                              long long *message_id, long long *outbox_id, struct ct_err *err);
+/* One outbound message in the API's shape (caller cJSON_Delete()s). */
+ct_rc ct_store_outbound_get(struct ct_tx *tx, long long message_id, cJSON **out,
+                            struct ct_err *err);
+
+/* Serialises requests with one Idempotency-Key of one user until the transaction ends. */
+ct_rc ct_store_idempotency_lock(struct ct_tx *tx, long long user_id, const char *key,
+                                struct ct_err *err);
+/* The stored answer of key within the last 24 hours: *found, its request hash, status and
+ * response (malloc'd, caller frees). */
+ct_rc ct_store_idempotency_get(struct ct_tx *tx, long long user_id, const char *key,
+                               bool *found, char request_sha256[65], int *status,
+                               char **response, struct ct_err *err);
+ct_rc ct_store_idempotency_put(struct ct_tx *tx, long long user_id, const char *key,
+                               const char *request_sha256, int status, const char *response,
+                               struct ct_err *err);
+
+/* A claimed outbox row. */
+struct ct_outbox_job {
+    long long id, message_id, ticket_id;
+    int attempts;                /* including this one */
+    char phone_number_id[40];
+    char recipient[168];
+    char *body;                  /* Graph request body; owned, free() */
+};
+
+/* Claims the next due row (state sending, attempts + 1) that pacing allows: the oldest queued
+ * message of a recipient with nothing in flight, not sooner than pace_ms after the last one to
+ * that recipient, and at most rate_per_s per business number (0: no cap). Several casetrail
+ * instances share the work (FOR UPDATE SKIP LOCKED). *found false when nothing is due. */
+ct_rc ct_store_outbox_claim(struct ct_tx *tx, int pace_ms, int rate_per_s,
+                            struct ct_outbox_job *out, bool *found, struct ct_err *err);
+/* Graph accepted it: the wamid, status sent, the outbox row done. */
+ct_rc ct_store_outbox_sent(struct ct_tx *tx, const struct ct_outbox_job *job, const char *wamid,
+                           struct ct_err *err);
+/* Queued again after delay_ms, with the error that made it retry. */
+ct_rc ct_store_outbox_retry(struct ct_tx *tx, const struct ct_outbox_job *job, long delay_ms,
+                            const char *error, struct ct_err *err);
+/* Failed for good: the message keeps the Graph code and title. */
+ct_rc ct_store_outbox_failed(struct ct_tx *tx, const struct ct_outbox_job *job, int code,
+                             const char *title, struct ct_err *err);
+/* At start: rows left 'sending' by a process that died are queued again (their send may or may
+ * not have reached Graph: the one at-least-once window). *n counts them. */
+ct_rc ct_store_outbox_recover(struct ct_tx *tx, int *n, struct ct_err *err);
+/* Rows waiting (queued or sending) and the age of the oldest, for /metrics. */
+ct_rc ct_store_outbox_stats(struct ct_tx *tx, long long *depth, double *oldest_s,
+                            struct ct_err *err);
+
 /* ---- read models (return cJSON in the API's shape; caller owns and cJSON_Delete()s) ---- */
 
 struct ct_ticket_filter {

@@ -21,6 +21,9 @@ void ct_utf8_sanitize(char *s);
 /* Number of code points in valid UTF-8 s. */
 size_t ct_utf8_chars(const char *s);
 
+/* Writes the lowercase hex SHA-256 of data[0..len) into out. */
+void ct_sha256_hex(const void *data, size_t len, char out[65]);
+
 /* True when s holds something other than white space. */
 bool ct_text_present(const char *s);
 

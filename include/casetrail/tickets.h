@@ -17,7 +17,18 @@
 /* Everything staff can do to a ticket, one row each in tickets.c's action table. */
 enum ct_action_kind { CT_ACT_ASSIGN, CT_ACT_UNASSIGN, CT_ACT_STATUS, CT_ACT_ESCALATE,
                       CT_ACT_DEESCALATE, CT_ACT_PRIORITY, CT_ACT_NOTE, CT_ACT_APPROVAL_REQUEST,
-                      CT_ACT_APPROVAL_DECIDE, CT_ACT_COUNT };
+                      CT_ACT_APPROVAL_DECIDE, CT_ACT_REPLY, CT_ACT_COUNT };
+
+#define CT_REPLY_MAX_CHARS 4096  /* WhatsApp's limit for a text body */
+#define CT_WINDOW_S (24 * 3600)  /* the customer service window after the customer's message */
+
+/* A free-form reply needs text of 1 to 4,096 characters (400 otherwise) and an open 24-hour
+ * window: the customer wrote within the last 24 hours (409 window_closed, saying a template
+ * is needed). now_us and last_inbound_us are Unix microseconds; has_inbound false means the
+ * customer never wrote. */
+ct_rc ct_tickets_check_reply_text(const char *text, struct ct_err *err);
+ct_rc ct_tickets_check_window(bool has_inbound, long long last_inbound_us, long long now_us,
+                              struct ct_err *err);
 
 /* One staff action on a ticket, as decoded from a request. Strings are borrowed. */
 struct ct_ticket_action {

@@ -132,10 +132,22 @@ static void replay_ticket(const struct ct_chain *c, long long tid, struct wants 
             want(w, seq, "messages", mid, "direction", is(e, CT_EV_MESSAGE_ECHOED) ? "out" : "in");
             want(w, seq, "messages", mid, "type", data_text(data, "type", buf));
             want(w, seq, "messages", mid, "wamid", data_text(data, "wamid", buf));
-            /* older events carry no payload digest: nothing to hold the payload to */
+            /* older events (and replies) carry no payload digest: nothing to hold it to */
             const char *payload = data_text(data, "payload_sha256", buf);
             if (payload != NULL)
                 want(w, seq, "messages", mid, "payload_sha256", payload);
+        }
+        if (is(e, CT_EV_MESSAGE_QUEUED)) {
+            long long mid = data_id(data, "message_id");
+            snprintf(buf, sizeof(buf), "%lld", tid);
+            want(w, seq, "messages", mid, "ticket_id", buf);
+            want(w, seq, "messages", mid, "direction", "out");
+            want(w, seq, "messages", mid, "type", data_text(data, "type", buf));
+            want(w, seq, "messages", mid, "author_id", e->actor_id);
+            want(w, seq, "messages", mid, "wamid", NULL);
+        } else if (is(e, CT_EV_MESSAGE_SENT)) {
+            want(w, seq, "messages", data_id(data, "message_id"), "wamid",
+                 data_text(data, "wamid", buf));
         }
         /* each receipt an event names must still hold the bytes it hashed */
         const char *receipt = data_text(data, "receipt_sha256", buf);

@@ -155,7 +155,10 @@ static bool p_listen(const struct var *var, const char *v, void *out)
 
 static bool p_url(const struct var *var, const char *v, void *out)
 {
-    if (strncmp(v, "http://", 7) != 0 && strncmp(v, "https://", 8) != 0)
+    /* plain http would carry the access token in clear: only to this machine (tests, a proxy) */
+    bool loopback = strncmp(v, "http://127.0.0.1", 16) == 0 ||
+                    strncmp(v, "http://localhost", 16) == 0;
+    if (strncmp(v, "https://", 8) != 0 && !loopback)
         return false;
     if (!p_string(var, v, out))
         return false;
@@ -209,7 +212,7 @@ static const struct var vars[] = {
     {"WHATSAPP_VERIFY_TOKEN", AT(verify_token), p_secret, NULL, 0, 0, NULL},
     {"WHATSAPP_ACCESS_TOKEN", AT(access_token), p_secret, NULL, 0, 0, NULL},
     {"WHATSAPP_GRAPH_URL", AT(graph_url), p_url, CT_DEFAULT_GRAPH_URL, 0, 0,
-     "WHATSAPP_GRAPH_URL must start with http:// or https://"},
+     "WHATSAPP_GRAPH_URL must start with https:// (http:// only to 127.0.0.1 or localhost)"},
     {"CASETRAIL_INSECURE_NO_SIGNATURE", AT(insecure_no_signature), p_flag, "0", 0, 0,
      "CASETRAIL_INSECURE_NO_SIGNATURE must be 1 or 0"},
     {"CASETRAIL_CURRENCY", AT(currency), p_currency, "USD", 0, 0,
@@ -220,6 +223,19 @@ static const struct var vars[] = {
     {"CASETRAIL_VERIFY_KEY", AT(verify_key), p_string, NULL, 0, 0, NULL},
     {"CASETRAIL_DB_TIMEOUT", AT(db_timeout), p_int, "5000", 0, 600000,
      "CASETRAIL_DB_TIMEOUT must be milliseconds from 0 (no bound) to 600000"},
+    {"CASETRAIL_SENDERS", AT(senders), p_int, "2", 0, 64,
+     "CASETRAIL_SENDERS must be an integer from 0 to 64"},
+    {"CASETRAIL_SEND_ATTEMPTS", AT(send_attempts), p_int, "8", 1, 100,
+     "CASETRAIL_SEND_ATTEMPTS must be an integer from 1 to 100"},
+    /* Meta's pair rate limit (131056): about one message every 6 s to one recipient */
+    {"CASETRAIL_PACE_MS", AT(pace_ms), p_int, "6000", 0, 600000,
+     "CASETRAIL_PACE_MS must be milliseconds from 0 to 600000"},
+    {"CASETRAIL_SEND_RATE", AT(send_rate), p_int, "20", 0, 1000,
+     "CASETRAIL_SEND_RATE must be messages per second from 0 (no cap) to 1000"},
+    {"CASETRAIL_SEND_BACKOFF_MS", AT(send_backoff_ms), p_int, "1000", 10, 600000,
+     "CASETRAIL_SEND_BACKOFF_MS must be milliseconds from 10 to 600000"},
+    {"CASETRAIL_GRAPH_TIMEOUT", AT(graph_timeout_ms), p_int, "15000", 100, 600000,
+     "CASETRAIL_GRAPH_TIMEOUT must be milliseconds from 100 to 600000"},
     {"CASETRAIL_VERIFY_CONCURRENCY", AT(verify_concurrency), p_int, "2", 1, 64,
      "CASETRAIL_VERIFY_CONCURRENCY must be an integer from 1 to 64"},
 };

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <openssl/evp.h>
+
 #include "casetrail/text.h"
 
 void ct_hex_encode(const unsigned char *in, size_t len, char *out)
@@ -181,4 +183,12 @@ bool ct_text_parse_when(const char *s, char *out, size_t len)
     snprintf(out, len, "%04d-%02d-%02d %02d:%02d:%02d.%s%c%02d:%02d", y, mo, d, h, mi, sec, frac,
              sign, oh, om);
     return true;
+}
+
+void ct_sha256_hex(const void *data, size_t len, char out[65])
+{
+    unsigned char md[32];
+    unsigned int n = 0;
+    EVP_Digest(data, len, md, &n, EVP_sha256(), NULL);
+    ct_hex_encode(md, sizeof(md), out);
 }

@@ -36,6 +36,7 @@ static const struct action_rule {
     [CT_ACT_NOTE] = {CT_ROLE_AGENT, NULL},
     [CT_ACT_APPROVAL_REQUEST] = {CT_ROLE_AGENT, "requesting an approval"},
     [CT_ACT_APPROVAL_DECIDE] = {CT_ROLE_SUPERVISOR, "deciding an approval"},
+    [CT_ACT_REPLY] = {CT_ROLE_AGENT, NULL},
 };
 
 /* Approval kinds that move money need a positive amount. */
@@ -101,6 +102,26 @@ ct_rc ct_tickets_check_action(const struct ct_ticket_action *a, struct ct_err *e
     default:
         break;
     }
+    return CT_OK;
+}
+
+ct_rc ct_tickets_check_reply_text(const char *text, struct ct_err *err)
+{
+    if (!ct_text_present(text))
+        return ct_err_set(err, CT_E_INVALID, "missing_field", "text must not be empty");
+    if (ct_utf8_chars(text) > CT_REPLY_MAX_CHARS)
+        return ct_err_set(err, CT_E_INVALID, "too_long", "text is longer than %d characters",
+                          CT_REPLY_MAX_CHARS);
+    return CT_OK;
+}
+
+ct_rc ct_tickets_check_window(bool has_inbound, long long last_inbound_us, long long now_us,
+                              struct ct_err *err)
+{
+    if (!has_inbound || now_us - last_inbound_us > (long long)CT_WINDOW_S * 1000000LL)
+        return ct_err_set(err, CT_E_CONFLICT, "window_closed",
+                          "the customer last wrote more than 24 hours ago: only an approved "
+                          "template may be sent (POST /api/tickets/{id}/templates)");
     return CT_OK;
 }
 

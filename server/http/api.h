@@ -23,6 +23,8 @@ void ct_api_ticket_escalate(struct ct_req *req);
 void ct_api_ticket_deescalate(struct ct_req *req);
 void ct_api_ticket_priority(struct ct_req *req);
 void ct_api_ticket_note(struct ct_req *req);
+void ct_api_ticket_reply(struct ct_req *req);
+void ct_api_ticket_template(struct ct_req *req);
 void ct_api_approval_request(struct ct_req *req);
 void ct_api_approval_decide(struct ct_req *req);
 void ct_api_approvals_list(struct ct_req *req);

@@ -25,6 +25,11 @@ struct ct_metrics {
     double sum;
     unsigned long long total;
     unsigned long long counters[CT_COUNTER_COUNT];
+    int graph_codes[64];
+    unsigned long long graph_counts[64];
+    int ngraph;
+    long long outbox_depth;
+    double outbox_oldest_s;
 };
 
 /* Name and help of each counter, by enum ct_counter. */
@@ -35,6 +40,10 @@ static const struct {
                                     "Webhook entries refused and recorded beside their receipt."},
     [CT_COUNTER_BODY_TIMEOUTS] = {"casetrail_http_body_timeouts_total",
                                   "Request bodies cut off (408) for arriving too slowly."},
+    [CT_COUNTER_SENDS_SENT] = {"casetrail_sends_sent_total", "Replies the Graph API accepted."},
+    [CT_COUNTER_SENDS_RETRIED] = {"casetrail_sends_retried_total",
+                                  "Reply send attempts that will be retried."},
+    [CT_COUNTER_SENDS_FAILED] = {"casetrail_sends_failed_total", "Replies failed for good."},
 };
 
 void ct_metrics_count(struct ct_metrics *m, enum ct_counter c, long long n)
@@ -43,6 +52,27 @@ void ct_metrics_count(struct ct_metrics *m, enum ct_counter c, long long n)
         return;
     pthread_mutex_lock(&m->mu);
     m->counters[c] += (unsigned long long)n;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void ct_metrics_graph_error(struct ct_metrics *m, int code)
+{
+    int i;
+    pthread_mutex_lock(&m->mu);
+    for (i = 0; i < m->ngraph && m->graph_codes[i] != code; i++)
+        ;
+    if (i == m->ngraph && m->ngraph < 64)
+        m->graph_codes[m->ngraph++] = code;
+    if (i < m->ngraph)
+        m->graph_counts[i]++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void ct_metrics_outbox(struct ct_metrics *m, long long depth, double oldest_s)
+{
+    pthread_mutex_lock(&m->mu);
+    m->outbox_depth = depth;
+    m->outbox_oldest_s = oldest_s;
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -126,6 +156,17 @@ char *ct_metrics_render(struct ct_metrics *m, struct ct_pool *pool)
         ct_buf_addf(&o, "# HELP %s %s\n# TYPE %s counter\n%s %llu\n", counter_info[c].name,
                     counter_info[c].help, counter_info[c].name, counter_info[c].name,
                     m->counters[c]);
+    ct_buf_addf(&o, "# HELP casetrail_graph_errors_total Graph API error answers by code.\n"
+                    "# TYPE casetrail_graph_errors_total counter\n");
+    for (int i = 0; i < m->ngraph; i++)
+        ct_buf_addf(&o, "casetrail_graph_errors_total{code=\"%d\"} %llu\n", m->graph_codes[i],
+                    m->graph_counts[i]);
+    ct_buf_addf(&o, "# HELP casetrail_outbox_depth Replies queued or being sent.\n"
+                    "# TYPE casetrail_outbox_depth gauge\ncasetrail_outbox_depth %lld\n"
+                    "# HELP casetrail_outbox_oldest_seconds Age of the oldest waiting reply.\n"
+                    "# TYPE casetrail_outbox_oldest_seconds gauge\n"
+                    "casetrail_outbox_oldest_seconds %.3f\n",
+                    m->outbox_depth, m->outbox_oldest_s);
     pthread_mutex_unlock(&m->mu);
     ct_buf_addf(&o,
                 "# HELP casetrail_db_pool_connections_in_use Database connections borrowed now.\n"

@@ -10,10 +10,12 @@
 
 #include <civetweb.h>
 
+#include "casetrail/graph.h"
 #include "casetrail/http.h"
 #include "casetrail/log.h"
 #include "casetrail/metrics.h"
 #include "casetrail/router.h"
+#include "casetrail/sender.h"
 #include "casetrail/server.h"
 #include "casetrail/store.h"
 #include "casetrail/text.h"
@@ -168,15 +170,37 @@ static ct_rc start_http(struct ct_server *srv, struct ct_err *err)
     return CT_OK;
 }
 
+/* Starts the reply senders when there is a Graph token to send with; replies queue either way. */
+static ct_rc start_sender(struct ct_server *srv, struct ct_err *err)
+{
+    struct ct_sender_config sc = {
+        .threads = srv->cfg.senders, .max_attempts = srv->cfg.send_attempts,
+        .pace_ms = srv->cfg.pace_ms, .rate_per_s = srv->cfg.send_rate,
+        .backoff_ms = srv->cfg.send_backoff_ms, .graph_url = srv->cfg.graph_url,
+        .token = srv->cfg.access_token, .connect_timeout_ms = srv->cfg.graph_timeout_ms / 3,
+        .total_timeout_ms = srv->cfg.graph_timeout_ms,
+    };
+    if (srv->cfg.senders == 0)
+        return CT_OK;
+    if (srv->cfg.access_token == NULL) {
+        ct_log_warn("WHATSAPP_ACCESS_TOKEN is not set: replies are queued but not sent");
+        return CT_OK;
+    }
+    srv->sender = ct_sender_start(srv->pool, srv->metrics, &sc, err);
+    return srv->sender != NULL ? CT_OK : err->rc;
+}
+
 static void server_free(struct ct_server *srv)
 {
     if (srv->mg != NULL)
         mg_stop(srv->mg); /* joins workers: in-flight requests finish first */
     ct_watchdog_stop(srv->watchdog); /* after the workers: none can still be reading */
+    ct_sender_stop(srv->sender);     /* finishes its current sends; before the pool goes */
     ct_pool_free(srv->pool);
     ct_metrics_free(srv->metrics);
     ct_config_free(&srv->cfg);
     mg_exit_library();
+    ct_graph_global_cleanup();
 }
 
 int ct_server_run(struct ct_config *cfg)
@@ -194,6 +218,8 @@ int ct_server_run(struct ct_config *cfg)
     srv.cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
     mg_init_library(0);
+    /* before any thread exists: curl_global_init is not thread-safe */
+    ct_graph_global_init();
 
     /* Block the stop signals before any thread starts so only sigwait below receives them. */
     /* a shell may start us with SIGINT ignored (background job): restore it so sigwait sees it */
@@ -239,6 +265,10 @@ int ct_server_run(struct ct_config *cfg)
         goto out;
     }
     if (start_http(&srv, &err) != CT_OK) {
+        ct_log_error("%s", err.message);
+        goto out;
+    }
+    if (start_sender(&srv, &err) != CT_OK) {
         ct_log_error("%s", err.message);
         goto out;
     }

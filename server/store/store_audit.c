@@ -67,10 +67,11 @@ static ct_rc load_events(struct ct_tx *tx, bool ticket, const char *id, struct c
     " UNION ALL"                                                                              \
     " SELECT e.id, 'message_body', m.body, s.salt FROM events e"                              \
     " JOIN messages m ON m.id::text = e.data->>'message_id'"                                  \
-    " LEFT JOIN text_salts s ON s.scope = CASE WHEN e.action = '" CT_EV_MESSAGE_ECHOED "'"    \
-    "   THEN 'staff' ELSE 'contact:' || m.contact_id END"                                     \
+    " LEFT JOIN text_salts s ON s.scope = CASE WHEN e.action = '" CT_EV_MESSAGE_RECEIVED "'"  \
+    "   THEN 'contact:' || m.contact_id ELSE 'staff' END"                                     \
     " WHERE e.ticket_id = $1"                                                                 \
-    " AND e.action IN ('" CT_EV_MESSAGE_RECEIVED "', '" CT_EV_MESSAGE_ECHOED "')"             \
+    " AND e.action IN ('" CT_EV_MESSAGE_RECEIVED "', '" CT_EV_MESSAGE_ECHOED "',"            \
+    "   '" CT_EV_MESSAGE_QUEUED "')"                                                          \
     " AND e.digests ? 'body'"                                                                 \
     " UNION ALL"                                                                              \
     " SELECT e.id, 'approval_reason', CASE e.action"                                          \
@@ -136,11 +137,12 @@ static ct_rc load_texts(struct ct_tx *tx, bool ticket, const char *id, struct ct
     " WHERE a.ticket_id = $1 OR a.id::text IN (SELECT e.data->>'approval_id' FROM events e"   \
     "   WHERE e.ticket_id = $1 AND e.data ? 'approval_id') UNION ALL "                       \
     FACTS_OF("messages", "m", "('ticket_id', m.ticket_id::text), ('direction', m.direction)," \
+             " ('author_id', m.author_id::text),"                                             \
              " ('type', m.type), ('wamid', m.wamid), ('payload_sha256',"                     \
              " encode(sha256(convert_to(m.payload::text, 'UTF8')), 'hex'))")                  \
     " WHERE m.ticket_id = $1 OR m.id::text IN (SELECT e.data->>'message_id' FROM events e"    \
-    "   WHERE e.ticket_id = $1"                                                               \
-    "   AND e.action IN ('" CT_EV_MESSAGE_RECEIVED "', '" CT_EV_MESSAGE_ECHOED "'))"         \
+    "   WHERE e.ticket_id = $1 AND e.action IN ('" CT_EV_MESSAGE_RECEIVED "',"               \
+    "   '" CT_EV_MESSAGE_ECHOED "', '" CT_EV_MESSAGE_QUEUED "'))"                            \
     " UNION ALL "                                                                             \
     FACTS_OF("webhook_receipts", "r", "('body_sha256', encode(r.body_sha256, 'hex')),"        \
              " ('body_sha256_now', encode(sha256(r.body), 'hex'))")                           \

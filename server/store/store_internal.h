@@ -69,8 +69,6 @@ PGconn *ct_store_connect(const char *database_url);
 /* Copies a text column or "" when NULL. */
 void ct_store_copy(char *dst, size_t cap, const PGresult *res, int row, int col);
 
-/* Unix microseconds now (CLOCK_REALTIME). */
-long long ct_store_now_us(void);
 /* Formats Unix microseconds as a timestamptz literal PostgreSQL reads back exactly. */
 void ct_store_fmt_ts(long long us, char out[48]);
 /* Decodes a bytea in PostgreSQL's text output ("\x..."); false when NULL or malformed. */

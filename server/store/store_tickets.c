@@ -206,6 +206,7 @@ ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct
     "   'received_at', " ISO("m.received_at") ", 'status', m.status)"                              \
     "   || CASE WHEN m.type = 'text' THEN '{}'::jsonb ELSE jsonb_strip_nulls(jsonb_build_object("  \
     "      CASE WHEN m.type IN ('image', 'audio', 'video', 'document', 'sticker', 'location',"     \
+    "      'template', 'edit', 'revoke',"                                                          \
     "      'contacts', 'interactive', 'button', 'reaction', 'order', 'system', 'unsupported')"     \
     "      THEN m.type ELSE 'content' END, m.payload -> m.type)) END"                              \
     "   || jsonb_strip_nulls(jsonb_build_object("                                                  \
@@ -214,18 +215,19 @@ ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct
     "      'error_title', m.error_title, 'forwarded', m.payload #> '{context,forwarded}'))"        \
     "   || jsonb_strip_nulls(jsonb_build_object("                                                  \
     /* an edit or deletion shows what it changes (once that has arrived: order is not kept) */     \
-    "      'target_wamid', m.target_wamid, 'original', (SELECT jsonb_build_object('wamid',"         \
-    "        o.wamid, 'type', o.type, 'text', o.body, 'at', " ISO("o.sent_at") ")"                  \
-    "        FROM messages o WHERE o.wamid = m.target_wamid),"                                      \
+    "      'target_wamid', m.target_wamid, 'original', (SELECT jsonb_build_object('wamid',"        \
+    "        o.wamid, 'type', o.type, 'text', o.body, 'at', " ISO("o.sent_at") ")"                 \
+    "        FROM messages o WHERE o.wamid = m.target_wamid),"                                     \
     /* every version of an edited message, and when it was deleted and by whom */               \
-    "      'edits', (SELECT jsonb_agg(jsonb_build_object('wamid', x.wamid, 'text', x.body,"         \
+    "      'edits', (SELECT jsonb_agg(jsonb_build_object('wamid', x.wamid, 'text', x.body,"        \
     "        'at', " ISO("x.sent_at") ") ORDER BY x.sent_at, x.id) FROM messages x"                \
-    "        WHERE x.target_wamid = m.wamid AND x.type = 'edit'),"                                  \
-    "      'deleted', (SELECT jsonb_build_object('at', " ISO("x.sent_at") ", 'by',"                 \
-    "        CASE x.direction WHEN 'in' THEN 'customer' ELSE 'business' END) FROM messages x"       \
-    "        WHERE x.target_wamid = m.wamid AND x.type = 'revoke' ORDER BY x.sent_at LIMIT 1),"     \
-    "      'sent_from', CASE WHEN m.direction = 'out' AND m.payload ? 'to'"                         \
-    "        THEN 'business_app' END))"                                                             \
+    "        WHERE x.target_wamid = m.wamid AND x.type = 'edit'),"                                 \
+    "      'deleted', (SELECT jsonb_build_object('at', " ISO("x.sent_at") ", 'by',"                \
+    "        CASE x.direction WHEN 'in' THEN 'customer' ELSE 'business' END) FROM messages x"      \
+    "        WHERE x.target_wamid = m.wamid AND x.type = 'revoke' ORDER BY x.sent_at LIMIT 1),"    \
+    "      'sent_from', CASE WHEN m.direction = 'out' AND m.author_id IS NULL"                     \
+    "        THEN 'business_app' END,"                                                             \
+    "      'author', (SELECT u.name FROM users u WHERE u.id = m.author_id)))"                      \
     "   AS item, " US("m.sent_at") " AS at_us, " US("m.received_at") " AS rec_us, 0 AS kind, m.id" \
     " FROM messages m WHERE m.ticket_id = $1"                                                      \
     " UNION ALL"                                                                                   \

@@ -597,3 +597,13 @@ out:
     ct_buf_free(&url);
     ct_buf_free(&x.body);
 }
+
+void ct_graph_global_init(void)
+{
+    curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+void ct_graph_global_cleanup(void)
+{
+    curl_global_cleanup();
+}

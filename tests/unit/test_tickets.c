@@ -76,6 +76,7 @@ static void actions(void)
         {CT_ACT_NOTE, CT_ROLE_AGENT, false},
         {CT_ACT_APPROVAL_REQUEST, CT_ROLE_AGENT, true},
         {CT_ACT_APPROVAL_DECIDE, CT_ROLE_SUPERVISOR, true},
+        {CT_ACT_REPLY, CT_ROLE_AGENT, false},
     };
     CHECK(sizeof(rows) / sizeof(rows[0]) == CT_ACT_COUNT);
     for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
@@ -211,6 +212,28 @@ static void approvals(void)
     CHECK_STR(err.code, "already_decided");
 }
 
+static void replies(void)
+{
+    struct ct_err err;
+    char big[4100 * 2 + 1];
+    long long now = 1760500000000000LL, hour = 3600000000LL;
+    CHECK(ct_tickets_check_reply_text("ok", &err) == CT_OK);
+    CHECK(ct_tickets_check_reply_text("  ", &err) == CT_E_INVALID);
+    /* 4,096 characters of two bytes each is within the limit: it counts characters */
+    for (int i = 0; i < 4096; i++)
+        memcpy(big + 2 * i, "\xd8\xa7", 2);
+    big[2 * 4096] = '\0';
+    CHECK(ct_tickets_check_reply_text(big, &err) == CT_OK);
+    memcpy(big + 2 * 4096, "x", 2);
+    CHECK(ct_tickets_check_reply_text(big, &err) == CT_E_INVALID);
+    CHECK_STR(err.code, "too_long");
+    CHECK(ct_tickets_check_window(true, now - 23 * hour, now, &err) == CT_OK);
+    CHECK(ct_tickets_check_window(true, now - 24 * hour, now, &err) == CT_OK);
+    CHECK(ct_tickets_check_window(true, now - 24 * hour - 1, now, &err) == CT_E_CONFLICT);
+    CHECK_STR(err.code, "window_closed");
+    CHECK(ct_tickets_check_window(false, 0, now, &err) == CT_E_CONFLICT);
+}
+
 static void names(void)
 {
     for (int s = 0; s < CT_STATUS_COUNT; s++)
@@ -230,6 +253,7 @@ int main(void)
     actions();
     actors();
     approvals();
+    replies();
     names();
     T_DONE();
 }
