@@ -25,4 +25,4 @@ GRANT INSERT, UPDATE ON users, contacts, tickets, messages, message_statuses, ap
     TO :"app_role";
 GRANT UPDATE (messages, statuses, rejected) ON webhook_receipts TO :"app_role";
 GRANT INSERT, DELETE ON complaint_rules TO :"app_role";
-GRANT INSERT, UPDATE ON outbox, outbox_pacing, idempotency_keys TO :"app_role";
+GRANT INSERT, UPDATE ON outbox, outbox_pacing, idempotency_keys, media TO :"app_role";

@@ -41,6 +41,9 @@ struct ct_config {
     int send_rate;           /* CASETRAIL_SEND_RATE: messages/s per business number; 0 no cap */
     int send_backoff_ms;     /* CASETRAIL_SEND_BACKOFF_MS: first retry delay */
     int graph_timeout_ms;    /* CASETRAIL_GRAPH_TIMEOUT: ms for one Graph exchange */
+    char *media_dir;         /* CASETRAIL_MEDIA_DIR: where customers' media is kept by hash */
+    int media_workers;       /* CASETRAIL_MEDIA_WORKERS: threads fetching media; 0 none */
+    size_t media_max;        /* CASETRAIL_MEDIA_MAX: largest media kept, bytes */
 };
 
 /* Looks a variable up; NULL when unset. Tests pass their own table instead of getenv. */

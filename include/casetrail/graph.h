@@ -64,6 +64,22 @@ char *ct_graph_template_json(const char *to, const char *recipient_user_id, cons
 void ct_graph_send(struct ct_graph *g, const char *phone_number_id, const char *body_json,
                    struct ct_graph_result *out);
 
+/* A customer's media as Graph describes it (step 1 of a download). */
+struct ct_graph_media {
+    char url[2048];         /* short-lived (about 5 minutes): fetch it at once */
+    char mime_type[128];
+};
+
+/* GET {base}/{media_id}: out->outcome SENT means found and media filled; a 404 or other
+ * refusal is FAILED, 429/5xx/network RETRY. media_id must be 1-64 digits. */
+void ct_graph_media_lookup(struct ct_graph *g, const char *media_id, struct ct_graph_media *media,
+                           struct ct_graph_result *out);
+
+/* GET url with the bearer token (step 2), at most max bytes: on SENT, *data (malloc'd; caller
+ * frees) and *len hold the file. Bigger than max is FAILED ("larger than ..."). */
+void ct_graph_download(struct ct_graph *g, const char *url, size_t max, char **data, size_t *len,
+                       struct ct_graph_result *out);
+
 /* Classifies an HTTP answer: status (0: none arrived), its body (may be NULL) and the
  * Retry-After header value (may be NULL). Pure: unit-tested without a socket. */
 void ct_graph_classify(long http_status, const char *body, size_t len, const char *retry_after,

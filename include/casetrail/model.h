@@ -56,6 +56,8 @@ const char *ct_kind_names_text(void);
 #define CT_EV_MESSAGE_QUEUED "message.queued"   /* an agent's reply, written to the outbox */
 #define CT_EV_MESSAGE_SENT "message.sent"       /* Graph accepted it: it has a wamid */
 #define CT_EV_MESSAGE_FAILED "message.failed"   /* Graph refused it for good */
+#define CT_EV_MEDIA_STORED "media.stored"       /* a customer's file kept; data: its SHA-256 */
+#define CT_EV_MEDIA_FAILED "media.failed"
 #define CT_EV_ASSIGNMENT "assignment.changed"
 #define CT_EV_STATUS "status.changed"
 #define CT_EV_ESC_RAISED "escalation.raised"

@@ -13,6 +13,7 @@ struct mg_context;
 struct ct_pool;
 struct ct_metrics;
 struct ct_sender;
+struct ct_media_worker;
 struct ct_watchdog;
 
 struct ct_server {
@@ -21,6 +22,7 @@ struct ct_server {
     struct ct_metrics *metrics; /* owned; thread-safe */
     struct mg_context *mg;      /* owned; civetweb worker threads */
     struct ct_sender *sender;   /* owned; reply delivery threads, NULL without a Graph token */
+    struct ct_media_worker *media; /* owned; fetches customers' media, NULL without a token */
     struct ct_watchdog *watchdog; /* owned; ends request bodies that arrive too slowly */
     int schema_latest;          /* highest migration shipped with this binary's migrations dir */
     int port;                   /* the port actually bound (CASETRAIL_LISTEN may say 0) */

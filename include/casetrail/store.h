@@ -282,6 +282,35 @@ ct_rc ct_store_outbox_recover(struct ct_tx *tx, int *n, struct ct_err *err);
 ct_rc ct_store_outbox_stats(struct ct_tx *tx, long long *depth, double *oldest_s,
                             struct ct_err *err);
 
+/* ---- media evidence (store_media.c) ---- */
+
+/* Records a customer's media to fetch (the message's type object had an id). */
+ct_rc ct_store_media_insert(struct ct_tx *tx, long long message_id, const char *media_id,
+                            const char *mime_type, const char *expect_sha256,
+                            struct ct_err *err);
+
+struct ct_media_job {
+    long long id, message_id, ticket_id;
+    int attempts;               /* including this one */
+    char media_id[72];
+    char mime_type[128];
+    char expect_sha256[136];
+};
+
+/* Claims the next due pending media (attempts + 1, next try pushed back a minute so a
+ * worker that dies does not hold it); several instances share the work. */
+ct_rc ct_store_media_claim(struct ct_tx *tx, struct ct_media_job *out, bool *found,
+                           struct ct_err *err);
+/* Stored: its hex SHA-256 (the file's name) and size. */
+ct_rc ct_store_media_stored(struct ct_tx *tx, long long id, const char *sha256, long long size,
+                            const char *mime_type, struct ct_err *err);
+/* Not this time: pending again after delay_ms, or (final) failed, with the reason. */
+ct_rc ct_store_media_retry(struct ct_tx *tx, long long id, long delay_ms, bool final,
+                           const char *reason, struct ct_err *err);
+/* A stored media of message_id for GET /api/media/{id}: *found, its sha256 and mime type. */
+ct_rc ct_store_media_get(struct ct_tx *tx, long long message_id, bool *found,
+                         char sha256[65], char mime_type[128], struct ct_err *err);
+
 /* ---- read models (return cJSON in the API's shape; caller owns and cJSON_Delete()s) ---- */
 
 struct ct_ticket_filter {

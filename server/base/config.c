@@ -236,6 +236,12 @@ static const struct var vars[] = {
      "CASETRAIL_SEND_BACKOFF_MS must be milliseconds from 10 to 600000"},
     {"CASETRAIL_GRAPH_TIMEOUT", AT(graph_timeout_ms), p_int, "15000", 100, 600000,
      "CASETRAIL_GRAPH_TIMEOUT must be milliseconds from 100 to 600000"},
+    {"CASETRAIL_MEDIA_DIR", AT(media_dir), p_string, ".data/media", 0, 0, NULL},
+    {"CASETRAIL_MEDIA_WORKERS", AT(media_workers), p_int, "1", 0, 16,
+     "CASETRAIL_MEDIA_WORKERS must be an integer from 0 to 16"},
+    /* WhatsApp's own ceiling is 100 MB (documents); larger is refused before it is read */
+    {"CASETRAIL_MEDIA_MAX", AT(media_max), p_size, "100M", 1024, GIB,
+     "CASETRAIL_MEDIA_MAX must be a size from 1K to 1G (bytes, or with a K/M/G suffix)"},
     {"CASETRAIL_VERIFY_CONCURRENCY", AT(verify_concurrency), p_int, "2", 1, 64,
      "CASETRAIL_VERIFY_CONCURRENCY must be an integer from 1 to 64"},
 };
@@ -298,6 +304,7 @@ void ct_config_free(struct ct_config *cfg)
     free(cfg->graph_url);
     free(cfg->signing_key);
     free(cfg->verify_key);
+    free(cfg->media_dir);
     free_secret(cfg->app_secret);
     free_secret(cfg->verify_token);
     free_secret(cfg->access_token);

@@ -156,6 +156,25 @@ static cJSON *message_data(const struct ct_wa_message *m, long long message_id,
     return data;
 }
 
+/* A customer's photo, voice note, video, document or sticker: the worker fetches it later. */
+static ct_rc queue_media(struct ct_tx *tx, const struct ct_wa_message *m, long long message_id,
+                         struct ct_err *err)
+{
+    static const char *const kinds[] = {"image", "audio", "video", "document", "sticker"};
+    const cJSON *obj = NULL;
+    for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && obj == NULL; i++)
+        if (strcmp(m->type, kinds[i]) == 0)
+            obj = cJSON_GetObjectItemCaseSensitive(m->raw, kinds[i]);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "id");
+    if (m->echo || !cJSON_IsString(id) || id->valuestring[0] == '\0')
+        return CT_OK;
+    const cJSON *mime = cJSON_GetObjectItemCaseSensitive(obj, "mime_type");
+    const cJSON *sha = cJSON_GetObjectItemCaseSensitive(obj, "sha256");
+    return ct_store_media_insert(tx, message_id, id->valuestring,
+                                 cJSON_IsString(mime) ? mime->valuestring : NULL,
+                                 cJSON_IsString(sha) ? sha->valuestring : NULL, err);
+}
+
 /* Stores the message row and its event; *message_id 0 when the wamid was already stored. */
 static ct_rc store_message(struct ct_tx *tx, const struct ct_wa_message *m, long long contact_id,
                            long long ticket_id, const char *scope, const struct receipt *receipt,
@@ -193,6 +212,8 @@ static ct_rc store_message(struct ct_tx *tx, const struct ct_wa_message *m, long
     ct_event_text(&ev, "body", m->text, m->echo ? CT_SCOPE_STAFF : scope);
     rc = ct_store_event_append(tx, &ev, NULL, err);
     cJSON_Delete(data);
+    if (rc == CT_OK && m->type != NULL)
+        rc = queue_media(tx, m, message_id, err);
     return rc;
 }
 

@@ -39,6 +39,7 @@ static const struct ct_route routes[] = {
     {"POST", "/api/tickets/{id}/approvals", ct_api_approval_request, CT_AUTH_TOKEN, CT_ROLE_AGENT},
     {"POST", "/api/approvals/{id}/decision", ct_api_approval_decide, CT_AUTH_TOKEN,
      CT_ROLE_SUPERVISOR},
+    {"GET", "/api/media/{id}", ct_api_media_get, CT_AUTH_TOKEN, CT_ROLE_NONE},
     {"GET", "/api/approvals", ct_api_approvals_list, CT_AUTH_TOKEN, CT_ROLE_NONE},
     {"GET", "/api/webhooks/rejects", ct_api_webhook_rejects, CT_AUTH_TOKEN, CT_ROLE_SUPERVISOR},
     {"GET", "/api/rules/complaints", ct_api_rules_get, CT_AUTH_TOKEN, CT_ROLE_NONE},

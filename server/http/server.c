@@ -15,6 +15,7 @@
 #include "casetrail/log.h"
 #include "casetrail/metrics.h"
 #include "casetrail/router.h"
+#include "casetrail/media.h"
 #include "casetrail/sender.h"
 #include "casetrail/server.h"
 #include "casetrail/store.h"
@@ -190,12 +191,28 @@ static ct_rc start_sender(struct ct_server *srv, struct ct_err *err)
     return srv->sender != NULL ? CT_OK : err->rc;
 }
 
+/* Starts the media fetchers; without a token media stays pending until one is configured. */
+static ct_rc start_media(struct ct_server *srv, struct ct_err *err)
+{
+    struct ct_media_config mc = {
+        .threads = srv->cfg.media_workers, .dir = srv->cfg.media_dir,
+        .max_bytes = srv->cfg.media_max, .max_attempts = srv->cfg.send_attempts,
+        .backoff_ms = srv->cfg.send_backoff_ms, .graph_url = srv->cfg.graph_url,
+        .token = srv->cfg.access_token, .timeout_ms = srv->cfg.graph_timeout_ms,
+    };
+    if (srv->cfg.media_workers == 0 || srv->cfg.access_token == NULL)
+        return CT_OK;
+    srv->media = ct_media_start(srv->pool, &mc, err);
+    return srv->media != NULL ? CT_OK : err->rc;
+}
+
 static void server_free(struct ct_server *srv)
 {
     if (srv->mg != NULL)
         mg_stop(srv->mg); /* joins workers: in-flight requests finish first */
     ct_watchdog_stop(srv->watchdog); /* after the workers: none can still be reading */
     ct_sender_stop(srv->sender);     /* finishes its current sends; before the pool goes */
+    ct_media_stop(srv->media);
     ct_pool_free(srv->pool);
     ct_metrics_free(srv->metrics);
     ct_config_free(&srv->cfg);
@@ -268,7 +285,7 @@ int ct_server_run(struct ct_config *cfg)
         ct_log_error("%s", err.message);
         goto out;
     }
-    if (start_sender(&srv, &err) != CT_OK) {
+    if (start_sender(&srv, &err) != CT_OK || start_media(&srv, &err) != CT_OK) {
         ct_log_error("%s", err.message);
         goto out;
     }

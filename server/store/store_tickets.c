@@ -228,6 +228,11 @@ ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct
     "      'sent_from', CASE WHEN m.direction = 'out' AND m.author_id IS NULL"                     \
     "        THEN 'business_app' END,"                                                             \
     "      'author', (SELECT u.name FROM users u WHERE u.id = m.author_id)))"                      \
+    /* the customer's media as kept: pending, stored (download at media_url) or failed (why) */ \
+    "   || coalesce((SELECT jsonb_strip_nulls(jsonb_build_object('media_status', d.status,"      \
+    "      'media_sha256', d.sha256, 'media_size', d.size, 'media_reason', d.reason,"            \
+    "      'media_url', CASE WHEN d.status = 'stored' THEN '/api/media/' || m.id END))"         \
+    "      FROM media d WHERE d.message_id = m.id), '{}'::jsonb)"                                 \
     "   AS item, " US("m.sent_at") " AS at_us, " US("m.received_at") " AS rec_us, 0 AS kind, m.id" \
     " FROM messages m WHERE m.ticket_id = $1"                                                      \
     " UNION ALL"                                                                                   \

@@ -37,6 +37,7 @@ struct exchange {
     size_t received; /* body bytes kept so far */
     bool too_large;
     char retry_after[32];
+    size_t limit;    /* downloads: the caller's byte limit */
 };
 
 /* Wipes and frees a header list: its strings hold the token. */
@@ -595,6 +596,138 @@ out:
     free(answer);
     free(u);
     ct_buf_free(&url);
+    ct_buf_free(&x.body);
+}
+
+static size_t on_file(char *data, size_t size, size_t nmemb, void *userp);
+
+/* A GET of url with the client's headers, its body kept up to max bytes (0: ANSWER_MAX).
+ * Fills *status (0 when no answer) and x; false (out filled as RETRY) when curl failed. */
+static bool get(struct ct_graph *g, const char *url, size_t max, struct exchange *x,
+                long *status, struct ct_graph_result *out)
+{
+    CURLcode rc;
+    *status = 0;
+    rc = curl_easy_setopt(g->curl, CURLOPT_URL, url);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(g->curl, CURLOPT_HTTPGET, 1L);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(g->curl, CURLOPT_WRITEFUNCTION, max > 0 ? on_file : on_body);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(g->curl, CURLOPT_WRITEDATA, x);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(g->curl, CURLOPT_HEADERFUNCTION, on_header);
+    if (rc == CURLE_OK)
+        rc = curl_easy_setopt(g->curl, CURLOPT_HEADERDATA, x);
+    if (rc == CURLE_OK)
+        rc = curl_easy_perform(g->curl);
+    curl_easy_setopt(g->curl, CURLOPT_WRITEDATA, NULL);
+    curl_easy_setopt(g->curl, CURLOPT_HEADERDATA, NULL);
+    if (rc != CURLE_OK && !x->too_large) {
+        refuse(out, CT_GRAPH_RETRY, curl_easy_strerror(rc));
+        return false;
+    }
+    curl_easy_getinfo(g->curl, CURLINFO_RESPONSE_CODE, status);
+    return true;
+}
+
+/* Like on_body with the caller's limit (a file, not an answer): x->limit bytes at most. */
+static size_t on_file(char *data, size_t size, size_t nmemb, void *userp)
+{
+    struct exchange *x = userp;
+    size_t n = size * nmemb;
+    if (n > x->limit - x->received) {
+        x->too_large = true;
+        return 0;
+    }
+    x->received += n;
+    ct_buf_add(&x->body, data, n);
+    return n;
+}
+
+void ct_graph_media_lookup(struct ct_graph *g, const char *media_id, struct ct_graph_media *media,
+                           struct ct_graph_result *out)
+{
+    struct exchange x;
+    char url[2200];
+    char *answer = NULL;
+    size_t alen = 0;
+    long status;
+    cJSON *j = NULL;
+
+    memset(media, 0, sizeof(*media));
+    memset(&x, 0, sizeof(x));
+    ct_buf_init(&x.body, ANSWER_MAX);
+    if (g == NULL || !pnid_ok(media_id)) {
+        refuse(out, CT_GRAPH_FAILED, "media id must be 1-64 digits");
+        goto out;
+    }
+    snprintf(url, sizeof(url), "%s/%s", g->base_url, media_id);
+    if (!get(g, url, 0, &x, &status, out))
+        goto out;
+    answer = ct_buf_take(&x.body, &alen);
+    ct_graph_classify(status, answer, alen, x.retry_after, out);
+    j = answer != NULL ? cJSON_ParseWithLength(answer, alen) : NULL;
+    const char *u = str_member(j, "url"), *mime = str_member(j, "mime_type");
+    if (status >= 200 && status < 300) {
+        /* a lookup answer has no message id: classify says FAILED; what matters is the url */
+        bool ok = u != NULL && (strncmp(u, "https://", 8) == 0 || strncmp(u, "http://", 7) == 0) &&
+                  strlen(u) < sizeof(media->url);
+        memset(out, 0, sizeof(*out));
+        out->http_status = status;
+        out->outcome = ok ? CT_GRAPH_SENT : CT_GRAPH_FAILED;
+        if (!ok)
+            copy_text(out->title, sizeof(out->title), "media answer without a usable url");
+        else
+            snprintf(media->url, sizeof(media->url), "%s", u);
+        if (mime != NULL)
+            copy_text(media->mime_type, sizeof(media->mime_type), mime);
+    }
+out:
+    cJSON_Delete(j);
+    free(answer);
+    ct_buf_free(&x.body);
+}
+
+void ct_graph_download(struct ct_graph *g, const char *url, size_t max, char **data, size_t *len,
+                       struct ct_graph_result *out)
+{
+    struct exchange x;
+    long status;
+    char *body = NULL;
+    size_t blen = 0;
+
+    *data = NULL;
+    *len = 0;
+    memset(&x, 0, sizeof(x));
+    ct_buf_init(&x.body, 0);
+    x.limit = max;
+    if (g == NULL || url == NULL || max == 0) {
+        refuse(out, CT_GRAPH_FAILED, "no client, url or size limit");
+        goto out;
+    }
+    if (!get(g, url, max, &x, &status, out))
+        goto out;
+    if (x.too_large) {
+        refuse(out, CT_GRAPH_FAILED, "the file is larger than CASETRAIL_MEDIA_MAX");
+        out->http_status = status;
+        goto out;
+    }
+    body = ct_buf_take(&x.body, &blen);
+    if (status >= 200 && status < 300 && body != NULL) {
+        memset(out, 0, sizeof(*out));
+        out->outcome = CT_GRAPH_SENT;
+        out->http_status = status;
+        *data = body;
+        *len = blen;
+        body = NULL;
+    } else {
+        ct_graph_classify(status, body, blen, x.retry_after, out);
+        if (out->outcome == CT_GRAPH_SENT)
+            out->outcome = CT_GRAPH_FAILED;
+    }
+out:
+    free(body);
     ct_buf_free(&x.body);
 }
 
