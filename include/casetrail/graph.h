@@ -55,6 +55,13 @@ struct ct_graph_result {
 char *ct_graph_text_json(const char *to, const char *recipient_user_id, const char *text,
                          const char *reply_to);
 
+/* The JSON body of an image or document (kind) the Graph API fetches from link; caption and
+ * filename (documents only) may be NULL; reply_to as for text. Newly allocated (caller frees),
+ * NULL on OOM or when there is no recipient. */
+char *ct_graph_media_json(const char *to, const char *recipient_user_id, const char *kind,
+                          const char *link, const char *caption, const char *filename,
+                          const char *reply_to);
+
 /* The JSON body of a template message; components_json (may be NULL) is the already-validated
  * "components" array as JSON text. Newly allocated (caller frees), NULL on OOM or bad input. */
 char *ct_graph_template_json(const char *to, const char *recipient_user_id, const char *name,

@@ -23,6 +23,10 @@ struct ct_reply_request {
     const char *language;        /* template: language code, e.g. en_US */
     const char *components_json; /* template: the components array as JSON text, or NULL */
     const char *shown;           /* template: what the timeline shows (name and parameters) */
+    const char *media_kind;      /* media reply: "image" or "document" (text is the caption,
+                                  * may be NULL); NULL for text and templates */
+    const char *media_link;      /* media reply: the https URL the Graph API fetches */
+    const char *filename;        /* media reply: a document's file name, or NULL */
     const char *idempotency_key; /* Idempotency-Key header, or NULL */
     const char *request_sha256;  /* hex SHA-256 of the request body (with a key) */
 };

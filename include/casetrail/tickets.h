@@ -20,6 +20,7 @@ enum ct_action_kind { CT_ACT_ASSIGN, CT_ACT_UNASSIGN, CT_ACT_STATUS, CT_ACT_ESCA
                       CT_ACT_APPROVAL_DECIDE, CT_ACT_REPLY, CT_ACT_COUNT };
 
 #define CT_REPLY_MAX_CHARS 4096  /* WhatsApp's limit for a text body */
+#define CT_CAPTION_MAX_CHARS 1024 /* WhatsApp's limit for a media caption */
 #define CT_WINDOW_S (24 * 3600)  /* the customer service window after the customer's message */
 
 /* A free-form reply needs text of 1 to 4,096 characters (400 otherwise) and an open 24-hour

@@ -51,7 +51,17 @@ static char *graph_body(const struct ct_reply_request *r, const struct ct_reply_
     if (r->is_template)
         return ct_graph_template_json(to, user, r->template_name, r->language,
                                       r->components_json);
+    if (r->media_kind != NULL)
+        return ct_graph_media_json(to, user, r->media_kind, r->media_link, r->text, r->filename,
+                                   r->reply_to);
     return ct_graph_text_json(to, user, r->text, r->reply_to);
+}
+
+static const char *reply_type(const struct ct_reply_request *r)
+{
+    if (r->is_template)
+        return "template";
+    return r->media_kind != NULL ? r->media_kind : "text";
 }
 
 static ct_rc record_queued(struct ct_tx *tx, struct job *j, const struct ct_ticket_ref *t,
@@ -69,7 +79,11 @@ static ct_rc record_queued(struct ct_tx *tx, struct job *j, const struct ct_tick
     ev.to_value = "queued";
     cJSON_AddNumberToObject(data, "message_id", (double)message_id);
     cJSON_AddNumberToObject(data, "outbox_id", (double)outbox_id);
-    cJSON_AddStringToObject(data, "type", j->r->is_template ? "template" : "text");
+    cJSON_AddStringToObject(data, "type", reply_type(j->r));
+    if (j->r->media_kind != NULL) /* what the customer was sent is part of the record */
+        cJSON_AddStringToObject(data, "link", j->r->media_link);
+    if (j->r->filename != NULL)
+        cJSON_AddStringToObject(data, "filename", j->r->filename);
     if (j->r->is_template) {
         cJSON_AddStringToObject(data, "template", j->r->template_name);
         cJSON_AddStringToObject(data, "language", j->r->language);
@@ -148,7 +162,7 @@ static ct_rc queue_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
                           "the customer has neither a phone number nor a user id to reply to");
     struct ct_outbound_new m = {
         .ticket_id = t.id, .contact_id = target.contact_id, .author_id = j->actor->id,
-        .type = r->is_template ? "template" : "text", .text = r->is_template ? r->shown : r->text,
+        .type = reply_type(r), .text = r->is_template ? r->shown : r->text,
         .graph_body = body, .context_wamid = r->reply_to,
         .phone_number_id = target.phone_number_id,
         .recipient = target.wa_id[0] != '\0' ? target.wa_id : target.user_id,
@@ -183,7 +197,7 @@ ct_rc ct_outbound_queue(struct ct_pool *pool, const struct ct_user *actor,
     ct_rc rc = CT_OK;
 
     memset(out, 0, sizeof(*out));
-    if (!r->is_template)
+    if (!r->is_template && (r->media_kind == NULL || r->text != NULL))
         rc = ct_tickets_check_reply_text(r->text, err);
     if (rc == CT_OK && r->idempotency_key != NULL &&
         (r->idempotency_key[0] == '\0' || strlen(r->idempotency_key) > CT_IDEMPOTENCY_KEY_MAX))

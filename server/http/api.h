@@ -25,6 +25,7 @@ void ct_api_ticket_priority(struct ct_req *req);
 void ct_api_ticket_note(struct ct_req *req);
 void ct_api_ticket_reply(struct ct_req *req);
 void ct_api_ticket_template(struct ct_req *req);
+void ct_api_ticket_media(struct ct_req *req);
 void ct_api_media_get(struct ct_req *req);
 void ct_api_approval_request(struct ct_req *req);
 void ct_api_approval_decide(struct ct_req *req);

@@ -77,6 +77,63 @@ void ct_api_ticket_reply(struct ct_req *req)
     cJSON_Delete(body);
 }
 
+/* A URL the Graph API will fetch: https, printable ASCII without spaces or quotes. */
+static bool link_ok(const char *s)
+{
+    if (strncmp(s, "https://", 8) != 0 || s[8] == '\0' || s[8] == '/')
+        return false;
+    for (const char *p = s; *p != '\0'; p++)
+        if (*p <= ' ' || *p >= 0x7f || *p == '"' || *p == '<' || *p == '>' || *p == '\\')
+            return false;
+    return true;
+}
+
+/* Checks a media reply's fields beyond their types; false (err filled) when refused. */
+static bool media_fields_ok(const struct ct_reply_request *r, struct ct_err *err)
+{
+    if (strcmp(r->media_kind, "image") != 0 && strcmp(r->media_kind, "document") != 0)
+        ct_err_set(err, CT_E_INVALID, "invalid_media_type", "type must be image or document");
+    else if (!link_ok(r->media_link))
+        ct_err_set(err, CT_E_INVALID, "invalid_link",
+                   "link must be an https:// URL without spaces (the Graph API fetches it)");
+    else if (r->text != NULL && ct_utf8_chars(r->text) > CT_CAPTION_MAX_CHARS)
+        ct_err_set(err, CT_E_INVALID, "too_long", "caption is longer than %d characters",
+                   CT_CAPTION_MAX_CHARS);
+    else if (r->filename != NULL && strcmp(r->media_kind, "document") != 0)
+        ct_err_set(err, CT_E_INVALID, "unknown_field", "filename is for documents only");
+    else if (r->filename != NULL && (!ct_text_present(r->filename) ||
+                                     strpbrk(r->filename, "/\\") != NULL))
+        ct_err_set(err, CT_E_INVALID, "invalid_filename",
+                   "filename must be a name without slashes");
+    else
+        return true;
+    return false;
+}
+
+void ct_api_ticket_media(struct ct_req *req)
+{
+    static const char *const allowed[] = {"type", "link", "caption", "filename", "reply_to",
+                                          NULL};
+    struct ct_reply_request r = {0};
+    struct ct_err err;
+    char sha[65];
+    cJSON *body = NULL;
+
+    if (!ct_http_path_id(req, "ticket", &r.ticket_id) || !read_body(req, &body, sha))
+        return;
+    if (ct_json_only(body, allowed, &err) != CT_OK ||
+        ct_json_str(body, "type", true, 16, &r.media_kind, &err) != CT_OK ||
+        ct_json_str(body, "link", true, 2048, &r.media_link, &err) != CT_OK ||
+        ct_json_str(body, "caption", false, 4 * CT_CAPTION_MAX_CHARS, &r.text, &err) != CT_OK ||
+        ct_json_str(body, "filename", false, 240, &r.filename, &err) != CT_OK ||
+        ct_json_str(body, "reply_to", false, 255, &r.reply_to, &err) != CT_OK ||
+        !media_fields_ok(&r, &err))
+        ct_http_send_error(req, &err);
+    else
+        queue(req, &r, sha);
+    cJSON_Delete(body);
+}
+
 /* "[template name/language] p1, p2": what the timeline shows for a template. */
 static char *shown(const char *name, const char *language, const cJSON *components)
 {

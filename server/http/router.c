@@ -34,6 +34,7 @@ static const struct ct_route routes[] = {
     {"POST", "/api/tickets/{id}/priority", ct_api_ticket_priority, CT_AUTH_TOKEN, CT_ROLE_AGENT},
     {"POST", "/api/tickets/{id}/notes", ct_api_ticket_note, CT_AUTH_TOKEN, CT_ROLE_AGENT},
     {"POST", "/api/tickets/{id}/messages", ct_api_ticket_reply, CT_AUTH_TOKEN, CT_ROLE_AGENT},
+    {"POST", "/api/tickets/{id}/media", ct_api_ticket_media, CT_AUTH_TOKEN, CT_ROLE_AGENT},
     {"POST", "/api/tickets/{id}/templates", ct_api_ticket_template, CT_AUTH_TOKEN,
      CT_ROLE_AGENT},
     {"POST", "/api/tickets/{id}/approvals", ct_api_approval_request, CT_AUTH_TOKEN, CT_ROLE_AGENT},

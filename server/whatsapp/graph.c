@@ -422,6 +422,36 @@ out:
     return s;
 }
 
+char *ct_graph_media_json(const char *to, const char *recipient_user_id, const char *kind,
+                          const char *link, const char *caption, const char *filename,
+                          const char *reply_to)
+{
+    cJSON *j = NULL, *m, *ctx;
+    char *s = NULL;
+
+    if (kind == NULL || link == NULL)
+        return NULL;
+    j = start_body(to, recipient_user_id, kind);
+    if (j == NULL)
+        goto out;
+    m = cJSON_AddObjectToObject(j, kind);
+    if (m == NULL || cJSON_AddStringToObject(m, "link", link) == NULL)
+        goto out;
+    if (caption != NULL && cJSON_AddStringToObject(m, "caption", caption) == NULL)
+        goto out;
+    if (filename != NULL && cJSON_AddStringToObject(m, "filename", filename) == NULL)
+        goto out;
+    if (reply_to != NULL) {
+        ctx = cJSON_AddObjectToObject(j, "context");
+        if (ctx == NULL || cJSON_AddStringToObject(ctx, "message_id", reply_to) == NULL)
+            goto out;
+    }
+    s = cJSON_PrintUnformatted(j);
+out:
+    cJSON_Delete(j);
+    return s;
+}
+
 char *ct_graph_template_json(const char *to, const char *recipient_user_id, const char *name,
                              const char *language, const char *components_json)
 {

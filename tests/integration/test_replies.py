@@ -158,6 +158,54 @@ class Replies(ReplyTest):
         self.assertEqual(shown[0]["text"], "[template ticket_update/en_US] CT-1042")
         self.verified()
 
+    def test_image_and_document_replies(self):
+        tid = self.ticket("923100000009")
+        link = "https://cdn.example.com/labels/return-CT-1042.pdf"
+        r = self.srv.post(f"/api/tickets/{tid}/media",
+                          {"type": "document", "link": link, "caption": "Your return label",
+                           "filename": "return-label.pdf"}, token=self.agent)
+        self.assertEqual(r.status, 202, r)
+        self.assertEqual((r.json()["type"], r.json()["text"]), ("document", "Your return label"))
+        self.wait_status(r.json()["id"], "sent")
+        sent = [x for x in self.graph.requests if x["json"] and x["json"].get("type") == "document"]
+        self.assertEqual(sent[-1]["json"], {"messaging_product": "whatsapp",
+                                            "recipient_type": "individual",
+                                            "to": "923100000009", "type": "document",
+                                            "document": {"link": link,
+                                                         "caption": "Your return label",
+                                                         "filename": "return-label.pdf"}})
+        r = self.srv.post(f"/api/tickets/{tid}/media",
+                          {"type": "image", "link": "https://cdn.example.com/a.jpg"},
+                          token=self.agent)
+        self.assertEqual(r.status, 202, r)
+        self.wait_status(r.json()["id"], "sent")
+        sent = [x for x in self.graph.requests if x["json"] and x["json"].get("type") == "image"]
+        self.assertEqual(sent[-1]["json"]["image"], {"link": "https://cdn.example.com/a.jpg"})
+        link_ev = self.one("SELECT data->>'link' FROM events WHERE ticket_id = :'t'"
+                           " AND action = 'message.queued' AND data->>'type' = 'document'", t=tid)
+        self.assertEqual(link_ev, link)
+        before = self.one("SELECT count(*) FROM messages WHERE ticket_id = :'t'", t=tid)
+        bad = [({"type": "video", "link": link}, "invalid_media_type"),
+               ({"type": "image", "link": "http://cdn.example.com/a.jpg"}, "invalid_link"),
+               ({"type": "image", "link": "https://cdn.example.com/a b.jpg"}, "invalid_link"),
+               ({"type": "image", "link": "javascript:alert(1)"}, "invalid_link"),
+               ({"type": "image", "link": link, "filename": "x.pdf"}, "unknown_field"),
+               ({"type": "document", "link": link, "filename": "../etc/passwd"},
+                "invalid_filename"),
+               ({"type": "image", "link": link, "caption": "x" * 1025}, "too_long"),
+               ({"type": "image"}, "missing_field"),
+               ({"type": "image", "link": link, "size": 3}, "unknown_field")]
+        for body, code in bad:
+            r = self.srv.post(f"/api/tickets/{tid}/media", body, token=self.agent)
+            self.assertEqual((r.status, r.json()["error"]["code"]), (400, code), body)
+        self.assertEqual(self.one("SELECT count(*) FROM messages WHERE ticket_id = :'t'", t=tid),
+                         before)
+        old = self.ticket("923100000010", ts=int(time.time()) - 25 * 3600)
+        r = self.srv.post(f"/api/tickets/{old}/media", {"type": "image", "link": link},
+                          token=self.agent)
+        self.assertEqual((r.status, r.json()["error"]["code"]), (409, "window_closed"))
+        self.verified()
+
     def test_idempotency_key_sends_once(self):
         tid = self.ticket("923100000004")
         body = {"text": "double click"}
