@@ -16,6 +16,7 @@
 #include <cjson/cJSON.h>
 #include <openssl/evp.h>
 
+#include "casetrail/crew.h"
 #include "casetrail/graph.h"
 #include "casetrail/log.h"
 #include "casetrail/media.h"
@@ -25,11 +26,7 @@
 struct ct_media_worker {
     struct ct_pool *pool;
     struct ct_media_config cfg;
-    pthread_t *threads;
-    int nthreads;
-    pthread_mutex_t mu;
-    pthread_cond_t wake;
-    atomic_bool stop;
+    struct ct_crew crew;
 };
 
 static const struct ct_actor whatsapp = {CT_ACTOR_SYSTEM, "whatsapp", NULL, NULL};
@@ -183,22 +180,6 @@ static ct_rc claim_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     return ct_store_media_claim(tx, &c->job, &c->found, err);
 }
 
-static void nap(struct ct_media_worker *w, long ms)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&w->mu);
-    if (!atomic_load(&w->stop))
-        pthread_cond_timedwait(&w->wake, &w->mu, &until);
-    pthread_mutex_unlock(&w->mu);
-}
-
 static void *run(void *arg)
 {
     struct ct_media_worker *w = arg;
@@ -210,12 +191,12 @@ static void *run(void *arg)
         ct_log_error("a media worker could not start its Graph client");
         return NULL;
     }
-    while (!atomic_load(&w->stop)) {
+    while (!ct_crew_stopping(&w->crew)) {
         struct claim_job c;
         struct ct_err err;
         memset(&c, 0, sizeof(c));
         if (ct_store_in_tx(w->pool, claim_tx, &c, &err) != CT_OK || !c.found) {
-            nap(w, 250);
+            ct_crew_nap(&w->crew, 250);
             continue;
         }
         struct outcome o;
@@ -230,7 +211,7 @@ static void *run(void *arg)
             ct_log_warn("media of message %lld (attempt %d): %s", c.job.message_id,
                         c.job.attempts, o.reason);
         for (int i = 0; i < 50 && ct_store_in_tx(w->pool, record_tx, &o, &err) != CT_OK; i++)
-            nap(w, 200);
+            ct_crew_nap(&w->crew, 200);
     }
     ct_graph_free(g);
     return NULL;
@@ -252,17 +233,8 @@ struct ct_media_worker *ct_media_start(struct ct_pool *pool, const struct ct_med
     }
     w->pool = pool;
     w->cfg = *cfg;
-    pthread_mutex_init(&w->mu, NULL);
-    pthread_cond_init(&w->wake, NULL);
-    atomic_init(&w->stop, false);
-    w->threads = calloc((size_t)cfg->threads, sizeof(*w->threads));
-    for (int i = 0; w->threads != NULL && i < cfg->threads; i++) {
-        if (pthread_create(&w->threads[i], NULL, run, w) != 0)
-            break;
-        w->nthreads++;
-    }
-    if (w->nthreads == 0) {
-        ct_media_stop(w);
+    if (!ct_crew_start(&w->crew, cfg->threads, run, w)) {
+        free(w);
         ct_err_set(err, CT_E_INTERNAL, "internal", "could not start media workers");
         return NULL;
     }
@@ -273,14 +245,6 @@ void ct_media_stop(struct ct_media_worker *w)
 {
     if (w == NULL)
         return;
-    pthread_mutex_lock(&w->mu);
-    atomic_store(&w->stop, true);
-    pthread_cond_broadcast(&w->wake);
-    pthread_mutex_unlock(&w->mu);
-    for (int i = 0; i < w->nthreads; i++)
-        pthread_join(w->threads[i], NULL);
-    pthread_mutex_destroy(&w->mu);
-    pthread_cond_destroy(&w->wake);
-    free(w->threads);
+    ct_crew_stop(&w->crew); /* each thread finishes its current download first */
     free(w);
 }

@@ -11,6 +11,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "casetrail/crew.h"
 #include "casetrail/graph.h"
 #include "casetrail/log.h"
 #include "casetrail/metrics.h"
@@ -21,11 +22,7 @@ struct ct_sender {
     struct ct_pool *pool;
     struct ct_metrics *metrics;
     struct ct_sender_config cfg;
-    pthread_t *threads;
-    int nthreads;
-    pthread_mutex_t mu;
-    pthread_cond_t wake;
-    atomic_bool stop;
+    struct ct_crew crew;
     atomic_bool token_alarm;  /* 190 (token expired or revoked) was logged once */
 };
 
@@ -136,23 +133,6 @@ static ct_rc stats_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     return ct_store_outbox_stats(tx, &s->depth, &s->oldest, err);
 }
 
-/* Waits up to ms, or until ct_sender_stop wakes every thread. */
-static void nap(struct ct_sender *s, long ms)
-{
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += ms / 1000;
-    until.tv_nsec += (ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
-    pthread_mutex_lock(&s->mu);
-    if (!atomic_load(&s->stop))
-        pthread_cond_timedwait(&s->wake, &s->mu, &until);
-    pthread_mutex_unlock(&s->mu);
-}
-
 static void note_result(struct ct_sender *s, const struct ct_outbox_job *job,
                         const struct ct_graph_result *r, bool final_failure)
 {
@@ -190,7 +170,7 @@ static void *run(void *arg)
         return NULL;
     }
     seed |= 1;
-    while (!atomic_load(&s->stop)) {
+    while (!ct_crew_stopping(&s->crew)) {
         struct claim_job c = {&s->cfg, {0}, false};
         struct ct_graph_result r;
         struct ct_err err;
@@ -203,7 +183,7 @@ static void *run(void *arg)
         }
         if (ct_store_in_tx(s->pool, claim_tx, &c, &err) != CT_OK || !c.found) {
             free(c.job.body);
-            nap(s, 200);
+            ct_crew_nap(&s->crew, 200);
             continue;
         }
         ct_graph_send(g, c.job.phone_number_id, c.job.body, &r);
@@ -215,7 +195,7 @@ static void *run(void *arg)
         for (int i = 0; i < 50 && ct_store_in_tx(s->pool, record_tx, &o, &err) != CT_OK; i++) {
             ct_log_warn("could not record reply %lld: %s; trying again", c.job.message_id,
                         err.message);
-            nap(s, 200);
+            ct_crew_nap(&s->crew, 200);
         }
         free(c.job.body);
     }
@@ -246,9 +226,6 @@ struct ct_sender *ct_sender_start(struct ct_pool *pool, struct ct_metrics *metri
     s->pool = pool;
     s->metrics = metrics;
     s->cfg = *cfg;
-    pthread_mutex_init(&s->mu, NULL);
-    pthread_cond_init(&s->wake, NULL);
-    atomic_init(&s->stop, false);
     atomic_init(&s->token_alarm, false);
     if (ct_store_in_tx(pool, recover_tx, &rj, err) != CT_OK) {
         ct_log_warn("could not requeue replies left in flight: %s (retrying in the senders)",
@@ -257,18 +234,7 @@ struct ct_sender *ct_sender_start(struct ct_pool *pool, struct ct_metrics *metri
         ct_log_warn("%d replies were being sent when casetrail last stopped: sending them again "
                     "(Graph may have accepted some already)", rj.n);
     }
-    s->threads = calloc((size_t)cfg->threads, sizeof(*s->threads));
-    if (s->threads == NULL) {
-        ct_sender_stop(s);
-        ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
-        return NULL;
-    }
-    for (int i = 0; i < cfg->threads; i++) {
-        if (pthread_create(&s->threads[i], NULL, run, s) != 0)
-            break;
-        s->nthreads++;
-    }
-    if (s->nthreads == 0) {
+    if (!ct_crew_start(&s->crew, cfg->threads, run, s)) {
         ct_sender_stop(s);
         ct_err_set(err, CT_E_INTERNAL, "internal", "could not start sender threads");
         return NULL;
@@ -280,14 +246,6 @@ void ct_sender_stop(struct ct_sender *s)
 {
     if (s == NULL)
         return;
-    pthread_mutex_lock(&s->mu);
-    atomic_store(&s->stop, true);
-    pthread_cond_broadcast(&s->wake);
-    pthread_mutex_unlock(&s->mu);
-    for (int i = 0; i < s->nthreads; i++)
-        pthread_join(s->threads[i], NULL);
-    pthread_mutex_destroy(&s->mu);
-    pthread_cond_destroy(&s->wake);
-    free(s->threads);
+    ct_crew_stop(&s->crew); /* each thread finishes its current send first */
     free(s);
 }

@@ -396,10 +396,20 @@ static cJSON *start_body(const char *to, const char *recipient_user_id, const ch
     return j;
 }
 
+/* A reply's quote: context.message_id when reply_to is set; false on OOM. */
+static bool add_context(cJSON *j, const char *reply_to)
+{
+    cJSON *ctx;
+    if (reply_to == NULL)
+        return true;
+    ctx = cJSON_AddObjectToObject(j, "context");
+    return ctx != NULL && cJSON_AddStringToObject(ctx, "message_id", reply_to) != NULL;
+}
+
 char *ct_graph_text_json(const char *to, const char *recipient_user_id, const char *text,
                          const char *reply_to)
 {
-    cJSON *j = NULL, *t, *ctx;
+    cJSON *j = NULL, *t;
     char *s = NULL;
 
     if (text == NULL)
@@ -411,11 +421,8 @@ char *ct_graph_text_json(const char *to, const char *recipient_user_id, const ch
     if (t == NULL || cJSON_AddFalseToObject(t, "preview_url") == NULL ||
         cJSON_AddStringToObject(t, "body", text) == NULL)
         goto out;
-    if (reply_to != NULL) {
-        ctx = cJSON_AddObjectToObject(j, "context");
-        if (ctx == NULL || cJSON_AddStringToObject(ctx, "message_id", reply_to) == NULL)
-            goto out;
-    }
+    if (!add_context(j, reply_to))
+        goto out;
     s = cJSON_PrintUnformatted(j);
 out:
     cJSON_Delete(j);
@@ -426,7 +433,7 @@ char *ct_graph_media_json(const char *to, const char *recipient_user_id, const c
                           const char *link, const char *caption, const char *filename,
                           const char *reply_to)
 {
-    cJSON *j = NULL, *m, *ctx;
+    cJSON *j = NULL, *m;
     char *s = NULL;
 
     if (kind == NULL || link == NULL)
@@ -441,11 +448,8 @@ char *ct_graph_media_json(const char *to, const char *recipient_user_id, const c
         goto out;
     if (filename != NULL && cJSON_AddStringToObject(m, "filename", filename) == NULL)
         goto out;
-    if (reply_to != NULL) {
-        ctx = cJSON_AddObjectToObject(j, "context");
-        if (ctx == NULL || cJSON_AddStringToObject(ctx, "message_id", reply_to) == NULL)
-            goto out;
-    }
+    if (!add_context(j, reply_to))
+        goto out;
     s = cJSON_PrintUnformatted(j);
 out:
     cJSON_Delete(j);

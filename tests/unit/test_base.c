@@ -1,10 +1,15 @@
 /* test_base.c: the shared helpers every layer builds on: the growable buffer, hex, UTF-8,
  * dates in query strings, strict JSON (nesting, duplicate keys, trailing bytes), cursors
- * (round trips and refusals) and list filters decoded from a table. */
+ * (round trips and refusals), list filters decoded from a table, and background crews
+ * (a stop wakes a napping thread at once). */
 #include <stddef.h>
 #include <stdlib.h>
 
+#include <sched.h>
+#include <time.h>
+
 #include "casetrail/buf.h"
+#include "casetrail/crew.h"
 #include "casetrail/cursor.h"
 #include "casetrail/http.h"
 #include "casetrail/json.h"
@@ -211,8 +216,43 @@ static void filters(void)
     CHECK(ct_query_decode(NULL, fields, 3, &f, bufs, &err) == CT_OK);
 }
 
+struct crew_job {
+    struct ct_crew crew;
+    atomic_int rounds;
+};
+
+static void *crew_member(void *arg)
+{
+    struct crew_job *j = arg;
+    while (!ct_crew_stopping(&j->crew)) {
+        atomic_fetch_add(&j->rounds, 1);
+        ct_crew_nap(&j->crew, 60000); /* a minute: only the stop can end it in time */
+    }
+    return NULL;
+}
+
+static void crews(void)
+{
+    struct crew_job j = {0};
+    struct timespec a, b;
+    CHECK(ct_crew_start(&j.crew, 3, crew_member, &j));
+    CHECK(j.crew.n == 3);
+    while (atomic_load(&j.rounds) < 3)
+        sched_yield();
+    clock_gettime(CLOCK_MONOTONIC, &a);
+    ct_crew_stop(&j.crew);
+    clock_gettime(CLOCK_MONOTONIC, &b);
+    CHECK(b.tv_sec - a.tv_sec < 5);
+    CHECK(atomic_load(&j.rounds) >= 3);
+    ct_crew_stop(&j.crew); /* twice is harmless */
+    struct ct_crew none = {0};
+    ct_crew_stop(&none);
+    CHECK(!ct_crew_start(&none, 0, crew_member, &j));
+}
+
 int main(void)
 {
+    crews();
     buffers();
     text();
     json();
