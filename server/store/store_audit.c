@@ -125,6 +125,11 @@ static ct_rc load_texts(struct ct_tx *tx, bool ticket, const char *id, struct ct
 #define FACTS_OF(tbl, alias, cols) "SELECT '" tbl "', " alias ".id, f.field, f.value FROM " tbl \
     " " alias ", LATERAL (VALUES " cols ") f(field, value)"
 
+/* An id an event's data names, as a bigint so the primary key finds the row (comparing text
+ * scanned whole tables: 650 ms a ticket at 1M events); NULL when it is not a plain number. */
+#define EVENT_ID(key)                                                                         \
+    "CASE WHEN e.data->>'" key "' ~ '^[0-9]{1,18}$' THEN (e.data->>'" key "')::bigint END"
+
 #define TICKET_FACTS                                                                          \
     FACTS_OF("tickets", "t", "('status', t.status), ('priority', t.priority),"                \
              " ('escalation_level', t.escalation_level::text),"                              \
@@ -134,19 +139,20 @@ static ct_rc load_texts(struct ct_tx *tx, bool ticket, const char *id, struct ct
              " ('amount_minor', a.amount_minor::text), ('currency', a.currency),"             \
              " ('requested_by', a.requested_by::text), ('status', a.status),"                 \
              " ('decided_by', a.decided_by::text)")                                           \
-    " WHERE a.ticket_id = $1 OR a.id::text IN (SELECT e.data->>'approval_id' FROM events e"   \
-    "   WHERE e.ticket_id = $1 AND e.data ? 'approval_id') UNION ALL "                       \
+    " WHERE a.id IN (SELECT id FROM approvals WHERE ticket_id = $1 UNION SELECT "             \
+    EVENT_ID("approval_id") " FROM events e WHERE e.ticket_id = $1"                           \
+    "   AND e.data ? 'approval_id') UNION ALL "                                               \
     FACTS_OF("messages", "m", "('ticket_id', m.ticket_id::text), ('direction', m.direction)," \
              " ('author_id', m.author_id::text),"                                             \
              " ('type', m.type), ('wamid', m.wamid), ('payload_sha256',"                     \
              " encode(sha256(convert_to(m.payload::text, 'UTF8')), 'hex'))")                  \
-    " WHERE m.ticket_id = $1 OR m.id::text IN (SELECT e.data->>'message_id' FROM events e"    \
-    "   WHERE e.ticket_id = $1 AND e.action IN ('" CT_EV_MESSAGE_RECEIVED "',"               \
-    "   '" CT_EV_MESSAGE_ECHOED "', '" CT_EV_MESSAGE_QUEUED "'))"                            \
+    " WHERE m.id IN (SELECT id FROM messages WHERE ticket_id = $1 UNION SELECT "              \
+    EVENT_ID("message_id") " FROM events e WHERE e.ticket_id = $1 AND e.action IN"           \
+    "   ('" CT_EV_MESSAGE_RECEIVED "', '" CT_EV_MESSAGE_ECHOED "', '" CT_EV_MESSAGE_QUEUED "'))" \
     " UNION ALL "                                                                             \
     FACTS_OF("webhook_receipts", "r", "('body_sha256', encode(r.body_sha256, 'hex')),"        \
              " ('body_sha256_now', encode(sha256(r.body), 'hex'))")                           \
-    " WHERE r.id::text IN (SELECT e.data->>'receipt_id' FROM events e"                        \
+    " WHERE r.id IN (SELECT " EVENT_ID("receipt_id") " FROM events e"                         \
     "   WHERE e.ticket_id = $1 AND e.data ? 'receipt_sha256')"
 
 #define USER_FACTS                                                                            \
