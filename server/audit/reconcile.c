@@ -11,7 +11,10 @@
 #include "casetrail/audit.h"
 #include "casetrail/model.h"
 
-/* A field value the events say a row must hold, and the event that said it last. */
+/* A field value the events say a row must hold, and the event that said it last. Every
+ * want() is appended; finish_wants() then sorts, keeps the last value per field and restores
+ * the order fields were first named in, so the first mismatch reported is the same as a replay
+ * in chain order would find, in O(n log n) rather than a scan per event (a 30,000-event chain). */
 struct want {
     const char *table;
     long long id;
@@ -19,6 +22,7 @@ struct want {
     char value[80];
     bool null;
     long long seq;
+    size_t order;                    /* when this field was first named */
 };
 
 struct wants {
@@ -27,41 +31,80 @@ struct wants {
     bool oom;
 };
 
-static struct want *find_want(struct wants *w, const char *table, long long id,
-                              const char *field)
-{
-    for (size_t i = 0; i < w->n; i++) {
-        if (w->v[i].id == id && strcmp(w->v[i].table, table) == 0 &&
-            strcmp(w->v[i].field, field) == 0)
-            return &w->v[i];
-    }
-    return NULL;
-}
-
-/* Sets (or overwrites: the last event wins) what table row id's field must hold. */
 static void want(struct wants *w, long long seq, const char *table, long long id,
                  const char *field, const char *value)
 {
-    struct want *x = find_want(w, table, id, field);
-    if (x == NULL) {
-        if (w->n == w->cap) {
-            size_t cap = w->cap ? w->cap * 2 : 32;
-            struct want *v = realloc(w->v, cap * sizeof(*v));
-            if (v == NULL) {
-                w->oom = true;
-                return;
-            }
-            w->v = v;
-            w->cap = cap;
+    if (w->n == w->cap) {
+        size_t cap = w->cap ? w->cap * 2 : 64;
+        struct want *v = realloc(w->v, cap * sizeof(*v));
+        if (v == NULL) {
+            w->oom = true;
+            return;
         }
-        x = &w->v[w->n++];
-        x->table = table;
-        x->id = id;
-        x->field = field;
+        w->v = v;
+        w->cap = cap;
     }
+    struct want *x = &w->v[w->n];
+    x->table = table;
+    x->id = id;
+    x->field = field;
     x->seq = seq;
+    x->order = w->n++;
     x->null = value == NULL;
     snprintf(x->value, sizeof(x->value), "%s", value != NULL ? value : "");
+}
+
+static int cmp_row(const char *ta, long long ia, const char *tb, long long ib)
+{
+    if (ia != ib)
+        return ia < ib ? -1 : 1;
+    return strcmp(ta, tb);
+}
+
+static int cmp_want_key(const void *a, const void *b)
+{
+    const struct want *x = a, *y = b;
+    int c = cmp_row(x->table, x->id, y->table, y->id);
+    if (c == 0)
+        c = strcmp(x->field, y->field);
+    if (c == 0)
+        c = x->order < y->order ? -1 : x->order > y->order;
+    return c;
+}
+
+static int cmp_want_order(const void *a, const void *b)
+{
+    const struct want *x = a, *y = b;
+    return x->order < y->order ? -1 : x->order > y->order;
+}
+
+/* Collapses each field's wants into one: the last value (the last event wins) at the first
+ * position. Leaves w sorted by (row, field) in *by_key (owned by the caller) and w->v in the
+ * order fields were first named. false when out of memory. */
+static bool finish_wants(struct wants *w, struct want **by_key)
+{
+    size_t n = 0;
+    *by_key = NULL;
+    if (w->n == 0)
+        return true;
+    qsort(w->v, w->n, sizeof(*w->v), cmp_want_key);
+    for (size_t i = 0; i < w->n; i++) {
+        if (n > 0 && cmp_row(w->v[n - 1].table, w->v[n - 1].id, w->v[i].table, w->v[i].id) == 0 &&
+            strcmp(w->v[n - 1].field, w->v[i].field) == 0) {
+            size_t first = w->v[n - 1].order;
+            w->v[n - 1] = w->v[i];
+            w->v[n - 1].order = first;
+        } else {
+            w->v[n++] = w->v[i];
+        }
+    }
+    w->n = n;
+    *by_key = malloc(n * sizeof(**by_key));
+    if (*by_key == NULL)
+        return false;
+    memcpy(*by_key, w->v, n * sizeof(**by_key));
+    qsort(w->v, w->n, sizeof(*w->v), cmp_want_order);
+    return true;
 }
 
 /* Integer and string members of an event's data, as text; NULL when absent or JSON null. */
@@ -199,38 +242,62 @@ static void mismatch(struct ct_verify_result *r, long long seq, const char *tabl
     va_end(ap);
 }
 
-static const struct ct_fact *find_fact(const struct ct_chain *c, const char *table, long long id,
-                                       const char *field)
+static int cmp_fact(const void *a, const void *b)
 {
-    for (size_t i = 0; i < c->nfacts; i++) {
-        const struct ct_fact *f = &c->facts[i];
-        if (f->id == id && strcmp(f->table, table) == 0 && strcmp(f->field, field) == 0)
-            return f;
-    }
-    return NULL;
+    const struct ct_fact *x = *(const struct ct_fact *const *)a;
+    const struct ct_fact *y = *(const struct ct_fact *const *)b;
+    int c = cmp_row(x->table, x->id, y->table, y->id);
+    return c != 0 ? c : strcmp(x->field, y->field);
 }
 
-static bool row_known(const struct ct_chain *c, const char *table, long long id)
+/* First index in the sorted facts whose row (and field, when field is not NULL) is not less
+ * than the one asked for. */
+static size_t lower_fact(const struct ct_fact *const *f, size_t n, const char *table,
+                         long long id, const char *field)
 {
-    for (size_t i = 0; i < c->nfacts; i++) {
-        if (c->facts[i].id == id && strcmp(c->facts[i].table, table) == 0)
-            return true;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int c = cmp_row(f[mid]->table, f[mid]->id, table, id);
+        if (c == 0 && field != NULL)
+            c = strcmp(f[mid]->field, field);
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    return false;
+    return lo;
 }
 
-static bool row_wanted(const struct wants *w, const char *table, long long id)
+static bool row_wanted(const struct want *by_key, size_t n, const char *table, long long id)
 {
-    for (size_t i = 0; i < w->n; i++) {
-        if (w->v[i].id == id && strcmp(w->v[i].table, table) == 0)
-            return true;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (cmp_row(by_key[mid].table, by_key[mid].id, table, id) < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
-    return false;
+    return lo < n && cmp_row(by_key[lo].table, by_key[lo].id, table, id) == 0;
+}
+
+/* The fact for table row id's field in the sorted facts (field NULL: any field of the row). */
+static const struct ct_fact *find_fact(const struct ct_fact *const *f, size_t n,
+                                       const char *table, long long id, const char *field)
+{
+    size_t k = lower_fact(f, n, table, id, field);
+    if (k == n || cmp_row(f[k]->table, f[k]->id, table, id) != 0 ||
+        (field != NULL && strcmp(f[k]->field, field) != 0))
+        return NULL;
+    return f[k];
 }
 
 void ct_audit_reconcile(const struct ct_chain *c, struct ct_verify_result *r)
 {
     struct wants w = {0};
+    struct want *by_key = NULL;
+    const struct ct_fact **facts = NULL;
     const char *colon = strchr(c->name, ':');
     long long owner = colon != NULL ? atoll(colon + 1) : 0;
 
@@ -238,18 +305,24 @@ void ct_audit_reconcile(const struct ct_chain *c, struct ct_verify_result *r)
         replay_ticket(c, owner, &w);
     else
         replay_user(c, owner, &w);
-    if (w.oom) {
+    if (w.oom || !finish_wants(&w, &by_key) ||
+        (c->nfacts > 0 && (facts = malloc(c->nfacts * sizeof(*facts))) == NULL)) {
         mismatch(r, 0, "", 0, "", "out of memory while reconciling the chain");
         goto out;
     }
+    for (size_t i = 0; i < c->nfacts; i++)
+        facts[i] = &c->facts[i];
+    if (c->nfacts > 0)
+        qsort(facts, c->nfacts, sizeof(*facts), cmp_fact);
+
     for (size_t i = 0; i < w.n; i++) {
         const struct want *x = &w.v[i];
-        const struct ct_fact *f = find_fact(c, x->table, x->id, x->field);
-        if (!row_known(c, x->table, x->id)) {
+        if (find_fact(facts, c->nfacts, x->table, x->id, NULL) == NULL) {
             mismatch(r, x->seq, x->table, x->id, "", "%s row %lld, recorded by event seq %lld, "
                      "no longer exists", x->table, x->id, x->seq);
             goto out;
         }
+        const struct ct_fact *f = find_fact(facts, c->nfacts, x->table, x->id, x->field);
         bool same = f != NULL && (x->null ? f->value == NULL
                                           : f->value != NULL && strcmp(f->value, x->value) == 0);
         if (!same) {
@@ -264,12 +337,14 @@ void ct_audit_reconcile(const struct ct_chain *c, struct ct_verify_result *r)
     /* rows that claim this chain (a message on this ticket ...) must be ones it records */
     for (size_t i = 0; i < c->nfacts; i++) {
         const struct ct_fact *f = &c->facts[i];
-        if (!row_wanted(&w, f->table, f->id)) {
+        if (!row_wanted(by_key, w.n, f->table, f->id)) {
             mismatch(r, 0, f->table, f->id, "", "%s row %lld belongs to %s but no event "
                      "records it", f->table, f->id, c->name);
             goto out;
         }
     }
 out:
+    free(by_key);
+    free(facts);
     free(w.v);
 }
