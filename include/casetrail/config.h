@@ -35,6 +35,7 @@ struct ct_config {
     char *verify_key;        /* CASETRAIL_VERIFY_KEY: Ed25519 public key PEM file, or NULL */
     int verify_concurrency;  /* CASETRAIL_VERIFY_CONCURRENCY: API verifies running at once */
     int db_timeout;          /* CASETRAIL_DB_TIMEOUT: ms a request's statement may take; 0 none */
+    bool mark_read;          /* CASETRAIL_MARK_READ: opening a ticket marks its inbound read */
     int senders;             /* CASETRAIL_SENDERS: threads delivering replies; 0 none */
     int send_attempts;       /* CASETRAIL_SEND_ATTEMPTS: tries before a retryable error is final */
     int pace_ms;             /* CASETRAIL_PACE_MS: between two messages to one recipient */

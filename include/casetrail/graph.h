@@ -30,7 +30,8 @@ struct ct_graph *ct_graph_new(const struct ct_graph_options *opt);
 void ct_graph_free(struct ct_graph *g);
 
 enum ct_graph_outcome {
-    CT_GRAPH_SENT = 0, /* Graph accepted the message: wamid is set */
+    CT_GRAPH_SENT = 0, /* Graph accepted the message: wamid is set (empty for a read mark's
+                        * {"success": true}) */
     CT_GRAPH_RETRY,    /* may succeed later: network error, timeout, 429, 5xx, or a code the
                         * retry table names (1, 2, 4, 80007, 130429, 131000, 131016, 131056,
                         * 131057) */
@@ -66,6 +67,11 @@ char *ct_graph_media_json(const char *to, const char *recipient_user_id, const c
  * "components" array as JSON text. Newly allocated (caller frees), NULL on OOM or bad input. */
 char *ct_graph_template_json(const char *to, const char *recipient_user_id, const char *name,
                              const char *language, const char *components_json);
+
+/* The JSON body that marks an inbound message (wamid) read, which also marks the messages
+ * before it read. Graph answers {"success": true}: SENT with an empty wamid. Newly
+ * allocated (caller frees), NULL on OOM. */
+char *ct_graph_read_json(const char *wamid);
 
 /* POST {base}/{phone_number_id}/messages with body_json and the bearer token; fills out. */
 void ct_graph_send(struct ct_graph *g, const char *phone_number_id, const char *body_json,

@@ -18,6 +18,8 @@ enum ct_counter {
     CT_COUNTER_SENDS_SENT,      /* replies Graph accepted */
     CT_COUNTER_SENDS_RETRIED,   /* send attempts that will be retried */
     CT_COUNTER_SENDS_FAILED,    /* replies failed for good */
+    CT_COUNTER_READS_SENT,      /* read marks Graph accepted (CASETRAIL_MARK_READ) */
+    CT_COUNTER_READS_FAILED,    /* read marks failed for good */
     CT_COUNTER_COUNT
 };
 

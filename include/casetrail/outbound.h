@@ -45,4 +45,10 @@ ct_rc ct_outbound_queue(struct ct_pool *pool, const struct ct_user *actor,
                         const struct ct_reply_request *r, struct ct_reply_answer *out,
                         struct ct_err *err);
 
+/* Marks the ticket's newest inbound message read on the Graph API (the customer sees blue
+ * ticks), on behalf of actor who opened it: queues one read mark through the outbox unless one
+ * exists for that message, the ticket is closed or unknown, or nothing can be marked. */
+ct_rc ct_outbound_mark_read(struct ct_pool *pool, const struct ct_user *actor, long long ticket_id,
+                            struct ct_err *err);
+
 #endif

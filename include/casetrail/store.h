@@ -251,9 +251,26 @@ ct_rc ct_store_idempotency_put(struct ct_tx *tx, long long user_id, const char *
                                const char *request_sha256, int status, const char *response,
                                struct ct_err *err);
 
+/* The newest inbound message of ticket_id that Graph can still mark read: it has a wamid, is at
+ * most 30 days old (Graph's limit), and the ticket is not closed. found false when there is
+ * none or a read mark for it is already queued or done. */
+struct ct_read_target {
+    long long message_id;
+    char wamid[256];
+    char phone_number_id[40];
+    char recipient[168];         /* wa_id, else BSUID: for the operator reading the outbox */
+};
+ct_rc ct_store_read_target(struct ct_tx *tx, long long ticket_id, struct ct_read_target *out,
+                           bool *found, struct ct_err *err);
+/* Queues Graph body (JSON text) as the read mark of t, asked for by user_id; a mark already
+ * queued for that message stays as it is. */
+ct_rc ct_store_read_mark_queue(struct ct_tx *tx, const struct ct_read_target *t,
+                               const char *body, long long user_id, struct ct_err *err);
+
 /* A claimed outbox row. */
 struct ct_outbox_job {
     long long id, message_id, ticket_id;
+    bool read_mark;              /* kind 'read': marks the inbound message_id read, no event */
     int attempts;                /* including this one */
     char phone_number_id[40];
     char recipient[168];

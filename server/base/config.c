@@ -225,6 +225,8 @@ static const struct var vars[] = {
      "CASETRAIL_DB_TIMEOUT must be milliseconds from 0 (no bound) to 600000"},
     {"CASETRAIL_SENDERS", AT(senders), p_int, "2", 0, 64,
      "CASETRAIL_SENDERS must be an integer from 0 to 64"},
+    {"CASETRAIL_MARK_READ", AT(mark_read), p_flag, "0", 0, 0,
+     "CASETRAIL_MARK_READ must be 1 or 0"},
     {"CASETRAIL_SEND_ATTEMPTS", AT(send_attempts), p_int, "8", 1, 100,
      "CASETRAIL_SEND_ATTEMPTS must be an integer from 1 to 100"},
     /* Meta's pair rate limit (131056): about one message every 6 s to one recipient */

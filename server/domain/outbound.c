@@ -211,3 +211,32 @@ ct_rc ct_outbound_queue(struct ct_pool *pool, const struct ct_user *actor,
     }
     return rc;
 }
+
+struct read_job {
+    long long ticket_id, user_id;
+};
+
+static ct_rc mark_read_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct read_job *j = arg;
+    struct ct_read_target t;
+    bool found;
+    char *body;
+    ct_rc rc = ct_store_read_target(tx, j->ticket_id, &t, &found, err);
+
+    if (rc != CT_OK || !found)
+        return rc;
+    body = ct_graph_read_json(t.wamid);
+    if (body == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    rc = ct_store_read_mark_queue(tx, &t, body, j->user_id, err);
+    free(body);
+    return rc;
+}
+
+ct_rc ct_outbound_mark_read(struct ct_pool *pool, const struct ct_user *actor, long long ticket_id,
+                            struct ct_err *err)
+{
+    struct read_job j = {ticket_id, actor->id};
+    return ct_store_in_tx(pool, mark_read_tx, &j, err);
+}

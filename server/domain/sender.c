@@ -73,6 +73,10 @@ static ct_rc record_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 
     if (r->outcome == CT_GRAPH_RETRY && !o->final_failure)
         return ct_store_outbox_retry(tx, o->job, o->delay_ms, r->title, err);
+    if (o->job->read_mark) /* blue ticks change no ticket: the outbox row is the record */
+        return r->outcome == CT_GRAPH_SENT ? ct_store_outbox_sent(tx, o->job, "", err)
+                                           : ct_store_outbox_failed(tx, o->job, r->code,
+                                                                    r->title, err);
     if (r->outcome == CT_GRAPH_SENT)
         rc = ct_store_outbox_sent(tx, o->job, r->wamid, err);
     else
@@ -136,21 +140,26 @@ static ct_rc stats_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 static void note_result(struct ct_sender *s, const struct ct_outbox_job *job,
                         const struct ct_graph_result *r, bool final_failure)
 {
+    bool failed = final_failure || r->outcome == CT_GRAPH_FAILED;
     if (r->outcome == CT_GRAPH_SENT) {
-        ct_metrics_count(s->metrics, CT_COUNTER_SENDS_SENT, 1);
+        ct_metrics_count(s->metrics, job->read_mark ? CT_COUNTER_READS_SENT
+                                                    : CT_COUNTER_SENDS_SENT, 1);
         return;
     }
-    ct_metrics_count(s->metrics, final_failure || r->outcome == CT_GRAPH_FAILED
-                                     ? CT_COUNTER_SENDS_FAILED
-                                     : CT_COUNTER_SENDS_RETRIED, 1);
+    if (job->read_mark && failed)
+        ct_metrics_count(s->metrics, CT_COUNTER_READS_FAILED, 1);
+    else if (!job->read_mark)
+        ct_metrics_count(s->metrics, failed ? CT_COUNTER_SENDS_FAILED : CT_COUNTER_SENDS_RETRIED,
+                         1);
     if (r->code != 0)
         ct_metrics_graph_error(s->metrics, r->code);
     /* an expired or revoked token fails every send: say so loudly, once */
     if (r->code == 190 && !atomic_exchange(&s->token_alarm, true))
         ct_log_error("WHATSAPP_ACCESS_TOKEN was refused by Graph (code 190: expired or revoked):"
                      " no reply can be sent until it is replaced");
-    ct_log_warn("reply %lld (outbox %lld, attempt %d): %s, HTTP %ld, code %d: %s%s%s",
-                job->message_id, job->id, job->attempts,
+    ct_log_warn("%s %lld (outbox %lld, attempt %d): %s, HTTP %ld, code %d: %s%s%s",
+                job->read_mark ? "read mark of message" : "reply", job->message_id, job->id,
+                job->attempts,
                 r->outcome == CT_GRAPH_RETRY && !final_failure ? "will retry" : "failed",
                 r->http_status, r->code, r->title, r->fbtrace_id[0] ? " fbtrace " : "",
                 r->fbtrace_id);
@@ -187,6 +196,11 @@ static void *run(void *arg)
             continue;
         }
         ct_graph_send(g, c.job.phone_number_id, c.job.body, &r);
+        if (r.outcome == CT_GRAPH_SENT && r.wamid[0] == '\0' && !c.job.read_mark) {
+            /* {"success": true} answers a read mark, never a message */
+            r.outcome = CT_GRAPH_FAILED;
+            snprintf(r.title, sizeof(r.title), "answer without a message id");
+        }
         bool final_failure = r.outcome == CT_GRAPH_RETRY && c.job.attempts >= s->cfg.max_attempts;
         struct outcome o = {&c.job, &r, final_failure,
                             retry_delay(&s->cfg, &r, c.job.attempts, &seed)};

@@ -5,6 +5,8 @@
 
 #include "api.h"
 #include "casetrail/cursor.h"
+#include "casetrail/log.h"
+#include "casetrail/outbound.h"
 #include "casetrail/store.h"
 #include "casetrail/verify.h"
 
@@ -126,6 +128,10 @@ void ct_api_ticket_timeline(struct ct_req *req)
         ct_http_send_error(req, &err);
         return;
     }
+    /* the first page is what staff see when they open the ticket: blue ticks, when wanted */
+    if (req->srv->cfg.mark_read && !j.cur.set &&
+        ct_outbound_mark_read(req->srv->pool, &req->user, j.id, &err) != CT_OK)
+        ct_log_warn("could not queue the read mark of ticket %lld: %s", j.id, err.message);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddItemToObject(root, "ticket", j.ticket);
     cJSON_AddItemToObject(root, "items", j.items);

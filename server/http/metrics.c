@@ -44,6 +44,10 @@ static const struct {
     [CT_COUNTER_SENDS_RETRIED] = {"casetrail_sends_retried_total",
                                   "Reply send attempts that will be retried."},
     [CT_COUNTER_SENDS_FAILED] = {"casetrail_sends_failed_total", "Replies failed for good."},
+    [CT_COUNTER_READS_SENT] = {"casetrail_read_marks_sent_total",
+                               "Inbound messages marked read on the Graph API."},
+    [CT_COUNTER_READS_FAILED] = {"casetrail_read_marks_failed_total",
+                                 "Read marks failed for good."},
 };
 
 void ct_metrics_count(struct ct_metrics *m, enum ct_counter c, long long n)

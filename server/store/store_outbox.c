@@ -39,6 +39,52 @@ ct_rc ct_store_reply_target(struct ct_tx *tx, long long ticket_id, struct ct_rep
     return CT_OK;
 }
 
+ct_rc ct_store_read_target(struct ct_tx *tx, long long ticket_id, struct ct_read_target *out,
+                           bool *found, struct ct_err *err)
+{
+    struct ct_params p = {0};
+    PGresult *res;
+
+    memset(out, 0, sizeof(*out));
+    *found = false;
+    ct_param_ll(&p, ticket_id);
+    res = ct_tx_query(tx,
+                      "SELECT m.id, m.wamid, c.phone_number_id, coalesce(c.wa_id, c.user_id, '')"
+                      " FROM tickets t JOIN messages m ON m.ticket_id = t.id"
+                      " JOIN contacts c ON c.id = m.contact_id"
+                      " WHERE t.id = $1 AND t.status <> 'closed' AND m.direction = 'in'"
+                      " AND m.wamid IS NOT NULL AND m.sent_at > now() - interval '30 days'"
+                      " AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.message_id = m.id)"
+                      " ORDER BY m.sent_at DESC, m.id DESC LIMIT 1",
+                      &p, err);
+    if (res == NULL)
+        return err->rc;
+    if (PQntuples(res) == 1) {
+        out->message_id = atoll(PQgetvalue(res, 0, 0));
+        ct_store_copy(out->wamid, sizeof(out->wamid), res, 0, 1);
+        ct_store_copy(out->phone_number_id, sizeof(out->phone_number_id), res, 0, 2);
+        ct_store_copy(out->recipient, sizeof(out->recipient), res, 0, 3);
+        *found = true;
+    }
+    PQclear(res);
+    return CT_OK;
+}
+
+ct_rc ct_store_read_mark_queue(struct ct_tx *tx, const struct ct_read_target *t,
+                               const char *body, long long user_id, struct ct_err *err)
+{
+    struct ct_params p = {0};
+    ct_param_ll(&p, t->message_id);
+    ct_param_str(&p, t->phone_number_id);
+    ct_param_str(&p, t->recipient);
+    ct_param_str(&p, body);
+    ct_param_ll(&p, user_id);
+    /* two staff opening the ticket at once queue one mark */
+    return ct_tx_command(tx, "INSERT INTO outbox (message_id, phone_number_id, recipient, body,"
+                             " kind, requested_by) VALUES ($1, $2, $3, $4::jsonb, 'read', $5)"
+                             " ON CONFLICT (message_id) DO NOTHING", &p, err);
+}
+
 ct_rc ct_store_message_in_ticket(struct ct_tx *tx, long long ticket_id, const char *wamid,
                                  bool *found, struct ct_err *err)
 {
@@ -174,17 +220,21 @@ ct_rc ct_store_idempotency_put(struct ct_tx *tx, long long user_id, const char *
 #define CLAIM_SQL                                                                             \
     "WITH due AS ("                                                                           \
     " SELECT o.id FROM outbox o WHERE o.state = 'queued' AND o.next_at <= now()"              \
+    /* a read mark is not a message: no order to keep and no pacing to respect */            \
+    " AND (o.kind = 'read' OR ("                                                              \
     /* the oldest queued message of its recipient: replies arrive in the order written */     \
-    " AND o.id = (SELECT min(q.id) FROM outbox q WHERE q.state IN ('queued', 'sending')"      \
+    " o.id = (SELECT min(q.id) FROM outbox q WHERE q.state IN ('queued', 'sending')"          \
+    "   AND q.kind = 'message'"                                                               \
     "   AND q.phone_number_id = o.phone_number_id AND q.recipient = o.recipient)"             \
     /* pacing: one recipient, and (recipient '') one business number */                      \
     " AND NOT EXISTS (SELECT 1 FROM outbox_pacing g WHERE g.phone_number_id ="                \
     "   o.phone_number_id AND g.recipient IN (o.recipient, '') AND g.next_allowed_at > now())" \
+    " ))"                                                                                     \
     " ORDER BY o.next_at, o.id LIMIT 1 FOR UPDATE SKIP LOCKED)"                               \
     " UPDATE outbox SET state = 'sending', attempts = attempts + 1, claimed_at = now()"        \
     " FROM due WHERE outbox.id = due.id RETURNING outbox.id, outbox.message_id,"              \
     " (SELECT ticket_id FROM messages WHERE id = outbox.message_id), outbox.attempts,"        \
-    " outbox.phone_number_id, outbox.recipient, outbox.body::text"
+    " outbox.phone_number_id, outbox.recipient, outbox.body::text, outbox.kind = 'read'"
 
 #define PACE_SQL                                                                              \
     "INSERT INTO outbox_pacing (phone_number_id, recipient, next_allowed_at)"                 \
@@ -221,14 +271,15 @@ ct_rc ct_store_outbox_claim(struct ct_tx *tx, int pace_ms, int rate_per_s,
         ct_store_copy(out->phone_number_id, sizeof(out->phone_number_id), res, 0, 4);
         ct_store_copy(out->recipient, sizeof(out->recipient), res, 0, 5);
         out->body = strdup(PQgetvalue(res, 0, 6));
+        out->read_mark = PQgetvalue(res, 0, 7)[0] == 't';
         *found = out->body != NULL;
         if (out->body == NULL)
             rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
     }
     PQclear(res);
-    if (rc == CT_OK && *found)
+    if (rc == CT_OK && *found && !out->read_mark)
         rc = pace(tx, out->phone_number_id, out->recipient, pace_ms, err);
-    if (rc == CT_OK && *found && rate_per_s > 0)
+    if (rc == CT_OK && *found && !out->read_mark && rate_per_s > 0)
         rc = pace(tx, out->phone_number_id, "", 1000 / rate_per_s, err);
     if (rc != CT_OK) {
         free(out->body);
@@ -243,10 +294,10 @@ ct_rc ct_store_outbox_sent(struct ct_tx *tx, const struct ct_outbox_job *job, co
 {
     struct ct_params p = {0}, q = {0};
     ct_param_ll(&p, job->id);
-    ct_rc rc = ct_tx_command(tx, "UPDATE outbox SET state = 'sent', last_error = NULL"
-                                 " WHERE id = $1", &p, err);
-    if (rc != CT_OK)
-        return rc;
+    ct_rc rc = ct_tx_command(tx, "UPDATE outbox SET state = 'sent', last_error = NULL,"
+                                 " done_at = now() WHERE id = $1", &p, err);
+    if (rc != CT_OK || job->read_mark)
+        return rc; /* a read mark changes nothing of the customer's message */
     ct_param_ll(&q, job->message_id);
     ct_param_str(&q, wamid);
     /* a status webhook may have come first and moved it further: never backwards */
@@ -273,9 +324,9 @@ ct_rc ct_store_outbox_failed(struct ct_tx *tx, const struct ct_outbox_job *job, 
     struct ct_params p = {0}, q = {0};
     ct_param_ll(&p, job->id);
     ct_param_str(&p, title);
-    ct_rc rc = ct_tx_command(tx, "UPDATE outbox SET state = 'failed', last_error = $2"
-                                 " WHERE id = $1", &p, err);
-    if (rc != CT_OK)
+    ct_rc rc = ct_tx_command(tx, "UPDATE outbox SET state = 'failed', last_error = $2,"
+                                 " done_at = now() WHERE id = $1", &p, err);
+    if (rc != CT_OK || job->read_mark)
         return rc;
     ct_param_ll(&q, job->message_id);
     ct_param_id(&q, code);
@@ -303,7 +354,7 @@ ct_rc ct_store_outbox_stats(struct ct_tx *tx, long long *depth, double *oldest_s
     struct ct_params p = {0};
     PGresult *res = ct_tx_query(tx, "SELECT count(*), coalesce(extract(epoch FROM now() -"
                                     " min(created_at)), 0) FROM outbox WHERE state IN"
-                                    " ('queued', 'sending')", &p, err);
+                                    " ('queued', 'sending') AND kind = 'message'", &p, err);
     if (res == NULL)
         return err->rc;
     *depth = atoll(PQgetvalue(res, 0, 0));

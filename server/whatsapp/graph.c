@@ -346,6 +346,11 @@ void ct_graph_classify(long http_status, const char *body, size_t len, const cha
             snprintf(out->title, sizeof(out->title), "invalid wamid in answer");
             goto out;
         }
+        /* marking a message read answers {"success": true} and no message id */
+        if (cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(root, "success"))) {
+            out->outcome = CT_GRAPH_SENT;
+            goto out;
+        }
     }
     if (read_error(root, out)) {
         if (server_side || ct_graph_code_retryable(out->code))
@@ -366,6 +371,22 @@ void ct_graph_classify(long http_status, const char *body, size_t len, const cha
                  http_status);
 out:
     cJSON_Delete(root);
+}
+
+char *ct_graph_read_json(const char *wamid)
+{
+    cJSON *j;
+    char *s = NULL;
+
+    if (wamid == NULL)
+        return NULL;
+    j = cJSON_CreateObject();
+    if (j != NULL && cJSON_AddStringToObject(j, "messaging_product", "whatsapp") != NULL &&
+        cJSON_AddStringToObject(j, "status", "read") != NULL &&
+        cJSON_AddStringToObject(j, "message_id", wamid) != NULL)
+        s = cJSON_PrintUnformatted(j);
+    cJSON_Delete(j);
+    return s;
 }
 
 /* Starts a send body with the fields every message shares; NULL on OOM or no recipient. */

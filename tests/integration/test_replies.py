@@ -23,6 +23,7 @@ class ReplyTest(ServerTest):
     """A server whose Graph URL is a fake on loopback; users agent, other, sup, qa."""
 
     pace_ms = "300"
+    extra_env = {}
 
     @classmethod
     def setUpClass(cls):
@@ -31,7 +32,7 @@ class ReplyTest(ServerTest):
         cls.server_env = {"WHATSAPP_GRAPH_URL": cls.graph.url, "WHATSAPP_ACCESS_TOKEN": TOKEN,
                           "CASETRAIL_PACE_MS": cls.pace_ms, "CASETRAIL_SEND_BACKOFF_MS": "100",
                           "CASETRAIL_SEND_ATTEMPTS": "3", "CASETRAIL_GRAPH_TIMEOUT": "1500",
-                          "CASETRAIL_SEND_RATE": "0"}
+                          "CASETRAIL_SEND_RATE": "0", **cls.extra_env}
         super().setUpClass()
         cls.agent = add_user(cls.dsn, "amna", "agent")
         cls.other = add_user(cls.dsn, "bilal", "agent")
@@ -73,6 +74,13 @@ class ReplyTest(ServerTest):
                 return
             time.sleep(0.05)
         self.fail(f"message {message_id} is {got}, not {want} ({self.srv.log_path})")
+
+    def read_marks(self, tid=None):
+        """Read-mark POSTs, of ticket tid's messages when given."""
+        wamids = None if tid is None else {
+            r[0] for r in self.q("SELECT wamid FROM messages WHERE ticket_id = :'t'", t=tid)}
+        return [r for r in self.graph.sends() if r["json"] and r["json"].get("status") == "read"
+                and (wamids is None or r["json"].get("message_id") in wamids)]
 
     def sends_of(self, text):
         return [r for r in self.graph.requests
@@ -226,6 +234,80 @@ class Replies(ReplyTest):
         self.wait_status(first.json()["id"], "sent")
         time.sleep(0.5)
         self.assertEqual(len(self.sends_of("double click")), 2)  # click-1 once, click-2 once
+
+    def test_opening_a_ticket_marks_nothing_read_by_default(self):
+        tid = self.ticket("923100000009")
+        self.assertEqual(self.srv.get(f"/api/tickets/{tid}/timeline", token=self.agent).status, 200)
+        time.sleep(0.6)  # several sender polls
+        self.assertEqual(self.read_marks(), [])
+        self.assertEqual(self.one("SELECT count(*) FROM outbox WHERE kind = 'read'"), "0")
+
+
+class MarkRead(ReplyTest):
+    """CASETRAIL_MARK_READ=1: opening a ticket marks its newest inbound message read, once."""
+
+    extra_env = {"CASETRAIL_MARK_READ": "1"}
+
+    def open_ticket(self, tid, token=None):
+        r = self.srv.get(f"/api/tickets/{tid}/timeline", token=token or self.agent)
+        self.assertEqual(r.status, 200, r)
+
+    def wait_marks(self, tid, n, timeout=10):
+        deadline = time.time() + timeout
+        while len(self.read_marks(tid)) < n and time.time() < deadline:
+            time.sleep(0.05)
+        return self.read_marks(tid)
+
+    def test_opening_marks_the_newest_inbound_message_read_once(self):
+        wa = "923100000061"
+        tid = self.ticket(wa)
+        events_before = self.one("SELECT count(*) FROM events")
+        self.open_ticket(tid)
+        self.open_ticket(tid, token=self.sup)  # a second reader queues nothing more
+        marks = self.wait_marks(tid, 1)
+        first = self.one("SELECT wamid FROM messages WHERE ticket_id = :'t'", t=tid)
+        self.assertEqual(marks[0]["json"], {"messaging_product": "whatsapp", "status": "read",
+                                            "message_id": first})
+        self.assertEqual(marks[0]["path"], f"/v21.0/{PNID}/messages")
+        self.assertEqual(marks[0]["headers"]["authorization"], "Bearer " + TOKEN)
+        time.sleep(0.6)
+        self.assertEqual(len(self.read_marks(tid)), 1, "opening twice marked twice")
+        row = self.q("SELECT o.state, u.name, o.done_at IS NOT NULL FROM outbox o"
+                     " JOIN users u ON u.id = o.requested_by JOIN messages m ON"
+                     " m.id = o.message_id WHERE o.kind = 'read' AND m.ticket_id = :'t'", t=tid)
+        self.assertEqual(row, [["sent", "amna", "t"]])
+        # a read mark changes no ticket or message: no event, the customer's message untouched
+        self.assertEqual(self.one("SELECT count(*) FROM events"), events_before)
+        self.assertEqual(self.one("SELECT coalesce(status, '-') FROM messages WHERE wamid ="
+                                  " :'w'", w=first), "-")
+        self.assertRegex(self.srv.get("/metrics").body.decode(),
+                         r"casetrail_read_marks_sent_total [1-9]")
+        # a new message from the customer: the next opening marks it, and only it
+        r = post_webhook(self.srv, text_payload("wamid.mark.second", wa, int(time.time()),
+                                                "any news?"))
+        self.assertEqual(r.status, 200)
+        self.open_ticket(tid)
+        marks = self.wait_marks(tid, 2)
+        self.assertEqual(marks[1]["json"]["message_id"], "wamid.mark.second")
+        self.verified()
+
+    def test_a_refused_mark_fails_without_touching_the_ticket(self):
+        tid = self.ticket("923100000062")
+        self.graph.script("131026")
+        self.open_ticket(tid)
+        self.wait_marks(tid, 1)
+        deadline = time.time() + 10
+        while time.time() < deadline and self.one(
+                "SELECT state FROM outbox o JOIN messages m ON m.id = o.message_id"
+                " WHERE m.ticket_id = :'t' AND o.kind = 'read'", t=tid) != "failed":
+            time.sleep(0.05)
+        self.assertEqual(self.one("SELECT o.state || ' ' || o.last_error FROM outbox o JOIN"
+                                  " messages m ON m.id = o.message_id WHERE m.ticket_id = :'t'"
+                                  " AND o.kind = 'read'", t=tid),
+                         "failed Message undeliverable")
+        self.assertEqual(self.one("SELECT count(*) FROM messages WHERE ticket_id = :'t'"
+                                  " AND status IS NOT NULL", t=tid), "0")
+        self.verified()
 
 
 class Failures(ReplyTest):

@@ -317,6 +317,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
     def _success(self, req):
         req = req if isinstance(req, dict) else {}
+        if req.get("status") == "read":
+            return {"success": True}  # marking a message read
         if "to" in req:
             to = str(req["to"])
             contact = {"input": to, "wa_id": re.sub(r"\D", "", to)}

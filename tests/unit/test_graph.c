@@ -281,6 +281,28 @@ out:
     free(body);
 }
 
+/* Marking a message read: the documented body, and {"success": true} is an acceptance with
+ * no wamid (the sender refuses that answer for a real message). */
+static void read_marks(void)
+{
+    struct ct_graph_result r;
+    char *s = ct_graph_read_json("wamid.HBgM\"x");
+    CHECK_STR(s, "{\"messaging_product\":\"whatsapp\",\"status\":\"read\","
+                 "\"message_id\":\"wamid.HBgM\\\"x\"}");
+    free(s);
+    CHECK(ct_graph_read_json(NULL) == NULL);
+
+    classify(200, "{\"success\":true}", NULL, &r);
+    CHECK(r.outcome == CT_GRAPH_SENT);
+    CHECK_STR(r.wamid, "");
+    classify(200, "{\"success\":false}", NULL, &r);
+    CHECK(r.outcome == CT_GRAPH_FAILED);
+    classify(200, "{\"success\":\"true\"}", NULL, &r);
+    CHECK(r.outcome == CT_GRAPH_FAILED);
+    classify(400, "{\"success\":true}", NULL, &r);
+    CHECK(r.outcome == CT_GRAPH_FAILED);
+}
+
 int main(void)
 {
     /* not thread-safe: once per process, before any handle (the server does it in main) */
@@ -290,6 +312,7 @@ int main(void)
     template_bodies();
     classify_answers();
     send_refused();
+    read_marks();
     ct_graph_free(NULL);
     curl_global_cleanup();
     T_DONE();
