@@ -25,6 +25,19 @@ bool ct_auth_token_well_formed(const char *token);
  * malformed. Returns a pointer into header (borrowed). */
 const char *ct_auth_bearer(const char *header);
 
+/* Passwords (viewer sign-in) are kept as scrypt hashes with their parameters beside them:
+ * "scrypt$LOG2N$r$p$SALT$KEY" (standard base64), so the cost can rise without resetting users. */
+#define CT_PASSWORD_MIN 10
+#define CT_PASSWORD_MAX 1024
+#define CT_PASSWORD_HASH_MAX 160
+/* Hashes password (len bytes) with a new random salt into out. false on a random source or
+ * scrypt failure. */
+bool ct_auth_password_hash(const char *password, size_t len, char out[CT_PASSWORD_HASH_MAX]);
+/* True when password matches stored. stored NULL (no password set) or unreadable is false,
+ * after the same work as a real check, so the answer's timing does not tell which. Parameters
+ * beyond sane bounds (a tampered row asking for gigabytes) are refused, not computed. */
+bool ct_auth_password_check(const char *password, size_t len, const char *stored);
+
 /* Minimum-role check for a route: CT_ROLE_NONE means any authenticated user. qa is read-only,
  * admin has every right a supervisor has. */
 bool ct_auth_role_at_least(enum ct_role have, enum ct_role need);

@@ -45,6 +45,12 @@ struct ct_config {
     char *media_dir;         /* CASETRAIL_MEDIA_DIR: where customers' media is kept by hash */
     int media_workers;       /* CASETRAIL_MEDIA_WORKERS: threads fetching media; 0 none */
     size_t media_max;        /* CASETRAIL_MEDIA_MAX: largest media kept, bytes */
+    char *public_url;        /* CASETRAIL_PUBLIC_URL: where staff reach casetrail, or NULL */
+    bool secure_cookies;     /* derived: CASETRAIL_PUBLIC_URL is https */
+    char timezone[64];       /* CASETRAIL_TIMEZONE: IANA name for people's days and times */
+    int session_idle_min;    /* CASETRAIL_SESSION_IDLE: minutes a session lives unused */
+    int session_max_h;       /* CASETRAIL_SESSION_MAX: hours a session lives at most */
+    int live_max;            /* CASETRAIL_LIVE_MAX: GET /api/live streams open at once */
 };
 
 /* Looks a variable up; NULL when unset. Tests pass their own table instead of getenv. */

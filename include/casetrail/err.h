@@ -16,7 +16,8 @@ typedef enum {
     CT_E_UNPROCESSABLE,/* 422 */
     CT_E_UNAVAILABLE,  /* 503: the database could not be reached */
     CT_E_INTERNAL,     /* 500 */
-    CT_E_TIMEOUT       /* 408: the client did not send its request in time */
+    CT_E_TIMEOUT,      /* 408: the client did not send its request in time */
+    CT_E_TOO_MANY      /* 429: slow down; retry_after_s says for how long */
 } ct_rc;
 
 struct ct_err {
@@ -29,6 +30,7 @@ struct ct_err {
      * at once: waiting longer inside the request would only hold a worker.) */
     bool retryable;
     char sqlstate[6];  /* the database's SQLSTATE when the failure came from it, else "" */
+    int retry_after_s; /* with CT_E_TOO_MANY: seconds before trying again is worth it */
 };
 
 /* Fills err (when non-NULL) and returns rc, so callers can write `return ct_err_set(...)`.

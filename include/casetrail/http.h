@@ -33,6 +33,7 @@ struct ct_req {
     int nparams;
     bool authed;
     struct ct_user user;     /* valid when authed */
+    bool by_session;         /* authed by the viewer's session cookie, not a bearer token */
     int status;              /* status sent, for the access log and metrics */
 };
 
@@ -45,6 +46,9 @@ void ct_http_send(struct ct_req *req, int status, const char *content_type, cons
                   size_t len);
 /* Serialises json (borrowed; caller still owns it) and sends it. */
 void ct_http_send_json(struct ct_req *req, int status, const cJSON *json);
+/* The same with extra header lines (each ending in CRLF), e.g. Set-Cookie. */
+void ct_http_send_json_extra(struct ct_req *req, int status, const cJSON *json,
+                             const char *extra);
 /* Sends a list page: root (taken over and freed here) gets "next_cursor", next or null when
  * next is empty, and goes out as 200. */
 void ct_http_send_page(struct ct_req *req, cJSON *root, const char *next);

@@ -71,6 +71,7 @@ const char *ct_kind_names_text(void);
 #define CT_EV_USER_ROLE "user.role_changed"
 #define CT_EV_USER_DEACTIVATED "user.deactivated"
 #define CT_EV_USER_TOKEN "user.token_rotated"
+#define CT_EV_USER_PASSWORD "user.password_set"
 /* Settled, not built yet (docs/DECISIONS.md#erasure): a contact's texts and salt destroyed. The
  * verifier accepts a missing text or salt only in a chain that records one. */
 #define CT_EV_ERASED "contact.erased"

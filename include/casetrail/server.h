@@ -15,6 +15,8 @@ struct ct_metrics;
 struct ct_sender;
 struct ct_media_worker;
 struct ct_watchdog;
+struct ct_live;
+struct ct_listener;
 
 struct ct_server {
     struct ct_config cfg;       /* owned; read-only after start */
@@ -24,11 +26,15 @@ struct ct_server {
     struct ct_sender *sender;   /* owned; reply delivery threads, NULL without a Graph token */
     struct ct_media_worker *media; /* owned; fetches customers' media, NULL without a token */
     struct ct_watchdog *watchdog; /* owned; ends request bodies that arrive too slowly */
+    struct ct_live *live;       /* owned; recent ticket changes for GET /api/live */
+    struct ct_listener *listener; /* owned; feeds live from the database's NOTIFY */
     int schema_latest;          /* highest migration shipped with this binary's migrations dir */
     int port;                   /* the port actually bound (CASETRAIL_LISTEN may say 0) */
     atomic_int inflight;        /* requests being handled now */
     atomic_bool draining;       /* set on SIGTERM/SIGINT: new requests get 503 */
     atomic_int verifying;       /* GET /api/tickets/{id}/verify running now (bounded) */
+    atomic_int live_streams;    /* GET /api/live streams open now (bounded) */
+    atomic_int signing_in;      /* password checks running now (scrypt: 32 MiB each, bounded) */
     atomic_int open_conns;      /* connections a worker holds, request head read or not */
 };
 

@@ -69,6 +69,34 @@ ct_rc ct_store_user_insert(struct ct_tx *tx, struct ct_user *u, const char *toke
 /* Updates role / active / token hash (NULL keeps the current one). */
 ct_rc ct_store_user_update(struct ct_tx *tx, const struct ct_user *u, const char *token_hash,
                            struct ct_err *err);
+/* ---- passwords, sign-in limits and sessions (store_users.c) ---- */
+
+/* The stored password hash of user id into hash ("" when none is set). */
+ct_rc ct_store_user_password(struct ct_tx *tx, long long id, char *hash, size_t len,
+                             struct ct_err *err);
+/* Sets user id's password hash and ends every session the user has. */
+ct_rc ct_store_user_set_password(struct ct_tx *tx, long long id, const char *hash,
+                                 struct ct_err *err);
+/* Seconds until a sign-in for name from address may be tried again: more than max_name
+ * failures for the name or max_address from the address within window_s. 0: go ahead. */
+ct_rc ct_store_sign_in_wait(struct ct_tx *tx, const char *name, const char *address,
+                            int max_name, int max_address, int window_s, int *wait_s,
+                            struct ct_err *err);
+/* Records a failed sign-in (and forgets failures older than a day). */
+ct_rc ct_store_sign_in_failed(struct ct_tx *tx, const char *name, const char *address,
+                              struct ct_err *err);
+/* A successful sign-in forgets the name's failures. */
+ct_rc ct_store_sign_in_succeeded(struct ct_tx *tx, const char *name, struct ct_err *err);
+ct_rc ct_store_session_insert(struct ct_tx *tx, const char *token_hash, const struct ct_user *u,
+                              const char *address, const char *user_agent, struct ct_err *err);
+/* The user of a live session: not ended, used within idle_min minutes, made within max_h hours,
+ * the user still active and in the role they signed in with. Marks it used (at most once a
+ * minute, so reads do not each write). CT_E_NOT_FOUND when there is no such session. */
+ct_rc ct_store_session_user(struct ct_tx *tx, const char *token_hash, int idle_min, int max_h,
+                            struct ct_user *out, struct ct_err *err);
+/* Ends a session (sign-out); ending an unknown or ended one is not an error. */
+ct_rc ct_store_session_end(struct ct_tx *tx, const char *token_hash, struct ct_err *err);
+
 /* Lists all users by name; *out is a calloc'd array the caller frees. */
 ct_rc ct_store_user_list(struct ct_tx *tx, struct ct_user **out, size_t *n, struct ct_err *err);
 
@@ -335,20 +363,29 @@ struct ct_ticket_filter {
     const char *assignee;  /* NULL: any; "none": unassigned; else a user name */
     int escalated;         /* -1 any, 0 not escalated, 1 escalated */
     const char *contact;   /* NULL: any; wa_id exactly or case-insensitive name substring */
+    const char *priority;  /* NULL: any */
+    int pending_approval;  /* -1 any, 1 with an approval pending, 0 without */
+    const char *phone_number_id; /* NULL: any business number */
+    const char *q;         /* NULL: no search; else words that must each appear (any case) in
+                            * some message of the ticket */
     int limit;
     struct ct_ticket_cursor cursor;
 };
 
-/* Tickets newest activity first; next_cursor is "" when there are no more. */
+/* Tickets newest activity first; next_cursor is "" when there are no more. With counts
+ * non-NULL, also {"new":N,...}: how many tickets of each status match the other filters. */
 ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, cJSON **out,
-                            char next_cursor[CT_CURSOR_MAX], struct ct_err *err);
+                            cJSON **counts, char next_cursor[CT_CURSOR_MAX], struct ct_err *err);
 /* One ticket; CT_E_NOT_FOUND when unknown. */
 ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct_err *err);
 
-/* Messages and events of a ticket in time order (ties: order of recording). */
+/* Messages and events of a ticket in time order (ties: order of recording). next_cursor is ""
+ * at the end; resume_cursor always continues after the last item returned (the given cursor
+ * when none was, "" when the timeline is empty), so a viewer can ask for what came since. */
 ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,
                         const struct ct_timeline_cursor *cur, cJSON **items,
-                        char next_cursor[CT_CURSOR_MAX], struct ct_err *err);
+                        char next_cursor[CT_CURSOR_MAX], char resume_cursor[CT_CURSOR_MAX],
+                        struct ct_err *err);
 
 /* ---- workflow ---- */
 

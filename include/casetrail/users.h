@@ -30,6 +30,12 @@ ct_rc ct_users_deactivate(struct ct_pool *pool, const struct ct_actor *actor, co
 /* Replaces the token (event user.token_rotated); the old one stops working at once. */
 ct_rc ct_users_rotate_token(struct ct_pool *pool, const struct ct_actor *actor, const char *name,
                             char token_out[CT_TOKEN_LEN + 1], struct ct_err *err);
+/* Sets the sign-in password (len bytes, CT_PASSWORD_MIN to CT_PASSWORD_MAX, no NUL) as a scrypt
+ * hash, ends the user's sessions, and records user.password_set with the hash's SHA-256 (so
+ * verify notices a hash swapped behind the chain's back). CT_E_INVALID for a bad password,
+ * CT_E_CONFLICT for a deactivated user. */
+ct_rc ct_users_set_password(struct ct_pool *pool, const struct ct_actor *actor, const char *name,
+                            const char *password, size_t len, struct ct_err *err);
 /* Resolves a bearer token to an active user. CT_E_UNAUTHORIZED for unknown or inactive. */
 ct_rc ct_users_authenticate(struct ct_pool *pool, const char *token, struct ct_user *out,
                             struct ct_err *err);

@@ -215,6 +215,10 @@ static void replay_user(const struct ct_chain *c, long long uid, struct wants *w
             want(w, e->seq, "users", uid, "approval_limit_minor",
                  data_text(data, "approval_limit_minor", buf));
             want(w, e->seq, "users", uid, "active", "t");
+            want(w, e->seq, "users", uid, "password_sha256", NULL);
+        } else if (is(e, CT_EV_USER_PASSWORD)) {
+            want(w, e->seq, "users", uid, "password_sha256",
+                 data_text(data, "password_sha256", buf));
         } else if (is(e, CT_EV_USER_ROLE)) {
             want(w, e->seq, "users", uid, "role", e->to_value);
         } else if (is(e, CT_EV_USER_DEACTIVATED)) {

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "casetrail/config.h"
@@ -184,6 +185,46 @@ static bool p_level(const struct var *var, const char *v, void *out)
     return ct_log_parse_level(v, (enum ct_log_level *)out);
 }
 
+/* Where staff reach casetrail (the reverse proxy's address): https makes cookies Secure. */
+static bool p_public_url(const struct var *var, const char *v, void *out)
+{
+    struct ct_config *cfg = (struct ct_config *)((char *)out - var->offset);
+    if (strncmp(v, "https://", 8) != 0 && strncmp(v, "http://", 7) != 0)
+        return false;
+    for (const char *c = v; *c != '\0'; c++) {
+        if ((unsigned char)*c <= 0x20 || (unsigned char)*c >= 0x7f)
+            return false;
+    }
+    if (!p_string(var, v, out))
+        return false;
+    cfg->secure_cookies = strncmp(v, "https://", 8) == 0;
+    return true;
+}
+
+/* An IANA zone name such as Asia/Karachi: letters, digits and / _ + - only, no "..", and
+ * (where the zone files are installed) one that exists. PostgreSQL does the arithmetic. */
+static bool p_timezone(const struct var *var, const char *v, void *out)
+{
+    char path[128];
+    struct stat st;
+    size_t n = strlen(v);
+    (void)var;
+    if (n == 0 || n >= 64 || strstr(v, "..") != NULL || v[0] == '/')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)v[i];
+        if (!isalnum(c) && c != '/' && c != '_' && c != '+' && c != '-')
+            return false;
+    }
+    if (strcmp(v, "UTC") != 0 && stat("/usr/share/zoneinfo", &st) == 0) {
+        snprintf(path, sizeof(path), "/usr/share/zoneinfo/%s", v);
+        if (stat(path, &st) != 0 || !S_ISREG(st.st_mode))
+            return false;
+    }
+    memcpy(out, v, n + 1);
+    return true;
+}
+
 #define AT(f) offsetof(struct ct_config, f)
 #define GIB (1024LL * 1024 * 1024)
 static const struct var vars[] = {
@@ -244,6 +285,16 @@ static const struct var vars[] = {
     /* WhatsApp's own ceiling is 100 MB (documents); larger is refused before it is read */
     {"CASETRAIL_MEDIA_MAX", AT(media_max), p_size, "100M", 1024, GIB,
      "CASETRAIL_MEDIA_MAX must be a size from 1K to 1G (bytes, or with a K/M/G suffix)"},
+    {"CASETRAIL_PUBLIC_URL", AT(public_url), p_public_url, NULL, 0, 0,
+     "CASETRAIL_PUBLIC_URL must be an http:// or https:// URL without spaces"},
+    {"CASETRAIL_TIMEZONE", AT(timezone), p_timezone, "UTC", 0, 0,
+     "CASETRAIL_TIMEZONE must be an IANA time zone name such as Asia/Karachi or UTC"},
+    {"CASETRAIL_SESSION_IDLE", AT(session_idle_min), p_int, "120", 1, 10080,
+     "CASETRAIL_SESSION_IDLE must be minutes from 1 to 10080"},
+    {"CASETRAIL_SESSION_MAX", AT(session_max_h), p_int, "12", 1, 720,
+     "CASETRAIL_SESSION_MAX must be hours from 1 to 720"},
+    {"CASETRAIL_LIVE_MAX", AT(live_max), p_int, "32", 0, 1000,
+     "CASETRAIL_LIVE_MAX must be an integer from 0 to 1000"},
     {"CASETRAIL_VERIFY_CONCURRENCY", AT(verify_concurrency), p_int, "2", 1, 64,
      "CASETRAIL_VERIFY_CONCURRENCY must be an integer from 1 to 64"},
 };
@@ -307,6 +358,7 @@ void ct_config_free(struct ct_config *cfg)
     free(cfg->signing_key);
     free(cfg->verify_key);
     free(cfg->media_dir);
+    free(cfg->public_url);
     free_secret(cfg->app_secret);
     free_secret(cfg->verify_token);
     free_secret(cfg->access_token);

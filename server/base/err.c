@@ -14,6 +14,7 @@ ct_rc ct_err_set(struct ct_err *err, ct_rc rc, const char *code, const char *fmt
     err->rc = rc;
     err->retryable = false;
     err->sqlstate[0] = '\0';
+    err->retry_after_s = 0;
     snprintf(err->code, sizeof(err->code), "%s", code);
     va_start(ap, fmt);
     vsnprintf(err->message, sizeof(err->message), fmt, ap);
@@ -28,6 +29,7 @@ int ct_err_http_status(ct_rc rc)
         [CT_E_FORBIDDEN] = 403,  [CT_E_NOT_FOUND] = 404,  [CT_E_CONFLICT] = 409,
         [CT_E_TOO_LARGE] = 413,  [CT_E_UNPROCESSABLE] = 422,
         [CT_E_UNAVAILABLE] = 503, [CT_E_INTERNAL] = 500,  [CT_E_TIMEOUT] = 408,
+        [CT_E_TOO_MANY] = 429,
     };
     if ((unsigned)rc >= sizeof(status) / sizeof(status[0]))
         return 500;

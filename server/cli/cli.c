@@ -4,6 +4,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "casetrail/audit.h"
 #include "casetrail/cli.h"
@@ -302,6 +305,54 @@ static int cmd_user_rotate(int argc, char **argv)
     return with_pool(do_rotate, &a);
 }
 
+struct password_args {
+    const char *name;
+    char *password;
+    size_t len;
+};
+
+static int do_set_password(struct ct_pool *pool, void *arg)
+{
+    struct password_args *a = arg;
+    struct ct_err err;
+    ct_rc rc = ct_users_set_password(pool, &CT_ACTOR_CLI, a->name, a->password, a->len, &err);
+    if (rc == CT_OK)
+        fprintf(stderr, "password set for %s; their earlier sessions ended\n", a->name);
+    return report(rc, &err);
+}
+
+/* Reads the password from stdin, never argv (which other users can read in ps): the first
+ * line, without its line ending. An interactive terminal gets a prompt. */
+static int cmd_user_set_password(int argc, char **argv)
+{
+    static const char usage[] = "casetrail user set-password NAME  (password on stdin)";
+    struct password_args a = {NULL, NULL, 0};
+    char buf[CT_PASSWORD_MAX + 4];
+    int code;
+
+    if (argc != 2)
+        return usage_error(usage, "%s", "expected exactly one NAME");
+    a.name = argv[1];
+    if (isatty(STDIN_FILENO))
+        fprintf(stderr, "new password for %s (%d to %d characters), then Enter: ", a.name,
+                CT_PASSWORD_MIN, CT_PASSWORD_MAX);
+    size_t n = fread(buf, 1, sizeof(buf) - 1, stdin);
+    buf[n] = '\0';
+    char *nl = memchr(buf, '\n', n);
+    if (nl == NULL && n == sizeof(buf) - 1) {
+        OPENSSL_cleanse(buf, sizeof(buf));
+        _Static_assert(CT_PASSWORD_MAX == 1024, "the message names the limit");
+        return usage_error(usage, "%s", "the password is longer than 1024 bytes");
+    }
+    a.len = nl != NULL ? (size_t)(nl - buf) : n;
+    if (a.len > 0 && buf[a.len - 1] == '\r')
+        a.len--;
+    a.password = buf;
+    code = with_pool(do_set_password, &a);
+    OPENSSL_cleanse(buf, sizeof(buf));
+    return code;
+}
+
 static const struct command user_commands[] = {
     {"add", cmd_user_add, USAGE_ADD,
      "Creates a user and prints its API token once, alone on the last line of stdout."},
@@ -310,6 +361,9 @@ static const struct command user_commands[] = {
      "Changes a user's role; recorded as a user.role_changed event."},
     {"deactivate", cmd_user_deactivate, "casetrail user deactivate NAME",
      "Deactivates a user; its token stops working at once."},
+    {"set-password", cmd_user_set_password, "casetrail user set-password NAME",
+     "Sets the password NAME signs in to the viewer with, read from stdin (first line); ends "
+     "their sessions; recorded as a user.password_set event."},
     {"rotate-token", cmd_user_rotate, "casetrail user rotate-token NAME",
      "Replaces a user's token and prints the new one alone on the last line of stdout."},
 };

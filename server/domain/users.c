@@ -4,8 +4,10 @@
 #include <string.h>
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 
 #include "casetrail/store.h"
+#include "casetrail/text.h"
 #include "casetrail/users.h"
 
 const struct ct_actor CT_ACTOR_CLI = {CT_ACTOR_SYSTEM, "cli", NULL, NULL};
@@ -148,6 +150,68 @@ static ct_rc rotate_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     if (rc != CT_OK)
         return rc;
     return record(tx, &ev, &u, err);
+}
+
+static ct_rc check_name(const char *name, struct ct_err *err);
+
+struct password_change {
+    struct change c;
+    const char *hash;
+};
+
+static ct_rc password_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct password_change *pc = arg;
+    struct ct_user u;
+    struct ct_event_new ev;
+    unsigned char md[32];
+    char hex[65];
+    cJSON *data;
+    ct_rc rc = find(tx, &pc->c, &u, err);
+
+    if (rc != CT_OK)
+        return rc;
+    if (!u.active)
+        return ct_err_set(err, CT_E_CONFLICT, "inactive",
+                          "user \"%s\" is deactivated; no password can be set", pc->c.name);
+    rc = ct_store_user_set_password(tx, u.id, pc->hash, err);
+    if (rc != CT_OK)
+        return rc;
+    data = cJSON_CreateObject();
+    if (data == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    EVP_Digest(pc->hash, strlen(pc->hash), md, NULL, EVP_sha256(), NULL);
+    ct_hex_encode(md, sizeof(md), hex);
+    cJSON_AddStringToObject(data, "algorithm", "scrypt");
+    cJSON_AddStringToObject(data, "password_sha256", hex);
+    ct_event_begin(&ev, CT_CHAIN_USER, u.id, CT_EV_USER_PASSWORD, pc->c.actor);
+    ev.data = data;
+    rc = record(tx, &ev, &u, err);
+    cJSON_Delete(data);
+    return rc;
+}
+
+ct_rc ct_users_set_password(struct ct_pool *pool, const struct ct_actor *actor, const char *name,
+                            const char *password, size_t len, struct ct_err *err)
+{
+    struct password_change pc = {{actor, name, CT_ROLE_NONE, -1, NULL}, NULL};
+    char hash[CT_PASSWORD_HASH_MAX];
+    ct_rc rc = check_name(name, err);
+
+    if (rc != CT_OK)
+        return rc;
+    if (len < CT_PASSWORD_MIN || len > CT_PASSWORD_MAX || memchr(password, '\0', len) != NULL ||
+        !ct_utf8_valid(password, len))
+        return ct_err_set(err, CT_E_INVALID, "invalid_password",
+                          "a password must be %d to %d characters of UTF-8 text without NUL",
+                          CT_PASSWORD_MIN, CT_PASSWORD_MAX);
+    /* the slow hash runs before the transaction, so no row lock waits on it */
+    if (!ct_auth_password_hash(password, len, hash))
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "could not hash the password");
+    pc.hash = hash;
+    rc = ct_store_in_tx(pool, password_tx, &pc, err);
+    OPENSSL_cleanse(hash, sizeof(hash));
+    return rc;
 }
 
 static ct_rc check_name(const char *name, struct ct_err *err)

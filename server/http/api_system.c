@@ -59,7 +59,10 @@ void ct_api_me(struct ct_req *req)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "name", req->user.name);
+    cJSON_AddNumberToObject(root, "id", (double)req->user.id);
     cJSON_AddStringToObject(root, "role", ct_role_name(req->user.role));
+    /* the zone people's times are shown in; the API itself answers in UTC */
+    cJSON_AddStringToObject(root, "timezone", req->srv->cfg.timezone);
     if (req->user.has_limit)
         cJSON_AddNumberToObject(root, "approval_limit_minor",
                                 (double)req->user.approval_limit_minor);

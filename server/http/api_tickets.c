@@ -8,18 +8,41 @@
 #include "casetrail/log.h"
 #include "casetrail/outbound.h"
 #include "casetrail/store.h"
+#include "casetrail/text.h"
 #include "casetrail/verify.h"
 
 struct list_job {
     struct ct_ticket_filter f;
-    cJSON *tickets;
+    cJSON *tickets, *counts;
     char next[CT_CURSOR_MAX];
 };
 
 static ct_rc list_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 {
     struct list_job *j = arg;
-    return ct_store_tickets_list(tx, &j->f, &j->tickets, j->next, err);
+    cJSON_Delete(j->counts); /* a read retried after a reconnect starts over */
+    j->counts = NULL;
+    cJSON_Delete(j->tickets);
+    j->tickets = NULL;
+    return ct_store_tickets_list(tx, &j->f, &j->tickets, &j->counts, j->next, err);
+}
+
+static bool valid_priority(const char *s)
+{
+    return ct_priority_parse(s) != CT_PRIO_INVALID;
+}
+
+/* Search words: printable text (no control characters); blank is refused rather than
+ * silently matching everything. */
+static bool valid_search(const char *s)
+{
+    bool any = false;
+    for (const unsigned char *c = (const unsigned char *)s; *c != '\0'; c++) {
+        if (*c < 0x20 || *c == 0x7f)
+            return false;
+        any = any || *c != ' ';
+    }
+    return any && ct_utf8_valid(s, strlen(s));
 }
 
 static bool valid_status(const char *s)
@@ -35,6 +58,13 @@ static const struct ct_query_field ticket_filters[] = {
     {"escalated", CT_Q_BOOL, F(escalated), NULL, "invalid_escalated",
      "escalated must be true or false"},
     {"contact", CT_Q_TEXT, F(contact), NULL, NULL, NULL},
+    {"priority", CT_Q_TEXT, F(priority), valid_priority, "invalid_priority",
+     "invalid priority: expected low, normal, high or urgent"},
+    {"pending_approval", CT_Q_BOOL, F(pending_approval), NULL, "invalid_pending_approval",
+     "pending_approval must be true or false"},
+    {"phone_number_id", CT_Q_TEXT, F(phone_number_id), NULL, NULL, NULL},
+    {"q", CT_Q_TEXT, F(q), valid_search, "invalid_search",
+     "q must be words of UTF-8 text without control characters"},
 };
 #undef F
 #define NFILTERS (sizeof(ticket_filters) / sizeof(ticket_filters[0]))
@@ -47,6 +77,7 @@ void ct_api_tickets_list(struct ct_req *req)
 
     memset(&j, 0, sizeof(j));
     j.f.escalated = -1;
+    j.f.pending_approval = -1;
     if (!ct_http_query_limit(req, &j.f.limit) ||
         !ct_http_query_filters(req, ticket_filters, NFILTERS, &j.f, bufs))
         return;
@@ -57,11 +88,13 @@ void ct_api_tickets_list(struct ct_req *req)
         return;
     }
     if (ct_store_with_conn(req->srv->pool, list_tx, &j, &err) != CT_OK) {
+        cJSON_Delete(j.counts);
         ct_http_send_error(req, &err);
         return;
     }
     cJSON *root = cJSON_CreateObject();
     cJSON_AddItemToObject(root, "tickets", j.tickets);
+    cJSON_AddItemToObject(root, "counts", j.counts);
     ct_http_send_page(req, root, j.next);
 }
 
@@ -71,7 +104,7 @@ struct get_job {
     int limit;
     struct ct_timeline_cursor cur;
     cJSON *items;
-    char next[CT_CURSOR_MAX];
+    char next[CT_CURSOR_MAX], resume[CT_CURSOR_MAX];
 };
 
 static ct_rc get_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
@@ -105,7 +138,8 @@ static ct_rc timeline_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     j->items = NULL;
     ct_rc rc = ct_store_ticket_get(tx, j->id, &j->ticket, err);
     if (rc == CT_OK)
-        rc = ct_store_timeline(tx, j->id, j->limit, &j->cur, &j->items, j->next, err);
+        rc = ct_store_timeline(tx, j->id, j->limit, &j->cur, &j->items, j->next, j->resume,
+                               err);
     return rc;
 }
 
@@ -135,6 +169,10 @@ void ct_api_ticket_timeline(struct ct_req *req)
     cJSON *root = cJSON_CreateObject();
     cJSON_AddItemToObject(root, "ticket", j.ticket);
     cJSON_AddItemToObject(root, "items", j.items);
+    if (j.resume[0] != '\0')
+        cJSON_AddStringToObject(root, "resume_cursor", j.resume);
+    else
+        cJSON_AddNullToObject(root, "resume_cursor");
     ct_http_send_page(req, root, j.next);
 }
 

@@ -25,12 +25,19 @@ void ct_http_write_head(struct mg_connection *conn, int status, const char *cont
      * gmtime(), whose shared buffer concurrent workers race on (found by ThreadSanitizer) */
     gmtime_r(&now, &tm);
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    char body_head[160] = "";
+    /* 204 and 304 carry no body, and RFC 9110 forbids describing one */
+    if (status != 204 && status != 304)
+        snprintf(body_head, sizeof(body_head), "Content-Type: %s\r\nContent-Length: %lld\r\n",
+                 content_type, len);
+    /* API answers are never cached; static files say their own policy in extra */
+    bool own_cache = extra != NULL && strstr(extra, "Cache-Control:") != NULL;
     int n = snprintf(head, sizeof(head),
-                     "HTTP/1.1 %d %s\r\nDate: %s\r\nContent-Type: %s\r\nContent-Length: %lld\r\n"
-                     "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s"
+                     "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s"
+                     "X-Content-Type-Options: nosniff\r\n%s"
                      "Connection: close\r\n\r\n",
-                     status, mg_get_response_code_text(conn, status), date, content_type, len,
-                     extra != NULL ? extra : "");
+                     status, mg_get_response_code_text(conn, status), date, body_head,
+                     own_cache ? "" : "Cache-Control: no-store\r\n", extra != NULL ? extra : "");
     if (n > 0)
         mg_write(conn, head, (size_t)n < sizeof(head) ? (size_t)n : sizeof(head) - 1);
 }
@@ -50,7 +57,8 @@ void ct_http_send(struct ct_req *req, int status, const char *content_type, cons
     send_extra(req, status, content_type, body, len, NULL);
 }
 
-static void send_json_extra(struct ct_req *req, int status, const cJSON *json, const char *extra)
+void ct_http_send_json_extra(struct ct_req *req, int status, const cJSON *json,
+                             const char *extra)
 {
     char *text = cJSON_PrintUnformatted(json);
     if (text == NULL) {
@@ -65,7 +73,7 @@ static void send_json_extra(struct ct_req *req, int status, const cJSON *json, c
 
 void ct_http_send_json(struct ct_req *req, int status, const cJSON *json)
 {
-    send_json_extra(req, status, json, NULL);
+    ct_http_send_json_extra(req, status, json, NULL);
 }
 
 void ct_http_send_page(struct ct_req *req, cJSON *root, const char *next)
@@ -94,7 +102,10 @@ void ct_http_send_error_status(struct ct_req *req, int status, const struct ct_e
     cJSON_AddStringToObject(e, "code", err->code);
     cJSON_AddStringToObject(e, "message", message);
     /* every 503 is temporary (database down or busy, draining): say when to come back */
-    send_json_extra(req, status, root, status == 503 ? CT_HTTP_RETRY_AFTER : NULL);
+    char wait[48];
+    snprintf(wait, sizeof(wait), "Retry-After: %d\r\n",
+             err->retry_after_s > 0 ? err->retry_after_s : 1);
+    ct_http_send_json_extra(req, status, root, status == 503 || status == 429 ? wait : NULL);
     cJSON_Delete(root);
 }
 
@@ -102,6 +113,7 @@ void ct_http_fail(struct ct_req *req, ct_rc rc, const char *code, const char *fm
 {
     struct ct_err err;
     va_list ap;
+    memset(&err, 0, sizeof(err));
     err.rc = rc;
     snprintf(err.code, sizeof(err.code), "%s", code);
     va_start(ap, fmt);

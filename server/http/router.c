@@ -1,5 +1,6 @@
 /* router.c: the route table, path matching, the auth gate, static files, the access log and
  * request metrics. Every request passes through ct_router_dispatch exactly once. */
+#define _XOPEN_SOURCE 700 /* strptime, for If-Modified-Since */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "casetrail/log.h"
 #include "casetrail/metrics.h"
 #include "casetrail/router.h"
+#include "casetrail/sessions.h"
 #include "casetrail/users.h"
 
 static const struct ct_route routes[] = {
@@ -19,6 +21,10 @@ static const struct ct_route routes[] = {
     {"GET", "/readyz", ct_api_readyz, CT_AUTH_PUBLIC, CT_ROLE_NONE},
     {"GET", "/metrics", ct_api_metrics, CT_AUTH_PUBLIC, CT_ROLE_NONE},
     {"GET", "/api/me", ct_api_me, CT_AUTH_TOKEN, CT_ROLE_NONE},
+    {"POST", "/api/session", ct_api_session_create, CT_AUTH_PUBLIC, CT_ROLE_NONE},
+    {"DELETE", "/api/session", ct_api_session_delete, CT_AUTH_TOKEN, CT_ROLE_NONE},
+    {"GET", "/api/users", ct_api_users_list, CT_AUTH_TOKEN, CT_ROLE_NONE},
+    {"GET", "/api/live", ct_api_live, CT_AUTH_TOKEN, CT_ROLE_NONE},
     {"GET", "/webhooks/whatsapp", ct_api_webhook_verify, CT_AUTH_PUBLIC, CT_ROLE_NONE},
     {"POST", "/webhooks/whatsapp", ct_api_webhook_receive, CT_AUTH_PUBLIC, CT_ROLE_NONE},
     {"GET", "/api/tickets", ct_api_tickets_list, CT_AUTH_TOKEN, CT_ROLE_NONE},
@@ -148,6 +154,22 @@ static const char *content_type(const char *path)
     return "application/octet-stream";
 }
 
+/* RFC 9110 13.1: If-None-Match wins over If-Modified-Since when both are sent. */
+static bool not_modified(const struct ct_req *req, const char *etag, time_t mtime)
+{
+    const char *inm = ct_http_header(req, "If-None-Match");
+    const char *ims = ct_http_header(req, "If-Modified-Since");
+    if (inm != NULL)
+        return strcmp(inm, "*") == 0 || strstr(inm, etag) != NULL;
+    if (ims != NULL) {
+        struct tm tm;
+        memset(&tm, 0, sizeof(tm));
+        const char *end = strptime(ims, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        return end != NULL && *end == '\0' && mtime <= timegm(&tm);
+    }
+    return false;
+}
+
 /* Serves a file under the web root. Paths with ".." or hidden segments never leave it. */
 static void serve_static(struct ct_req *req)
 {
@@ -173,13 +195,31 @@ static void serve_static(struct ct_req *req)
     }
     /* streamed by hand, not mg_send_mime_file2: civetweb formats its Date and Last-Modified
      * headers with gmtime(), which races between workers */
+    char etag[64], modified[40], extra[512];
+    struct tm tm;
+    gmtime_r(&st.st_mtime, &tm);
+    strftime(modified, sizeof(modified), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    snprintf(etag, sizeof(etag), "\"%llx-%llx-%lx\"", (unsigned long long)st.st_size,
+             (unsigned long long)st.st_mtim.tv_sec, (unsigned long)st.st_mtim.tv_nsec);
+    /* the viewer is scripts and styles from here only: no inline script, no framing (so no
+     * click-jacking), no referrer leaking ticket ids; revalidated on every load */
+    snprintf(extra, sizeof(extra),
+             "Content-Security-Policy: default-src 'self'; object-src 'none'; base-uri 'none';"
+             " form-action 'self'; frame-ancestors 'none'\r\n"
+             "Referrer-Policy: no-referrer\r\nX-Frame-Options: DENY\r\n"
+             "Cache-Control: no-cache\r\nETag: %s\r\nLast-Modified: %s\r\n",
+             etag, modified);
+    if (not_modified(req, etag, st.st_mtime)) {
+        ct_http_write_head(req->conn, 304, "", 0, extra);
+        req->status = 304;
+        return;
+    }
     FILE *f = fopen(path, "rb");
     if (f == NULL) {
         ct_http_fail(req, CT_E_NOT_FOUND, "not_found", "file not found");
         return;
     }
-    ct_http_write_head(req->conn, 200, content_type(path), (long long)st.st_size,
-                       "Content-Security-Policy: default-src 'self'; object-src 'none'\r\n");
+    ct_http_write_head(req->conn, 200, content_type(path), (long long)st.st_size, extra);
     if (strcmp(req->method, "HEAD") != 0) {
         char chunk[8192]; /* worker stacks are about 100 KiB */
         size_t n;
@@ -190,19 +230,69 @@ static void serve_static(struct ct_req *req)
     req->status = 200;
 }
 
-/* The auth gate: resolves the bearer token and checks the route's minimum role. */
+static bool safe_method(const struct ct_req *req)
+{
+    return strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+}
+
+/* Whether the Origin header (when a browser sent one) names this server: the Host the request
+ * came to, or CASETRAIL_PUBLIC_URL. */
+static bool same_origin(const struct ct_req *req)
+{
+    const char *origin = ct_http_header(req, "Origin"), *host = ct_http_header(req, "Host");
+    const char *public_url = req->srv->cfg.public_url;
+    if (origin == NULL)
+        return true;
+    if (public_url != NULL && mg_strncasecmp(origin, public_url, strlen(origin)) == 0 &&
+        (public_url[strlen(origin)] == '\0' || public_url[strlen(origin)] == '/'))
+        return true;
+    const char *sep = strstr(origin, "://");
+    return sep != NULL && host != NULL && mg_strcasecmp(sep + 3, host) == 0;
+}
+
+/* A cookie rides along on any request the browser makes, even one a hostile page started:
+ * a state change by cookie must also carry a header no cross-site form can add. */
+static bool csrf_ok(struct ct_req *req)
+{
+    const char *mark = ct_http_header(req, CT_CSRF_HEADER);
+    if (safe_method(req))
+        return true;
+    if (mark == NULL || strcmp(mark, "1") != 0) {
+        ct_http_fail(req, CT_E_FORBIDDEN, "csrf", "a change made with the session cookie must"
+                     " carry the header " CT_CSRF_HEADER ": 1");
+        return false;
+    }
+    if (!same_origin(req)) {
+        ct_http_fail(req, CT_E_FORBIDDEN, "csrf", "the request comes from another site");
+        return false;
+    }
+    return true;
+}
+
+/* The auth gate: resolves the bearer token (scripts) or the session cookie (the viewer) and
+ * checks the route's minimum role. */
 static bool authorize(struct ct_req *req, const struct ct_route *r)
 {
     struct ct_err err;
-    const char *token = ct_auth_bearer(ct_http_header(req, "Authorization"));
+    const char *header = ct_http_header(req, "Authorization");
+    const char *token = ct_auth_bearer(header), *cookies = ct_http_header(req, "Cookie");
+    char session[CT_TOKEN_LEN + 8];
     ct_rc rc;
 
-    if (token == NULL) {
+    if (header == NULL && cookies != NULL &&
+        mg_get_cookie(cookies, CT_SESSION_COOKIE, session, sizeof(session)) > 0) {
+        if (!csrf_ok(req))
+            return false;
+        rc = ct_sessions_resolve(req->srv->pool, session, req->srv->cfg.session_idle_min,
+                                 req->srv->cfg.session_max_h, &req->user, &err);
+        req->by_session = true;
+    } else if (token == NULL) {
         ct_http_fail(req, CT_E_UNAUTHORIZED, "unauthorized",
-                     "missing API token: send Authorization: Bearer TOKEN");
+                     "sign in, or send an API token: Authorization: Bearer TOKEN");
         return false;
+    } else {
+        rc = ct_users_authenticate(req->srv->pool, token, &req->user, &err);
     }
-    rc = ct_users_authenticate(req->srv->pool, token, &req->user, &err);
     if (rc != CT_OK) {
         ct_http_send_error(req, &err);
         return false;

@@ -12,6 +12,8 @@
 
 #include "casetrail/graph.h"
 #include "casetrail/http.h"
+#include "casetrail/listen.h"
+#include "casetrail/live.h"
 #include "casetrail/log.h"
 #include "casetrail/metrics.h"
 #include "casetrail/router.h"
@@ -213,6 +215,8 @@ static void server_free(struct ct_server *srv)
     ct_watchdog_stop(srv->watchdog); /* after the workers: none can still be reading */
     ct_sender_stop(srv->sender);     /* finishes its current sends; before the pool goes */
     ct_media_stop(srv->media);
+    ct_listener_stop(srv->listener); /* after the workers: no stream still reads the hub */
+    ct_live_free(srv->live);
     ct_pool_free(srv->pool);
     ct_metrics_free(srv->metrics);
     ct_config_free(&srv->cfg);
@@ -231,6 +235,8 @@ int ct_server_run(struct ct_config *cfg)
     atomic_init(&srv.inflight, 0);
     atomic_init(&srv.draining, false);
     atomic_init(&srv.verifying, 0);
+    atomic_init(&srv.signing_in, 0);
+    atomic_init(&srv.live_streams, 0);
     atomic_init(&srv.open_conns, 0);
     srv.cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));
@@ -277,7 +283,11 @@ int ct_server_run(struct ct_config *cfg)
     }
     srv.metrics = ct_metrics_new(ct_router_slots(), ct_router_label);
     srv.watchdog = ct_watchdog_start();
-    if (srv.pool == NULL || srv.metrics == NULL || srv.watchdog == NULL) {
+    srv.live = ct_live_new();
+    if (srv.live != NULL)
+        srv.listener = ct_listener_start(srv.cfg.database_url, "casetrail_ticket",
+                                         ct_live_notify, srv.live);
+    if (srv.pool == NULL || srv.metrics == NULL || srv.watchdog == NULL || srv.listener == NULL) {
         ct_log_error("out of memory (or threads) at start");
         goto out;
     }

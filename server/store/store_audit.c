@@ -158,7 +158,8 @@ static ct_rc load_texts(struct ct_tx *tx, bool ticket, const char *id, struct ct
 #define USER_FACTS                                                                            \
     FACTS_OF("users", "u", "('role', u.role), ('approval_limit_minor',"                       \
              " u.approval_limit_minor::text), ('active', CASE WHEN u.active THEN 't' ELSE 'f'" \
-             " END)") " WHERE u.id = $1"
+             " END), ('password_sha256', encode(sha256(convert_to(u.password_hash, 'UTF8')),"  \
+             " 'hex'))") " WHERE u.id = $1"
 
 static ct_rc load_facts(struct ct_tx *tx, bool ticket, const char *id, struct ct_chain *c,
                         struct ct_err *err)

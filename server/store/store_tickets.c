@@ -123,8 +123,78 @@ static ct_rc rows_to_array(const PGresult *res, int col, int max, cJSON *arr, st
     return CT_OK;
 }
 
+/* Every filter but status and the cursor, on $1..$7 (see filter_params): shared by the page
+ * and the counts per status, so the two can never disagree. */
+#define TICKET_FILTERS                                                                        \
+    " ($1::text IS NULL OR ($1 = 'none' AND t.assignee_id IS NULL) OR u.name = $1)"          \
+    " AND ($2::int IS NULL OR (t.escalation_level > 0) = ($2::int = 1))"                      \
+    " AND ($3::text IS NULL OR c.wa_id = $3 OR c.user_id = $3"                                \
+    /* an id the customer changed away from still finds them */                              \
+    "      OR c.id IN (SELECT k.merged_into FROM contacts k WHERE"                            \
+    "       k.phone_number_id = c.phone_number_id AND (k.wa_id = $3"                          \
+    "       OR k.user_id = $3))"                                                              \
+    "      OR lower(c.username) IN (lower($3), '@' || lower($3))"                             \
+    "      OR strpos(lower(coalesce(c.name, '')), lower($3)) > 0)"                            \
+    " AND ($4::text IS NULL OR t.priority = $4)"                                              \
+    " AND ($5::int IS NULL OR EXISTS (SELECT 1 FROM approvals a WHERE a.ticket_id = t.id"     \
+    "      AND a.status = 'pending') = ($5::int = 1))"                                        \
+    " AND ($6::text IS NULL OR c.phone_number_id = $6)"                                       \
+    /* search: the longest word narrows by the trigram index, then every word must appear */  \
+    " AND ($7::text IS NULL OR (t.id IN (SELECT m.ticket_id FROM messages m WHERE m.body"     \
+    "      ILIKE (SELECT p FROM words ORDER BY n DESC LIMIT 1))"                              \
+    "      AND NOT EXISTS (SELECT 1 FROM words w WHERE NOT EXISTS (SELECT 1 FROM messages m"  \
+    "      WHERE m.ticket_id = t.id AND m.body ILIKE w.p))))"
+
+/* The search words as ILIKE patterns, their own wildcards escaped. */
+#define SEARCH_WORDS                                                                          \
+    "WITH words AS (SELECT '%' || replace(replace(replace(w, '\\', '\\\\'), '%', '\\%'),"     \
+    " '_', '\\_') || '%' AS p, length(w) AS n"                                                \
+    " FROM regexp_split_to_table(coalesce($7::text, ''), '\\s+') w WHERE w <> '') "
+
+static void filter_params(struct ct_params *p, const struct ct_ticket_filter *f)
+{
+    ct_param_str(p, f->assignee);
+    if (f->escalated >= 0)
+        ct_param_ll(p, f->escalated);
+    else
+        ct_param_str(p, NULL);
+    ct_param_str(p, f->contact);
+    ct_param_str(p, f->priority);
+    if (f->pending_approval >= 0)
+        ct_param_ll(p, f->pending_approval);
+    else
+        ct_param_str(p, NULL);
+    ct_param_str(p, f->phone_number_id);
+    ct_param_str(p, f->q);
+}
+
+static ct_rc count_statuses(struct ct_tx *tx, const struct ct_ticket_filter *f, cJSON **out,
+                            struct ct_err *err)
+{
+    static const char *const statuses[] = {"new", "open", "pending", "resolved", "closed"};
+    struct ct_params p = {0};
+    PGresult *res;
+
+    filter_params(&p, f);
+    res = ct_tx_query(tx, SEARCH_WORDS "SELECT t.status, count(*)" TICKET_FROM " WHERE"
+                          TICKET_FILTERS " GROUP BY t.status", &p, err);
+    if (res == NULL)
+        return err->rc;
+    *out = cJSON_CreateObject();
+    for (size_t i = 0; i < sizeof(statuses) / sizeof(statuses[0]); i++) {
+        long long n = 0;
+        for (int r = 0; r < PQntuples(res); r++) {
+            if (strcmp(PQgetvalue(res, r, 0), statuses[i]) == 0)
+                n = atoll(PQgetvalue(res, r, 1));
+        }
+        cJSON_AddNumberToObject(*out, statuses[i], (double)n);
+    }
+    PQclear(res);
+    return CT_OK;
+}
+
 ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, cJSON **out,
-                            char next_cursor[CT_CURSOR_MAX], struct ct_err *err)
+                            cJSON **counts, char next_cursor[CT_CURSOR_MAX], struct ct_err *err)
 {
     struct ct_params p = {0};
     PGresult *res;
@@ -132,32 +202,18 @@ ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, 
 
     *out = NULL;
     next_cursor[0] = '\0';
+    filter_params(&p, f);
     ct_param_str(&p, f->status);
-    ct_param_str(&p, f->assignee);
-    if (f->escalated >= 0)
-        ct_param_ll(&p, f->escalated);
-    else
-        ct_param_str(&p, NULL);
-    ct_param_str(&p, f->contact);
     ct_param_ts(&p, f->cursor.set, f->cursor.updated_us);
     ct_param_ll(&p, f->cursor.id);
     ct_param_ll(&p, f->limit + 1);
     res = ct_tx_query(tx,
-                     "SELECT " TICKET_JSON "::text, " US("t.updated_at") ", t.id" TICKET_FROM
-                     " WHERE ($1::text IS NULL OR t.status = $1)"
-                     " AND ($2::text IS NULL OR ($2 = 'none' AND t.assignee_id IS NULL)"
-                     "      OR u.name = $2)"
-                     " AND ($3::int IS NULL OR (t.escalation_level > 0) = ($3::int = 1))"
-                     " AND ($4::text IS NULL OR c.wa_id = $4 OR c.user_id = $4"
-                     /* an id the customer changed away from still finds them */
-                     "      OR c.id IN (SELECT k.merged_into FROM contacts k WHERE"
-                     "       k.phone_number_id = c.phone_number_id AND (k.wa_id = $4"
-                     "       OR k.user_id = $4))"
-                     "      OR lower(c.username) IN (lower($4), '@' || lower($4))"
-                     "      OR strpos(lower(coalesce(c.name, '')), lower($4)) > 0)"
-                     " AND ($5::timestamptz IS NULL"
-                     "      OR (t.updated_at, t.id) < ($5::timestamptz, $6::bigint))"
-                     " ORDER BY t.updated_at DESC, t.id DESC LIMIT $7::int",
+                     SEARCH_WORDS "SELECT " TICKET_JSON "::text, " US("t.updated_at") ", t.id"
+                     TICKET_FROM " WHERE" TICKET_FILTERS
+                     " AND ($8::text IS NULL OR t.status = $8)"
+                     " AND ($9::timestamptz IS NULL"
+                     "      OR (t.updated_at, t.id) < ($9::timestamptz, $10::bigint))"
+                     " ORDER BY t.updated_at DESC, t.id DESC LIMIT $11::int",
                      &p, err);
     if (res == NULL)
         return err->rc;
@@ -170,6 +226,8 @@ ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, 
         ct_cursor_ticket_encode(&c, next_cursor);
     }
     PQclear(res);
+    if (rc == CT_OK && counts != NULL)
+        rc = count_statuses(tx, f, counts, err);
     if (rc != CT_OK) {
         cJSON_Delete(*out);
         *out = NULL;
@@ -262,13 +320,15 @@ ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct
 
 ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,
                         const struct ct_timeline_cursor *cur, cJSON **items,
-                        char next_cursor[CT_CURSOR_MAX], struct ct_err *err)
+                        char next_cursor[CT_CURSOR_MAX], char resume_cursor[CT_CURSOR_MAX],
+                        struct ct_err *err)
 {
     struct ct_params p = {0};
     ct_rc rc;
 
     *items = NULL;
     next_cursor[0] = '\0';
+    resume_cursor[0] = '\0';
     ct_param_ll(&p, ticket_id);
     if (cur->set)
         ct_param_ll(&p, cur->at_us);
@@ -283,13 +343,18 @@ ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,
         return err->rc;
     *items = cJSON_CreateArray();
     rc = rows_to_array(res, 0, limit, *items, err);
-    if (rc == CT_OK && PQntuples(res) > limit) {
-        int last = limit - 1;
+    int shown = PQntuples(res) < limit ? PQntuples(res) : limit;
+    if (rc == CT_OK && shown > 0) {
+        int last = shown - 1;
         struct ct_timeline_cursor c = {true, atoll(PQgetvalue(res, last, 1)),
                                        atoll(PQgetvalue(res, last, 2)),
                                        atoll(PQgetvalue(res, last, 4)),
                                        atoi(PQgetvalue(res, last, 3))};
-        ct_cursor_timeline_encode(&c, next_cursor);
+        ct_cursor_timeline_encode(&c, resume_cursor);
+        if (PQntuples(res) > limit)
+            memcpy(next_cursor, resume_cursor, CT_CURSOR_MAX);
+    } else if (rc == CT_OK && cur->set) {
+        ct_cursor_timeline_encode(cur, resume_cursor);
     }
     PQclear(res);
     if (rc != CT_OK) {

@@ -42,8 +42,9 @@ class Foundation(ServerTest):
         self.assertRegex(token, r"^ct_[A-Za-z0-9_-]{43}$")
         r = self.srv.get("/api/me", token=token)
         self.assertEqual(r.status, 200, r)
-        self.assertEqual(r.json(), {"name": "amna", "role": "supervisor",
-                                    "approval_limit_minor": 50000})
+        me = r.json()
+        self.assertEqual(me, {"id": me["id"], "name": "amna", "role": "supervisor",
+                              "approval_limit_minor": 50000, "timezone": "UTC"})
         # only the hash is stored
         self.assertEqual(self.one("SELECT count(*) FROM users WHERE token_hash = :'t'", t=token), "0")
 
@@ -180,6 +181,28 @@ class Foundation(ServerTest):
         self.assertEqual(int(r.headers["content-length"]),
                          os.path.getsize(os.path.join(harness.ROOT, "web", "index.html")))
         self.assertRegex(r.headers["date"], r"^\w{3}, \d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2} GMT$")
+
+    def test_static_files_are_locked_down_and_revalidated(self):
+        r = self.srv.get("/")
+        csp = r.headers["content-security-policy"]
+        for part in ("default-src 'self'", "frame-ancestors 'none'", "object-src 'none'"):
+            self.assertIn(part, csp)
+        self.assertNotIn("unsafe-inline", csp)
+        self.assertEqual(r.headers["referrer-policy"], "no-referrer")
+        self.assertEqual(r.headers["x-content-type-options"], "nosniff")
+        self.assertEqual(r.headers["cache-control"], "no-cache")
+        etag, modified = r.headers["etag"], r.headers["last-modified"]
+        r = self.srv.get("/", headers={"If-None-Match": etag})
+        self.assertEqual((r.status, r.body), (304, b""))
+        self.assertEqual(r.headers["etag"], etag)
+        self.assertNotIn("content-length", r.headers)
+        self.assertEqual(self.srv.get("/", headers={"If-None-Match": '"other"'}).status, 200)
+        self.assertEqual(self.srv.get("/", headers={"If-Modified-Since": modified}).status, 304)
+        self.assertEqual(self.srv.get("/", headers={
+            "If-Modified-Since": "Mon, 01 Jan 2001 00:00:00 GMT"}).status, 200)
+        self.assertEqual(self.srv.get("/", headers={"If-Modified-Since": "garbage"}).status, 200)
+        # the API is never cached
+        self.assertEqual(self.srv.get("/healthz").headers["cache-control"], "no-store")
 
     def test_events_are_append_only(self):
         add_user(self.dsn, "immutable", "agent")

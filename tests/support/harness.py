@@ -187,11 +187,18 @@ def base_env(dsn):
     return env
 
 
-def cli(dsn, *args, env=None, timeout=60):
+def cli(dsn, *args, env=None, timeout=60, input=None):
     e = base_env(dsn)
     e.update(env or {})
-    return subprocess.run([env_or_die("CASETRAIL_BIN"), *args], cwd=ROOT, env=e,
+    return subprocess.run([env_or_die("CASETRAIL_BIN"), *args], cwd=ROOT, env=e, input=input,
                           capture_output=True, text=True, timeout=timeout)
+
+
+def set_password(dsn, name, password):
+    """casetrail user set-password NAME, the password on stdin."""
+    r = cli(dsn, "user", "set-password", name, input=password + "\n")
+    if r.returncode != 0:
+        raise AssertionError(f"set-password failed: {r.stderr}")
 
 
 def add_user(dsn, name, role, limit=None):

@@ -1,0 +1,248 @@
+"""The viewer's queue and live timeline reads (issue 12): GET /api/tickets filters by priority,
+pending approval, business number and a search over message text that finds Urdu, Roman Urdu
+and English words (each word somewhere in the ticket, any case, wildcards literal), with counts
+per status; the timeline's resume_cursor continues after what was shown. When it fails, look
+at ct_store_tickets_list and ct_store_timeline in server/store/store_tickets.c."""
+import json
+import os
+import sys
+import time
+import urllib.parse
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+import harness  # noqa: E402
+from harness import ServerTest, add_user, post_webhook, text_payload  # noqa: E402
+
+URDU = "میرا آرڈر ابھی تک نہیں آیا"
+ROMAN = "Mera order abhi tak nahi aya"
+
+
+class Queue(ServerTest):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.token = add_user(cls.dsn, "sana", "supervisor", limit=100000)
+        cls.agent = add_user(cls.dsn, "ali", "agent")
+        ts = int(time.time()) - 600
+        cls.t = {}
+        seed = [("urdu", "923470000001", URDU, harness.PNID_A),
+                ("roman", "923470000002", ROMAN, harness.PNID_A),
+                ("refund", "923470000003", "I want a refund for the broken blender", harness.PNID_A),
+                ("percent", "923470000004", "is the 50% sale_price real?", harness.PNID_A),
+                ("other", "923470000005", "order status please", harness.PNID_B),
+                ("split", "923470000006", "hello there", harness.PNID_A)]
+        for i, (key, wa, body, pnid) in enumerate(seed):
+            r = post_webhook(cls.srv, text_payload(f"wamid.q.{i}", wa, ts + i, body, pnid=pnid))
+            assert r.status == 200, r
+            cls.t[key] = int(harness.scalar(cls.dsn, "SELECT t.id FROM tickets t JOIN contacts c"
+                                            " ON c.id = t.contact_id WHERE c.wa_id = :'w'", w=wa))
+        r = post_webhook(cls.srv, text_payload("wamid.q.split2", "923470000006", ts + 20,
+                                               "my parcel arrived DAMAGED"))
+        assert r.status == 200, r
+
+    def tickets(self, expect=200, **params):
+        r = self.srv.get("/api/tickets?" + urllib.parse.urlencode(params), token=self.token)
+        self.assertEqual(r.status, expect, r)
+        return r.json()
+
+    def ids(self, **params):
+        return {t["id"] for t in self.tickets(**params)["tickets"]}
+
+    def test_search_finds_urdu_roman_urdu_and_english(self):
+        self.assertEqual(self.ids(q="آرڈر"), {self.t["urdu"]})
+        self.assertEqual(self.ids(q="نہیں آیا"), {self.t["urdu"]})
+        self.assertEqual(self.ids(q="nahi aya"), {self.t["roman"]})
+        # any case; "order" is in three tickets, one of them on the other business number
+        self.assertEqual(self.ids(q="ORDER"), {self.t["roman"], self.t["other"]})
+        self.assertEqual(self.ids(q="order", phone_number_id=harness.PNID_B), {self.t["other"]})
+        self.assertEqual(self.ids(q="refund blender"), {self.t["refund"]})
+        # every word must appear, but in any message of the ticket
+        self.assertEqual(self.ids(q="hello damaged"), {self.t["split"]})
+        self.assertEqual(self.ids(q="hello refund"), set())
+        # % and _ are letters here, not wildcards
+        self.assertEqual(self.ids(q="50%"), {self.t["percent"]})
+        self.assertEqual(self.ids(q="%"), {self.t["percent"]})
+        self.assertEqual(self.ids(q="sale_price"), {self.t["percent"]})
+        self.assertEqual(self.ids(q="e_p"), {self.t["percent"]})
+        self.assertEqual(self.ids(q="'; DROP TABLE messages; --"), set())
+        self.assertEqual(self.one("SELECT count(*) > 0 FROM messages"), "t")
+
+    def test_bad_filters_are_400(self):
+        for params, code in (({"q": "   "}, "invalid_search"), ({"q": "a\x01b"}, "invalid_search"),
+                             ({"priority": "asap"}, "invalid_priority"),
+                             ({"pending_approval": "yes"}, "invalid_pending_approval")):
+            r = self.srv.get("/api/tickets?" + urllib.parse.urlencode(params), token=self.token)
+            self.assertEqual((r.status, r.json()["error"]["code"]), (400, code), params)
+
+    def test_priority_pending_approval_and_counts(self):
+        tid = self.t["refund"]
+        r = self.srv.post(f"/api/tickets/{tid}/priority", {"priority": "urgent",
+                                                           "reason": "second complaint"},
+                          token=self.token)
+        self.assertEqual(r.status, 200, r)
+        r = self.srv.post(f"/api/tickets/{tid}/approvals",
+                          {"kind": "refund", "amount_minor": 4500, "reason": "blender broken"},
+                          token=self.agent)
+        self.assertEqual(r.status, 201, r)
+        self.assertEqual(self.ids(priority="urgent"), {tid})
+        self.assertEqual(self.ids(pending_approval="true"), {tid})
+        self.assertNotIn(tid, self.ids(pending_approval="false"))
+        # counts cover every status under the other filters, whatever status is asked for
+        page = self.tickets(phone_number_id=harness.PNID_A, status="closed")
+        self.assertEqual(page["tickets"], [])
+        counts = page["counts"]
+        self.assertEqual(set(counts), {"new", "open", "pending", "resolved", "closed"})
+        self.assertEqual(sum(counts.values()), 5)
+        self.assertEqual(self.tickets(q="other-words-nowhere")["counts"]["new"], 0)
+        # decided: no longer pending
+        aid = r.json()["id"]
+        r = self.srv.post(f"/api/approvals/{aid}/decision", {"decision": "approved",
+                                                             "reason": "photo shows damage"},
+                          token=self.token)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.ids(pending_approval="true"), set())
+
+    def test_paging_keeps_filters(self):
+        first = self.tickets(limit=2, phone_number_id=harness.PNID_A)
+        self.assertEqual(len(first["tickets"]), 2)
+        second = self.tickets(limit=2, phone_number_id=harness.PNID_A,
+                              cursor=first["next_cursor"])
+        seen = [t["id"] for t in first["tickets"] + second["tickets"]]
+        self.assertEqual(len(set(seen)), 4)
+        self.assertNotIn(self.t["other"], seen)
+
+    def test_timeline_resume_cursor_continues_after_what_was_shown(self):
+        tid = self.t["roman"]
+        page = self.srv.get(f"/api/tickets/{tid}/timeline", token=self.token).json()
+        shown = len(page["items"])
+        self.assertIsNone(page["next_cursor"])
+        resume = page["resume_cursor"]
+        self.assertTrue(resume)
+        # nothing new: an empty page that resumes from the same place
+        again = self.srv.get(f"/api/tickets/{tid}/timeline?cursor={resume}",
+                             token=self.token).json()
+        self.assertEqual((again["items"], again["resume_cursor"]), ([], resume))
+        r = post_webhook(self.srv, text_payload("wamid.q.more", "923470000002", int(time.time()),
+                                                "any update?"))
+        self.assertEqual(r.status, 200)
+        new = self.srv.get(f"/api/tickets/{tid}/timeline?cursor={resume}",
+                           token=self.token).json()
+        self.assertEqual([i.get("text") for i in new["items"] if i["kind"] == "message"],
+                         ["any update?"])
+        full = self.srv.get(f"/api/tickets/{tid}/timeline", token=self.token).json()
+        self.assertEqual(len(full["items"]), shown + len(new["items"]))
+        # a page cut by limit resumes where next_cursor does
+        cut = self.srv.get(f"/api/tickets/{tid}/timeline?limit=1", token=self.token).json()
+        self.assertEqual(cut["resume_cursor"], cut["next_cursor"])
+
+
+class LiveStream:
+    """GET /api/live read line by line on its own connection."""
+
+    def __init__(self, srv, token=None, headers=None):
+        import http.client
+        self.conn = http.client.HTTPConnection("127.0.0.1", srv.port, timeout=10)
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = "Bearer " + token
+        self.conn.request("GET", "/api/live", headers=h)
+        self.sock = self.conn.sock  # http.client lets go of it once the answer says close
+        self.r = self.conn.getresponse()
+
+    def next_event(self, timeout=5):
+        """(event, data) of the next event, skipping comments; None on timeout."""
+        self.sock.settimeout(timeout)
+        event, data = None, None
+        try:
+            while True:
+                line = self.r.fp.readline().decode()
+                if line == "":
+                    return None
+                line = line.rstrip("\n")
+                if line.startswith("event: "):
+                    event = line[7:]
+                elif line.startswith("data: "):
+                    data = line[6:]
+                elif line == "" and event is not None:
+                    return event, data
+        except OSError:
+            return None
+
+    def close(self):
+        self.r.close()
+        self.sock.close()
+        self.conn.close()
+
+
+class Live(ServerTest):
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.token = add_user(cls.dsn, "lina", "qa")
+
+    def test_a_commit_reaches_an_open_stream_within_a_second(self):
+        s = LiveStream(self.srv, self.token)
+        try:
+            self.assertEqual(s.r.status, 200)
+            self.assertEqual(s.r.getheader("content-type"), "text/event-stream; charset=utf-8")
+            self.assertEqual(s.next_event(), ("hello", "{}"))
+            t0 = time.monotonic()
+            r = post_webhook(self.srv, text_payload("wamid.live.1", "923480000001",
+                                                    int(time.time()), "is anyone there?"))
+            self.assertEqual(r.status, 200)
+            tid = int(self.one("SELECT max(id) FROM tickets"))
+            got = s.next_event(timeout=2)
+            self.assertEqual(got, ("change", '{"ticket_id":%d}' % tid))
+            self.assertLess(time.monotonic() - t0, 1.0)
+            # a change by staff too; a duplicate delivery changes nothing and says nothing
+            agent = add_user(self.dsn, "lumi", "agent")
+            r = self.srv.post(f"/api/tickets/{tid}/notes", {"body": "looking"}, token=agent)
+            self.assertEqual(r.status, 200, r)
+            self.assertEqual(s.next_event(timeout=2), ("change", '{"ticket_id":%d}' % tid))
+            r = post_webhook(self.srv, text_payload("wamid.live.1", "923480000001",
+                                                    int(time.time()), "is anyone there?"))
+            self.assertEqual(r.status, 200)
+            self.assertIsNone(s.next_event(timeout=1.5))
+        finally:
+            s.close()
+
+
+
+class LiveBounds(ServerTest):
+    server_env = {"CASETRAIL_LIVE_MAX": "2"}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.token = add_user(cls.dsn, "lior", "qa")
+
+    def test_streams_need_auth_and_are_bounded(self):
+        s = LiveStream(self.srv)
+        self.assertEqual(s.r.status, 401)
+        s.close()
+        a, b = LiveStream(self.srv, self.token), LiveStream(self.srv, self.token)
+        try:
+            self.assertEqual((a.r.status, b.r.status), (200, 200))
+            c = LiveStream(self.srv, self.token)
+            self.assertEqual(c.r.status, 503)
+            self.assertEqual(json.loads(c.r.read())["error"]["code"], "live_busy")
+            c.close()
+        finally:
+            a.close()
+            b.close()
+        # a closed stream frees its place (noticed at its next write, within a ping or a change)
+        deadline = time.time() + 20
+        while time.time() < deadline:
+            post_webhook(self.srv, text_payload(f"wamid.live.{time.time()}", "923480000002",
+                                                int(time.time()), "ping"))
+            d = LiveStream(self.srv, self.token)
+            status = d.r.status
+            d.close()
+            if status == 200:
+                break
+            time.sleep(0.3)
+        self.assertEqual(status, 200)
+
+
+if __name__ == "__main__":
+    harness.main()
