@@ -27,6 +27,7 @@ const SUP_PW = env('CASETRAIL_SUPERVISOR_PASSWORD');
 const SEED = JSON.parse(env('CASETRAIL_SEED'));
 const ARTIFACTS = process.env.CASETRAIL_ARTIFACTS || path.join(process.cwd(), 'artifacts');
 const LIVE_BUDGET_MS = Number(process.env.CASETRAIL_LIVE_BUDGET_MS || 1000);
+const OPEN_BUDGET_MS = Number(process.env.CASETRAIL_OPEN_BUDGET_MS || 1000);
 const T = 10000; // the bound of every ordinary wait
 
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -245,6 +246,30 @@ try {
     }
     await a.locator('li.msg .quote', { hasText: 'charged twice' }).waitFor({ timeout: T });
     await a.screenshot({ path: path.join(ARTIFACTS, 'timeline-worked.png'), fullPage: true });
+  });
+
+  await step(`a ticket with ${SEED.big_items} items opens within ${OPEN_BUDGET_MS} ms, paged`, async () => {
+    await a.goto(`${BASE}/#/queue`, { timeout: T });
+    await a.locator('li.ticket-row').first().waitFor({ timeout: T });
+    const t0 = Date.now();
+    await a.evaluate((id) => { location.hash = `#/tickets/${id}`; }, ids.big);
+    await a.waitForFunction(() => document.querySelectorAll('ol.timeline > li.item').length >= 500, null, { timeout: T, polling: 'raf' });
+    const took = Date.now() - t0;
+    log(`big ticket: first page shown ${took} ms after opening it`);
+    assert(took <= OPEN_BUDGET_MS, `opening the ${SEED.big_items}-item ticket took ${took} ms`);
+    const count = () => a.locator('ol.timeline > li.item').count();
+    assert((await count()) === 500, `the first page rendered ${await count()} items, expected 500`);
+    const later = a.getByRole('button', { name: 'Load later' });
+    for (let i = 0; i < 3; i++) {
+      await later.click();
+      await a.waitForFunction((n) => document.querySelectorAll(`ol.timeline > li.item[data-page="${n}"]`).length > 0, i + 1, { timeout: T });
+      const n = await count();
+      assert(n <= 1000, `after ${i + 1} "Load later" the document holds ${n} items`);
+    }
+    await a.getByRole('button', { name: 'Load earlier' }).click();
+    await a.locator('ol.timeline > li.item[data-page="1"]').first().waitFor({ state: 'attached', timeout: T });
+    const first = await a.locator('ol.timeline > li.msg p.msg-text').first().textContent();
+    assert(/^message \d+ of a long conversation$/.test(first), `after "Load earlier" the first message reads "${first}"`);
   });
 
   await step('<img src=x onerror=alert(1)> is text, and no script runs', async () => {

@@ -35,6 +35,7 @@ URDU_WORD = "پارسل"  # "parcel", in the Urdu complaint below
 URDU_TEXT = "السلام علیکم، میرا پارسل ابھی تک نہیں ملا۔ آرڈر 4471 کہاں ہے؟"
 XSS_TEXT = "<img src=x onerror=alert(1)> hello, is my order shipped?"
 RTL_NAME = "فاطمہ بی بی"
+BIG_MESSAGES = 5000  # 10,000 timeline items with their message.received events
 RTL_TEXT = "مجھے رقم واپس چاہیے، order 5512 was damaged"
 
 
@@ -111,6 +112,7 @@ class Viewer(ServerTest):
     def seed(cls):
         """A worked ticket, an escalated Roman Urdu complaint, the hostile message, the right-
         to-left customer and, last, the Urdu complaint the browser searches for."""
+        big = cls.seed_big("923001110009", BIG_MESSAGES)
         worked = "923001110001"
         w1 = cls.inbound(worked, "Imran Qureshi", "Hi, I was charged twice for order 5512.", 95)
         tid = cls.ticket_of(worked)
@@ -140,8 +142,31 @@ class Viewer(ServerTest):
         urdu = "923001110005"
         cls.inbound(urdu, "Ayesha Khan", URDU_TEXT, 12)
         cls.inbound(urdu, "Ayesha Khan", "Tracking number TCS-88120 dikh raha hai", 11)
-        return {"worked": tid, "roman": cls.ticket_of(roman), "xss": cls.ticket_of(xss),
+        return {"big": big, "worked": tid, "roman": cls.ticket_of(roman), "xss": cls.ticket_of(xss),
                 "rtl": cls.ticket_of(rtl), "urdu": cls.ticket_of(urdu)}
+
+    @classmethod
+    def seed_big(cls, wa_id, n):
+        """A long story: n messages (and as many message.received events) in batches of 500,
+        the way Meta batches them, for the "opens in under a second" check."""
+        t0 = int(time.time()) - 7 * 24 * 3600
+        for start in range(0, n, 500):
+            msgs = [{"from": wa_id, "id": f"wamid.viewer.big.{os.getpid()}.{i}",
+                     "timestamp": str(t0 + i * 60), "type": "text",
+                     "text": {"body": f"message {i + 1} of a long conversation"}}
+                    for i in range(start, min(n, start + 500))]
+            value = {"messaging_product": "whatsapp",
+                     "metadata": {"display_phone_number": "923211234500",
+                                  "phone_number_id": harness.PNID_A},
+                     "contacts": [{"profile": {"name": "Long Story"}, "wa_id": wa_id}],
+                     "messages": msgs}
+            body = {"object": "whatsapp_business_account",
+                    "entry": [{"id": "104857392016473",
+                               "changes": [{"field": "messages", "value": value}]}]}
+            r = post_webhook(cls.srv, body)
+            if r.status != 200:
+                raise AssertionError(f"webhook refused: {r}")
+        return cls.ticket_of(wa_id)
 
     def test_viewer_in_chromium(self):
         env = dict(os.environ)
@@ -150,7 +175,7 @@ class Viewer(ServerTest):
             "CASETRAIL_AGENT": AGENT, "CASETRAIL_AGENT_PASSWORD": AGENT_PW,
             "CASETRAIL_SUPERVISOR": SUP, "CASETRAIL_SUPERVISOR_PASSWORD": SUP_PW,
             "CASETRAIL_ARTIFACTS": artifacts_dir(),
-            "CASETRAIL_SEED": json.dumps({"ids": self.ids, "urdu_word": URDU_WORD,
+            "CASETRAIL_SEED": json.dumps({"ids": self.ids, "big_items": 2 * BIG_MESSAGES, "urdu_word": URDU_WORD,
                                           "urdu_text": URDU_TEXT, "xss_text": XSS_TEXT,
                                           "rtl_name": RTL_NAME, "rtl_text": RTL_TEXT}),
         })
