@@ -19,6 +19,7 @@ function parseHash() {
 }
 
 async function route() {
+  if (location.hash && !location.hash.startsWith('#/')) return; // an in-page anchor
   if (cleanup) { try { cleanup(); } catch (e) { console.error(e); } }
   cleanup = null;
   const { path, params } = parseHash();
@@ -162,6 +163,11 @@ onLiveState((state) => {
 
 async function boot() {
   document.getElementById('sign-out').addEventListener('click', signOut);
+  // the address fragment is the router's: skipping to the content must not change it
+  document.getElementById('skip-link').addEventListener('click', (ev) => {
+    ev.preventDefault();
+    (main.querySelector('h1') || main).focus();
+  });
   window.addEventListener('hashchange', route);
   setInterval(() => refreshTimes(), 30000);
   try {

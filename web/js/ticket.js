@@ -160,7 +160,13 @@ export function renderTicket(main, id) {
       st.kinds.add('message');
     } else {
       if (it.action === 'approval.requested' && it.approval_id != null) st.approvals.set(it.approval_id, it);
-      if (it.action === 'approval.decided' && it.approval_id != null) st.decided.add(it.approval_id);
+      if (it.action === 'approval.decided' && it.approval_id != null && !st.decided.has(it.approval_id)) {
+        st.decided.add(it.approval_id);
+        // a request shown with Approve / Deny buttons is decided now
+        for (const li of list.querySelectorAll('li.ev-approval-requested')) {
+          if (li.item && li.item.approval_id === it.approval_id) li.querySelector('.decision')?.remove();
+        }
+      }
       st.kinds.add(it.action);
     }
     st.actors.add(actorKey(it));
