@@ -9,6 +9,7 @@
 // Each step prints its name and time; the first failure ends the run with exit 1. Every wait
 // is bounded, and a watchdog ends the whole run after 150 s.
 import { chromium } from 'playwright-core';
+import { createHmac } from 'node:crypto';
 import { readFileSync, mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -25,6 +26,7 @@ const AGENT_PW = env('CASETRAIL_AGENT_PASSWORD');
 const SUP = env('CASETRAIL_SUPERVISOR');
 const SUP_PW = env('CASETRAIL_SUPERVISOR_PASSWORD');
 const SEED = JSON.parse(env('CASETRAIL_SEED'));
+const APP_SECRET = env('CASETRAIL_APP_SECRET');
 const ARTIFACTS = process.env.CASETRAIL_ARTIFACTS || path.join(process.cwd(), 'artifacts');
 const LIVE_BUDGET_MS = Number(process.env.CASETRAIL_LIVE_BUDGET_MS || 1000);
 const OPEN_BUDGET_MS = Number(process.env.CASETRAIL_OPEN_BUDGET_MS || 1000);
@@ -84,6 +86,22 @@ async function axeCheck(page, what) {
 async function noHorizontalScroll(page, what) {
   const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
   assert(over <= 1, `the ${what} scrolls sideways at phone width (${over}px too wide)`);
+}
+
+// A customer's message, signed like Meta signs it, straight to the webhook.
+let sent = 0;
+async function customerWrites(request, waId, name, text) {
+  sent++;
+  const body = JSON.stringify({ object: 'whatsapp_business_account', entry: [{ id: '104857392016473', changes: [{ field: 'messages', value: {
+    messaging_product: 'whatsapp', metadata: { display_phone_number: '923211234500', phone_number_id: SEED.pnid },
+    contacts: [{ profile: { name }, wa_id: waId }],
+    messages: [{ from: waId, id: `wamid.viewer.live.${Date.now()}.${sent}`, timestamp: String(Math.floor(Date.now() / 1000)), type: 'text', text: { body: text } }],
+  } }] }] });
+  const sig = `sha256=${createHmac('sha256', APP_SECRET).update(body).digest('hex')}`;
+  const r = await request.post(`${BASE}/webhooks/whatsapp`, { data: body, timeout: T,
+    headers: { 'Content-Type': 'application/json', 'X-Hub-Signature-256': sig } });
+  assert(r.status() === 200, `the webhook answered ${r.status()}: ${await r.text()}`);
+  return Date.now();
 }
 
 async function itemTimes(page) {
@@ -229,6 +247,26 @@ try {
     log(`live: the supervisor saw the change ${took} ms after the agent's request returned`);
     assert(took <= LIVE_BUDGET_MS, `the change took ${took} ms to reach the second browser`);
     await b.locator('.ticket-badges .st-pending').waitFor({ timeout: T });
+  });
+
+  await step(`a new customer message reaches both open views live within ${LIVE_BUDGET_MS} ms`, async () => {
+    const at = await customerWrites(a.request, SEED.urdu_wa_id, 'Ayesha Khan', 'Courier abhi aya, shukriya!');
+    await Promise.all([a, b].map((p) => p.locator('li.msg p.msg-text', { hasText: 'Courier abhi aya' }).waitFor({ timeout: 5000 })));
+    const took = Date.now() - at;
+    log(`live: the new message showed in both browsers ${took} ms after the webhook was answered`);
+    assert(took <= LIVE_BUDGET_MS, `the new message took ${took} ms to appear`);
+  });
+
+  await step('the queue updates live when a new customer writes', async () => {
+    await b.goto(`${BASE}/#/queue`, { timeout: T });
+    await b.locator('li.ticket-row').first().waitFor({ timeout: T });
+    const before = await b.locator('li.ticket-row').count();
+    const at = await customerWrites(b.request, '923001110077', 'Zainab Live', 'Hello, my order has not arrived');
+    await b.locator('li.ticket-row', { hasText: 'Zainab Live' }).waitFor({ timeout: 5000 });
+    log(`live: the queue showed the new ticket ${Date.now() - at} ms after the webhook was answered`);
+    const first = await b.locator('li.ticket-row').first().textContent();
+    assert(first.includes('Zainab Live'), `the new ticket is not first: ${first}`);
+    assert((await b.locator('li.ticket-row').count()) === before + 1, 'the queue did not grow by one');
   });
 
   await step('axe: the ticket view has no serious violation', async () => {

@@ -31,6 +31,7 @@ OTHER, OTHER_PW = "bilal", "bilal-battery-staple-2"
 SUP, SUP_PW = "sara", "sara-purple-monkey-3"
 QA = "qadir"
 
+URDU_WA_ID = "923001110005"
 URDU_WORD = "پارسل"  # "parcel", in the Urdu complaint below
 URDU_TEXT = "السلام علیکم، میرا پارسل ابھی تک نہیں ملا۔ آرڈر 4471 کہاں ہے؟"
 XSS_TEXT = "<img src=x onerror=alert(1)> hello, is my order shipped?"
@@ -139,7 +140,7 @@ class Viewer(ServerTest):
         cls.inbound(rtl, RTL_NAME, RTL_TEXT, 30)
         cls.act(SUP, f"/api/tickets/{cls.ticket_of(rtl)}/escalate",
                 {"level": 2, "reason": "damaged goods, customer upset"})
-        urdu = "923001110005"
+        urdu = URDU_WA_ID
         cls.inbound(urdu, "Ayesha Khan", URDU_TEXT, 12)
         cls.inbound(urdu, "Ayesha Khan", "Tracking number TCS-88120 dikh raha hai", 11)
         return {"big": big, "worked": tid, "roman": cls.ticket_of(roman), "xss": cls.ticket_of(xss),
@@ -175,7 +176,9 @@ class Viewer(ServerTest):
             "CASETRAIL_AGENT": AGENT, "CASETRAIL_AGENT_PASSWORD": AGENT_PW,
             "CASETRAIL_SUPERVISOR": SUP, "CASETRAIL_SUPERVISOR_PASSWORD": SUP_PW,
             "CASETRAIL_ARTIFACTS": artifacts_dir(),
-            "CASETRAIL_SEED": json.dumps({"ids": self.ids, "big_items": 2 * BIG_MESSAGES, "urdu_word": URDU_WORD,
+            "CASETRAIL_APP_SECRET": harness.APP_SECRET,
+            "CASETRAIL_SEED": json.dumps({"ids": self.ids, "big_items": 2 * BIG_MESSAGES,
+                                          "pnid": harness.PNID_A, "urdu_wa_id": URDU_WA_ID, "urdu_word": URDU_WORD,
                                           "urdu_text": URDU_TEXT, "xss_text": XSS_TEXT,
                                           "rtl_name": RTL_NAME, "rtl_text": RTL_TEXT}),
         })

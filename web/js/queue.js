@@ -133,7 +133,7 @@ export function renderQueue(main, params) {
   let timer = null;
   const unsubscribe = subscribe(() => {
     clearTimeout(timer);
-    timer = setTimeout(() => load(true, state.tickets.length), 400);
+    timer = setTimeout(() => load(true, state.tickets.length), 250);
   });
 
   load(true);
