@@ -25,7 +25,8 @@ export function renderQueue(main, params) {
   const more = h('button', { type: 'button', class: 'btn', hidden: true, onclick: () => load(false) }, 'More tickets');
   const tabs = h('nav', { class: 'status-tabs', 'aria-label': 'Status' });
 
-  // the filter form
+  // the filter form (folded away on a phone unless a filter is set)
+  const narrow = window.matchMedia('(max-width: 640px)').matches;
   const search = field({ label: 'Search messages', name: 'q', type: 'search', value: f.q,
     placeholder: 'Words in any language, e.g. parcel, پارسل, nahi mila', dir: 'auto', wide: true });
   const assignee = field({ label: 'Assignee', name: 'assignee', value: f.assignee, options: assigneeOptions(f.assignee, null) });
@@ -41,9 +42,11 @@ export function renderQueue(main, params) {
   const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter tickets' },
     h('div', { class: 'search-row' }, search,
       h('button', { type: 'submit', class: 'btn btn-primary' }, 'Search')),
-    h('div', { class: 'filter-row' }, assignee, escalated, priority, pending, contact, number,
-      h('div', { class: 'field field-actions' },
-        h('a', { class: 'btn btn-quiet', href: '#/queue' }, 'Clear filters'))));
+    h('details', { class: 'more-filters', open: !narrow || FILTERS.some((k) => k !== 'q' && k !== 'status' && f[k]) },
+      h('summary', null, 'Filters'),
+      h('div', { class: 'filter-row' }, assignee, escalated, priority, pending, contact, number,
+        h('div', { class: 'field field-actions' },
+          h('a', { class: 'btn btn-quiet', href: '#/queue' }, 'Clear filters')))));
   form.addEventListener('submit', (ev) => { ev.preventDefault(); apply(); });
   for (const sel of [assignee, escalated, priority, pending]) sel.input.addEventListener('change', apply);
 
