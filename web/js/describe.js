@@ -78,7 +78,7 @@ export function describeEvent(ev, ctx = {}) {
     case 'assignment.changed': {
       const note = [reason, ev.note].filter(Boolean).join('; ');
       if (!to) return [who, ' returned the ticket to the queue', from ? [' from ', bidi(from)] : null, paren(note)];
-      if (!from && to === actorName(ev.actor)) return [who, ' took the ticket', paren(note)];
+      if (to === actorName(ev.actor)) return [who, ' took the ticket', from ? [' from ', bidi(from)] : null, paren(note)];
       return [who, ' assigned the ticket to ', bidi(to, 'actor'), from && from !== actorName(ev.actor) ? [' (was ', bidi(from), ')'] : null, paren(note)];
     }
     case 'status.changed':
