@@ -286,6 +286,17 @@ try {
     await a.screenshot({ path: path.join(ARTIFACTS, 'timeline-worked.png'), fullPage: true });
   });
 
+  await step('a supervisor hands the worked ticket off with a reason, picking from the staff list', async () => {
+    await b.goto(`${BASE}/#/tickets/${ids.worked}`, { timeout: T });
+    await b.getByRole('button', { name: 'Hand off' }).click();
+    await b.locator('select[name="assignee"] option[value="' + AGENT + '"]').waitFor({ state: 'attached', timeout: T });
+    await b.getByLabel('To', { exact: true }).selectOption(AGENT);
+    await b.getByLabel('Reason').fill('customer prefers Urdu');
+    await b.getByRole('button', { name: 'Hand off' }).last().click();
+    await b.locator('li.ev', { hasText: 'customer prefers Urdu' }).waitFor({ timeout: T });
+    await b.locator('.ticket-badges .badge.who', { hasText: AGENT }).waitFor({ timeout: T });
+  });
+
   await step(`a ticket with ${SEED.big_items} items opens within ${OPEN_BUDGET_MS} ms, paged`, async () => {
     await a.goto(`${BASE}/#/queue`, { timeout: T });
     await a.locator('li.ticket-row').first().waitFor({ timeout: T });
