@@ -75,13 +75,22 @@ class Viewer(ServerTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.tokens = {AGENT: add_user(cls.dsn, AGENT, "agent"),
-                      OTHER: add_user(cls.dsn, OTHER, "agent"),
-                      SUP: add_user(cls.dsn, SUP, "supervisor", limit=500000),
-                      QA: add_user(cls.dsn, QA, "qa")}
-        for name, pw in ((AGENT, AGENT_PW), (OTHER, OTHER_PW), (SUP, SUP_PW)):
-            set_password(cls.dsn, name, pw)
-        cls.ids = cls.seed()
+        try:
+            cls.tokens = {AGENT: add_user(cls.dsn, AGENT, "agent"),
+                          OTHER: add_user(cls.dsn, OTHER, "agent"),
+                          SUP: add_user(cls.dsn, SUP, "supervisor", limit=500000),
+                          QA: add_user(cls.dsn, QA, "qa")}
+            for name, pw in ((AGENT, AGENT_PW), (OTHER, OTHER_PW), (SUP, SUP_PW)):
+                set_password(cls.dsn, name, pw)
+            cls.ids = cls.seed()
+        except BaseException:
+            # unittest does not call tearDownClass when setUpClass fails: stop the server and
+            # drop the database here, or they outlive the test
+            try:
+                super().tearDownClass()
+            except AssertionError as e:
+                sys.stderr.write(f"{e}\n")
+            raise
 
     _n = [0]
 
