@@ -1,0 +1,587 @@
+// ticket.js: one ticket at #/tickets/ID: its header, a verification badge, the timeline
+// (messages as a chat, events as who / what / when lines, in time order), filters by kind and
+// actor, paging, the actions the signed-in role may take, and live updates.
+//
+// Paging: the timeline API pages forward only (oldest first). Pages of PAGE items are kept
+// with the cursor that fetched them; at most WINDOW pages are in the document at once, so a
+// ticket with 10,000 events opens as fast as one with ten. "Load later" fetches the next page
+// (and drops the oldest from the document), "Load earlier" fetches a dropped page again by its
+// cursor. Live changes fetch only what follows the last item (the answer's `resume` cursor).
+import { get, qs, nextOf } from './api.js';
+import { h, clear, bidi, toast } from './dom.js';
+import { timeEl } from './time.js';
+import { subscribe } from './live.js';
+import { session, users, atLeast } from './state.js';
+import { statusBadge, priorityBadge, escalationBadge, assigneeBadge, contactName, contactDetail, cap } from './badges.js';
+import { describeEvent, actorKey, actorLabel, ACTION_LABELS, RECEIPT_ACTIONS } from './describe.js';
+import { actionsPanel, decisionControls, replyComposer } from './actions.js';
+
+const PAGE = 500;
+const WINDOW = 2;
+const MEDIA_LABELS = { image: 'Photo', video: 'Video', audio: 'Voice note or audio', document: 'Document', sticker: 'Sticker' };
+
+export function renderTicket(main, id) {
+  const st = {
+    id, ticket: null, pages: [], lo: 0, hi: -1, resume: null, disposed: false,
+    byWamid: new Map(), approvals: new Map(), decided: new Set(), reactions: new Map(),
+    kinds: new Set(), actors: new Set(), replyTo: null, busy: false,
+  };
+  document.title = `Ticket #${id} · casetrail`;
+
+  const heading = h('h1', { tabindex: '-1', id: 'ticket-title' }, `Ticket #${id}`);
+  const headDetail = h('p', { class: 'ticket-detail' });
+  const badges = h('div', { class: 'ticket-badges' });
+  const verifyEl = h('div', { class: 'verify', role: 'status', 'aria-live': 'polite' });
+  const errorEl = h('div', { class: 'error-box', role: 'alert', hidden: true });
+  const list = h('ol', { class: 'timeline', 'aria-label': 'Timeline, oldest first' });
+  const earlier = h('button', { type: 'button', class: 'btn', hidden: true, onclick: () => loadEarlier() }, 'Load earlier');
+  const later = h('button', { type: 'button', class: 'btn', hidden: true, onclick: () => loadLater() }, 'Load later');
+  const latest = h('button', { type: 'button', class: 'btn btn-quiet', hidden: true, onclick: () => jumpToLatest() }, 'Jump to the latest');
+  const pageInfo = h('p', { class: 'page-info muted', role: 'status', 'aria-live': 'polite' });
+  const newBelow = h('p', { class: 'notice', hidden: true }, 'New activity arrived after the part shown here. Use “Load later” or “Jump to the latest”.');
+
+  // filters
+  const kindSel = h('select', { id: 'tl-kind' });
+  const actorSel = h('select', { id: 'tl-actor' });
+  const filters = h('div', { class: 'tl-filters', role: 'group', 'aria-label': 'Filter the timeline' },
+    h('div', { class: 'field' }, h('label', { for: 'tl-kind' }, 'Show'), kindSel),
+    h('div', { class: 'field' }, h('label', { for: 'tl-actor' }, 'By'), actorSel));
+  kindSel.addEventListener('change', applyFilters);
+  actorSel.addEventListener('change', applyFilters);
+  fillFilterOptions();
+
+  const side = h('section', { class: 'side', 'aria-label': 'Actions' });
+  const composer = h('div', { class: 'composer-slot' });
+
+  const view = h('section', { class: 'view ticket', 'aria-labelledby': 'ticket-title' },
+    h('p', { class: 'crumbs' }, h('a', { href: session.lastQueue || '#/queue' }, '← Back to the queue')),
+    h('header', { class: 'ticket-head card' },
+      h('div', { class: 'ticket-title-row' }, heading, verifyEl),
+      headDetail, badges),
+    errorEl,
+    h('div', { class: 'ticket-body' },
+      h('div', { class: 'tl-col' },
+        h('div', { class: 'tl-bar' }, h('h2', { class: 'tl-h' }, 'Story'), filters),
+        h('div', { class: 'pager' }, earlier),
+        list,
+        h('div', { class: 'pager' }, later, latest, pageInfo),
+        newBelow,
+        composer),
+      side));
+  clear(main).append(view);
+  heading.focus({ preventScroll: true });
+
+  // ---- header ----------------------------------------------------------------------------
+  function setTicket(t) {
+    if (!t) return;
+    st.ticket = t;
+    const name = contactName(t.contact);
+    clear(heading).append(bidi(name), h('span', { class: 'muted id' }, ` #${t.id}`));
+    document.title = `#${t.id} ${name} · casetrail`;
+    const c = t.contact || {};
+    clear(headDetail).append(
+      contactDetail(c) ? h('span', null, contactDetail(c)) : null,
+      c.phone_number_id ? h('span', null, `Business number ${c.phone_number_id}`) : null,
+      h('span', null, 'Opened ', timeEl(t.created_at)),
+      t.last_message_at ? h('span', null, 'Last message ', timeEl(t.last_message_at)) : null);
+    clear(badges).append(statusBadge(t.status), priorityBadge(t.priority, true), escalationBadge(t),
+      assigneeBadge(t.assignee));
+    // the actions depend on these only; re-rendering for anything else would close a form
+    // someone is typing into
+    const shape = [t.status, t.assignee, t.escalation_level, t.priority].join('|');
+    if (shape !== st.shape) {
+      st.shape = shape;
+      renderSide();
+    }
+  }
+
+  function renderSide() {
+    const hadFocus = side.contains(document.activeElement);
+    clear(side).append(actionsPanel(st.ticket, { onDone: afterAction }));
+    if (hadFocus) side.querySelector('h2')?.focus();
+    renderComposer();
+  }
+
+  function renderComposer() {
+    const typed = composer.querySelector('textarea');
+    const text = typed ? typed.value : '';
+    const hadFocus = typed && document.activeElement === typed;
+    clear(composer).append(...composerNodes());
+    const again = composer.querySelector('textarea');
+    if (again && text) again.value = text;
+    if (again && hadFocus) again.focus();
+  }
+
+  function composerNodes() {
+    return replyComposer(st.ticket, st.replyTo, {
+      onDone: afterAction,
+      clearReply: () => { st.replyTo = null; renderComposer(); composer.querySelector('textarea')?.focus(); },
+    });
+  }
+
+  async function afterAction(ticket) {
+    if (ticket && ticket.id === st.id) setTicket(ticket);
+    if (st.replyTo) { st.replyTo = null; renderComposer(); }
+    await refreshTail();
+  }
+
+  // ---- verification -----------------------------------------------------------------------
+  async function verify() {
+    clear(verifyEl).append(h('span', { class: 'badge vf-wait' }, 'Checking the chain…'));
+    try {
+      const r = await get(`/api/tickets/${id}/verify`);
+      if (st.disposed) return;
+      if (r.ok) {
+        clear(verifyEl).append(h('span', { class: 'badge vf-ok', title: r.head ? `Chain head ${r.head}` : null },
+          '✓ Chain verified', r.events != null ? ` · ${r.events} events` : ''));
+      } else {
+        clear(verifyEl).append(h('span', { class: 'badge vf-bad' },
+          `✗ Chain broken at seq ${r.first_bad_seq ?? '?'}`, r.reason ? [': ', bidi(r.reason)] : null));
+      }
+    } catch (e) {
+      if (st.disposed) return;
+      clear(verifyEl).append(h('span', { class: 'badge vf-wait' }, `Not verified: ${e.message}`));
+    }
+    verifyEl.append(h('button', { type: 'button', class: 'btn btn-small btn-quiet', onclick: verify }, 'Check again'));
+  }
+
+  // ---- items ------------------------------------------------------------------------------
+  const keyOf = (it) => (it.kind === 'message' ? `m${it.id}` : `e${it.seq}`);
+
+  function note(it) {
+    // things other items refer to: messages by wamid, approvals by id, reactions by target
+    if (it.kind === 'message') {
+      if (it.wamid) st.byWamid.set(it.wamid, it);
+      if (it.type === 'reaction' && it.reaction && it.reaction.message_id) {
+        const list = st.reactions.get(it.reaction.message_id) || new Map();
+        list.set(it.id, it);
+        st.reactions.set(it.reaction.message_id, list);
+      }
+      st.kinds.add('message');
+    } else {
+      if (it.action === 'approval.requested' && it.approval_id != null) st.approvals.set(it.approval_id, it);
+      if (it.action === 'approval.decided' && it.approval_id != null && !st.decided.has(it.approval_id)) {
+        st.decided.add(it.approval_id);
+        // a request shown with Approve / Deny buttons is decided now
+        for (const li of list.querySelectorAll('li.ev-approval-requested')) {
+          if (li.item && li.item.approval_id === it.approval_id) li.querySelector('.decision')?.remove();
+        }
+      }
+      st.kinds.add(it.action);
+    }
+    st.actors.add(actorKey(it));
+  }
+
+  function renderItem(it, page) {
+    const node = it.kind === 'message' ? renderMessage(it) : renderEvent(it);
+    node.dataset.key = keyOf(it);
+    node.dataset.page = String(page);
+    node.dataset.actor = actorKey(it);
+    node.dataset.kind = it.kind === 'message' ? 'message' : it.action;
+    node.item = it;
+    node.hidden = !visible(node);
+    return node;
+  }
+
+  function renderEvent(ev) {
+    const cls = `item ev ev-${ev.action.replace(/\./g, '-')}${ev.actor && ev.actor.type === 'system' ? ' ev-system' : ''}`;
+    const body = [h('span', { class: 'ev-text' }, describeEvent(ev, { approvals: st.approvals, userName })),
+      h('span', { class: 'ev-time' }, ' · ', timeEl(ev.at, { withClock: true }))];
+    if (ev.action === 'note.added') {
+      return h('li', { class: cls },
+        h('div', { class: 'note' }, h('p', { class: 'note-head' }, body),
+          h('p', { class: 'note-body', dir: 'auto' }, ev.note || ev.body || '')));
+    }
+    const li = h('li', { class: cls }, h('p', { class: 'ev-line' }, body));
+    if (ev.action === 'approval.requested' && !st.decided.has(ev.approval_id)) {
+      li.append(decisionControls(ev, { onDone: afterAction }));
+    }
+    return li;
+  }
+
+  function renderMessage(m) {
+    const dir = m.direction === 'out' ? 'out' : 'in';
+    const who = dir === 'in' ? contactName(st.ticket && st.ticket.contact)
+      : (m.author || (m.sent_from === 'business_app' ? 'Business app' : 'Business'));
+    const bubble = h('div', { class: 'bubble' },
+      h('p', { class: 'msg-who' }, bidi(who), dir === 'in' ? null : h('span', { class: 'muted' }, ' · reply'),
+        m.forwarded ? h('span', { class: 'muted' }, ' · forwarded') : null));
+    if (m.reply_to) bubble.append(quoteOf(m.reply_to));
+    bubble.append(...messageBody(m));
+    if (m.edits && m.edits.length) {
+      bubble.append(h('details', { class: 'edits' }, h('summary', null, `Edited ${m.edits.length} time${m.edits.length === 1 ? '' : 's'}`),
+        h('ol', null, m.edits.map((e) => h('li', null, h('span', { dir: 'auto', class: 'msg-text' }, e.text || ''), ' · ', timeEl(e.at))))));
+    }
+    if (m.deleted) bubble.append(h('p', { class: 'deleted' }, `Deleted by the ${m.deleted.by === 'customer' ? 'customer' : 'business'} `, timeEl(m.deleted.at)));
+    const reacts = h('span', { class: 'reactions' });
+    fillReactions(reacts, m.wamid);
+    const foot = h('p', { class: 'msg-foot' }, timeEl(m.at, { withClock: true }),
+      dir === 'out' && m.status ? h('span', { class: `msg-status ms-${m.status}` }, ` · ${cap(m.status)}`) : null,
+      m.error_title ? h('span', { class: 'msg-error' }, ' · ', bidi(m.error_title)) : null,
+      reacts);
+    bubble.append(foot);
+    const li = h('li', { class: `item msg msg-${dir}${m.type === 'reaction' ? ' msg-reaction' : ''}`, id: `msg-${m.id}` }, bubble);
+    if (m.type !== 'reaction' && m.wamid && canReply()) {
+      bubble.append(h('button', { type: 'button', class: 'btn btn-small btn-quiet reply-btn',
+        onclick: () => { st.replyTo = m; renderComposer(); composer.querySelector('textarea')?.focus(); },
+      }, 'Reply to this'));
+    }
+    return li;
+  }
+
+  function canReply() {
+    const t = st.ticket;
+    if (!t || t.status === 'closed' || !atLeast('agent')) return false;
+    return atLeast('supervisor') || !t.assignee || t.assignee === session.me.name;
+  }
+
+  function fillReactions(el, wamid) {
+    clear(el);
+    const rs = wamid && st.reactions.get(wamid);
+    if (!rs || !rs.size) return;
+    for (const r of rs.values()) {
+      if (!r.reaction.emoji) continue;
+      el.append(h('span', { class: 'reaction', title: `${r.direction === 'in' ? 'Customer' : (r.author || 'Business')} reacted` }, r.reaction.emoji));
+    }
+  }
+
+  function quoteOf(wamid) {
+    const target = st.byWamid.get(wamid);
+    const text = target ? snippet(target) : 'a message not shown here';
+    return h('button', { type: 'button', class: 'quote', title: 'Show the message this answers',
+      onclick: () => {
+        const t = st.byWamid.get(wamid);
+        const el = t && document.getElementById(`msg-${t.id}`);
+        if (el) { el.scrollIntoView({ block: 'center' }); el.classList.add('flash'); setTimeout(() => el.classList.remove('flash'), 1500); }
+        else toast('That message is not in the part of the timeline shown.', 'info');
+      } },
+    h('span', { class: 'sr-only' }, 'In reply to: '), h('span', { dir: 'auto' }, text));
+  }
+
+  function snippet(m) {
+    const t = m.text || MEDIA_LABELS[m.type] || m.type;
+    return t.length > 90 ? `${t.slice(0, 90)}…` : t;
+  }
+
+  function messageBody(m) {
+    const out = [];
+    const t = m.type;
+    if (t === 'reaction') {
+      const target = m.reaction && st.byWamid.get(m.reaction.message_id);
+      out.push(h('p', { class: 'msg-text' }, m.reaction && m.reaction.emoji
+        ? ['Reacted ', h('span', { class: 'reaction' }, m.reaction.emoji)] : 'Removed a reaction',
+      target ? [' to ', h('q', { dir: 'auto' }, snippet(target))] : null));
+      return out;
+    }
+    if (MEDIA_LABELS[t]) {
+      const obj = m[t] || {};
+      const label = `${MEDIA_LABELS[t]}${obj.filename ? `: ${obj.filename}` : ''}`;
+      if (m.media_url) {
+        out.push(h('p', { class: 'media' }, h('a', { href: m.media_url, download: obj.filename || true }, `⬇ ${label}`),
+          m.media_size ? h('span', { class: 'muted' }, ` · ${formatSize(m.media_size)}`) : null));
+      } else if (m.media_status === 'failed') {
+        out.push(h('p', { class: 'media muted' }, `${label} · could not be fetched`, m.media_reason ? [': ', bidi(m.media_reason)] : null));
+      } else {
+        out.push(h('p', { class: 'media muted' }, `${label} · ${m.media_status === 'pending' ? 'being fetched' : 'not stored'}`));
+      }
+    } else if (t === 'location' && m.location) {
+      const l = m.location;
+      out.push(h('p', { class: 'media' }, '📍 ', bidi([l.name, l.address].filter(Boolean).join(', ') || 'Location'),
+        l.latitude != null ? ` (${l.latitude}, ${l.longitude})` : null));
+    } else if (t === 'contacts' && Array.isArray(m.contacts)) {
+      out.push(h('p', { class: 'media' }, 'Shared contact: ', bidi(m.contacts.map((c) => (c.name && c.name.formatted_name) || '?').join(', '))));
+    } else if (t === 'template' && !m.text) {
+      out.push(h('p', { class: 'media' }, `Template ${(m.template && m.template.name) || ''}`));
+    } else if (t === 'revoke') {
+      out.push(h('p', { class: 'media muted' }, 'Deleted a message', m.original ? [': ', h('q', { dir: 'auto' }, m.original.text || '')] : null));
+      return out;
+    } else if (t === 'edit') {
+      out.push(h('p', { class: 'media muted' }, 'Edited a message', m.original ? [' that said ', h('q', { dir: 'auto' }, m.original.text || '')] : null));
+    } else if (!['text', 'image', 'interactive', 'button'].includes(t) && !m.text) {
+      out.push(h('p', { class: 'media muted' }, `A ${t} message`));
+    }
+    if (m.text) out.push(h('p', { class: 'msg-text', dir: 'auto' }, m.text));
+    return out;
+  }
+
+  // ---- filters ----------------------------------------------------------------------------
+  function visible(node) {
+    const kind = kindSel.value;
+    const actor = actorSel.value;
+    const k = node.dataset.kind;
+    let ok;
+    if (kind === '' || kind === 'default') ok = kind === '' || !RECEIPT_ACTIONS.has(k);
+    else if (kind === 'messages') ok = k === 'message';
+    else if (kind === 'events') ok = k !== 'message' && !RECEIPT_ACTIONS.has(k);
+    else ok = k === kind;
+    return ok && (!actor || node.dataset.actor === actor);
+  }
+
+  function applyFilters() {
+    let shown = 0;
+    for (const li of list.children) {
+      li.hidden = !visible(li);
+      if (!li.hidden) shown++;
+    }
+    updateInfo(shown);
+  }
+
+  function fillFilterOptions() {
+    const kv = kindSel.value || 'default';
+    const av = actorSel.value || '';
+    clear(kindSel).append(
+      h('option', { value: 'default' }, 'Messages and actions'),
+      h('option', { value: '' }, 'Everything, with receipts'),
+      h('option', { value: 'messages' }, 'Messages only'),
+      h('option', { value: 'events' }, 'Actions only'),
+      h('optgroup', { label: 'One kind' }, [...st.kinds].filter((k) => k !== 'message').sort().map((k) =>
+        h('option', { value: k }, ACTION_LABELS[k] || k))));
+    kindSel.value = [...kindSel.options].some((o) => o.value === kv) ? kv : 'default';
+    clear(actorSel).append(h('option', { value: '' }, 'Anyone'),
+      [...st.actors].sort().map((a) => h('option', { value: a }, actorLabel(a))));
+    actorSel.value = [...actorSel.options].some((o) => o.value === av) ? av : '';
+  }
+
+  function updateInfo(shown) {
+    if (shown === undefined) shown = [...list.children].filter((li) => !li.hidden).length;
+    const total = list.children.length;
+    const atEnd = isAtEnd();
+    pageInfo.textContent = total === 0 ? 'Nothing in this timeline yet.'
+      : `Showing ${shown} of ${total} loaded item${total === 1 ? '' : 's'}${st.lo > 0 ? ' (earlier items above the button)' : ''}${atEnd ? '' : '; there is more after these'}.`;
+    earlier.hidden = st.lo <= 0;
+    later.hidden = atEnd;
+    latest.hidden = atEnd;
+    if (atEnd) newBelow.hidden = true;
+  }
+
+  const isAtEnd = () => st.hi === st.pages.length - 1 && (st.hi < 0 || !st.pages[st.hi].next);
+
+  // ---- paging -----------------------------------------------------------------------------
+  async function fetchPage(cursor, limit = PAGE) {
+    return get(`/api/tickets/${id}/timeline${qs({ limit, cursor })}`);
+  }
+
+  function keepPlace(fn) {
+    // keeps the item at the top of the screen where it is while nodes come and go around it
+    const anchor = [...list.children].find((li) => li.getBoundingClientRect().bottom > 0);
+    const before = anchor ? anchor.getBoundingClientRect().top : 0;
+    fn();
+    if (anchor && anchor.isConnected) window.scrollBy(0, anchor.getBoundingClientRect().top - before);
+  }
+
+  function pageNodes(i) { return list.querySelectorAll(`li[data-page="${i}"]`); }
+
+  function addPage(page, cursor) {
+    const items = page.items || [];
+    items.forEach(note);
+    const i = st.pages.length;
+    st.pages.push({ cursor, next: nextOf(page), count: items.length });
+    if (page.resume !== undefined && page.resume !== null) st.resume = page.resume;
+    const frag = document.createDocumentFragment();
+    for (const it of items) frag.appendChild(renderItem(it, i));
+    return { i, frag };
+  }
+
+  async function open() {
+    try {
+      const page = await fetchPage(null);
+      if (st.disposed) return;
+      setTicket(page.ticket);
+      const { frag } = addPage(page, null);
+      list.appendChild(frag);
+      st.lo = 0; st.hi = 0;
+      fillFilterOptions();
+      applyFilters();
+    } catch (e) {
+      if (st.disposed) return;
+      errorEl.textContent = e.status === 404 ? `There is no ticket #${id}.` : `Could not load the ticket: ${e.message}`;
+      errorEl.hidden = false;
+      return;
+    }
+    verify();
+    users().catch(() => {});
+  }
+
+  async function loadLater() {
+    if (st.busy || isAtEnd()) return;
+    st.busy = true; later.disabled = true;
+    try {
+      const cur = st.pages[st.hi];
+      const page = await fetchPage(cur.next);
+      if (st.disposed) return;
+      setTicket(page.ticket);
+      const next = st.hi + 1;
+      keepPlace(() => {
+        if (next < st.pages.length) {
+          // a page seen before: render it again from the fresh answer
+          (page.items || []).forEach(note);
+          st.pages[next].next = nextOf(page);
+          const frag = document.createDocumentFragment();
+          for (const it of page.items || []) frag.appendChild(renderItem(it, next));
+          list.appendChild(frag);
+        } else {
+          list.appendChild(addPage(page, cur.next).frag);
+        }
+        st.hi = next;
+        while (st.hi - st.lo + 1 > WINDOW) { pageNodes(st.lo).forEach((n) => n.remove()); st.lo++; }
+      });
+      fillFilterOptions();
+      applyFilters();
+    } catch (e) {
+      toast(`Could not load more of the timeline: ${e.message}`, 'error', 8000);
+    } finally { st.busy = false; later.disabled = false; }
+  }
+
+  async function loadEarlier() {
+    if (st.busy || st.lo <= 0) return;
+    st.busy = true; earlier.disabled = true;
+    try {
+      const i = st.lo - 1;
+      const page = await fetchPage(st.pages[i].cursor);
+      if (st.disposed) return;
+      (page.items || []).forEach(note);
+      keepPlace(() => {
+        const frag = document.createDocumentFragment();
+        for (const it of page.items || []) frag.appendChild(renderItem(it, i));
+        list.insertBefore(frag, list.firstChild);
+        st.lo = i;
+        while (st.hi - st.lo + 1 > WINDOW) { pageNodes(st.hi).forEach((n) => n.remove()); st.hi--; }
+      });
+      fillFilterOptions();
+      applyFilters();
+    } catch (e) {
+      toast(`Could not load earlier items: ${e.message}`, 'error', 8000);
+    } finally { st.busy = false; earlier.disabled = false; }
+  }
+
+  // Walks the cursors to the last page without rendering what lies between, then shows it.
+  async function jumpToLatest() {
+    if (st.busy) return;
+    st.busy = true; latest.disabled = true; latest.textContent = 'Finding the latest…';
+    try {
+      let i = st.pages.length - 1;
+      let page = null;
+      while (st.pages[i].next) {
+        page = await fetchPage(st.pages[i].next);
+        if (st.disposed) return;
+        (page.items || []).forEach(note);
+        st.pages.push({ cursor: st.pages[i].next, next: nextOf(page), count: (page.items || []).length });
+        if (page.resume != null) st.resume = page.resume;
+        i++;
+      }
+      if (!page) page = await fetchPage(st.pages[i].cursor);
+      if (st.disposed) return;
+      setTicket(page.ticket);
+      clear(list);
+      const frag = document.createDocumentFragment();
+      for (const it of page.items || []) frag.appendChild(renderItem(it, i));
+      list.appendChild(frag);
+      st.lo = i; st.hi = i;
+      fillFilterOptions();
+      applyFilters();
+      list.lastElementChild?.scrollIntoView({ block: 'end' });
+    } catch (e) {
+      toast(`Could not reach the latest items: ${e.message}`, 'error', 8000);
+    } finally { st.busy = false; latest.disabled = false; latest.textContent = 'Jump to the latest'; }
+  }
+
+  // New items after the last one: from the `resume` cursor when the server gives one, else by
+  // fetching the last page again. Items already shown are replaced when they changed (a reply
+  // delivered, a media file stored).
+  async function refreshTail() {
+    if (st.hi < 0) return;
+    if (!isAtEnd()) {
+      try { setTicket(await get(`/api/tickets/${id}`)); } catch { /* the header can wait */ }
+      newBelow.hidden = false;
+      return;
+    }
+    const last = st.pages[st.hi];
+    let cursor = st.resume || last.cursor;
+    const touched = new Set();
+    let changed = false;
+    for (let guard = 0; guard < 50; guard++) {
+      const page = await fetchPage(cursor);
+      if (st.disposed) return;
+      setTicket(page.ticket);
+      for (const it of page.items || []) {
+        note(it);
+        if (it.kind === 'event' && it.message_id != null) touched.add(it.message_id);
+        const key = keyOf(it);
+        const old = list.querySelector(`li[data-key="${key}"]`);
+        if (old) {
+          if (JSON.stringify(old.item) !== JSON.stringify(it)) { old.replaceWith(renderItem(it, Number(old.dataset.page))); changed = true; }
+        } else {
+          list.appendChild(renderItem(it, st.hi));
+          changed = true;
+          if (it.kind === 'message' && it.type === 'reaction') touched.add('r');
+        }
+      }
+      if (page.resume != null) st.resume = page.resume;
+      const next = nextOf(page);
+      if (!next) break;
+      cursor = next;
+    }
+    // messages whose status or media changed, and reaction targets, are re-rendered in place
+    if (touched.size) await refreshShownMessages(touched);
+    if (changed) { fillFilterOptions(); applyFilters(); reverifySoon(); }
+  }
+
+  // the chain grew: check it again once things settle (verification costs the server a read
+  // of the whole chain, so not on every event of a burst)
+  let verifyTimer = null;
+  function reverifySoon() {
+    clearTimeout(verifyTimer);
+    verifyTimer = setTimeout(() => { if (!st.disposed) verify(); }, 1500);
+  }
+
+  async function refreshShownMessages(touched) {
+    const pagesToFetch = new Set();
+    for (const li of list.children) {
+      const it = li.item;
+      if (it && it.kind === 'message' && (touched.has(it.id) || touched.has('r'))) pagesToFetch.add(Number(li.dataset.page));
+    }
+    for (const i of pagesToFetch) {
+      if (!st.pages[i]) continue;
+      let page;
+      try { page = await fetchPage(st.pages[i].cursor, Math.max(PAGE, st.pages[i].count)); } catch { continue; }
+      if (st.disposed) return;
+      for (const it of page.items || []) {
+        if (it.kind !== 'message') continue;
+        note(it);
+        const old = list.querySelector(`li[data-key="m${it.id}"]`);
+        if (old && (JSON.stringify(old.item) !== JSON.stringify(it) || touched.has('r'))) {
+          old.replaceWith(renderItem(it, Number(old.dataset.page)));
+        }
+      }
+    }
+  }
+
+  // ---- live -------------------------------------------------------------------------------
+  let pending = null;
+  let running = false;
+  const unsubscribe = subscribe((msg) => {
+    if (msg.ticketId !== undefined && msg.ticketId !== id) return;
+    // coalesce bursts: one refresh runs at a time, and one more follows if changes came meanwhile
+    if (running) { pending = true; return; }
+    (async function run() {
+      running = true;
+      try { await refreshTail(); } catch (e) { if (!st.disposed) toast(`Live update failed: ${e.message}`, 'error'); }
+      running = false;
+      if (pending && !st.disposed) { pending = false; run(); }
+    })();
+  });
+
+  function userName(uid) {
+    const u = (session.users || []).find((x) => String(x.id) === String(uid));
+    return u ? u.name : uid != null ? `user ${uid}` : null;
+  }
+
+  open();
+  return () => { st.disposed = true; clearTimeout(verifyTimer); unsubscribe(); };
+}
+
+function formatSize(n) {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(0)} KB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MB`;
+}
