@@ -14,11 +14,16 @@ struct ct_ticket_cursor {
     long long updated_us, id;
 };
 
-/* GET /api/tickets/{id}/timeline: by (occurred, recorded, kind, id); kind 0 message, 1 event. */
+/* GET /api/tickets/{id}/timeline: by (occurred, recorded, kind, id); kind 0 message, 1 event.
+ * A resume cursor ('s', since) instead names the chain seq a reader had seen: what was
+ * recorded after it, whatever its time (a late webhook's message sorts earlier than events
+ * already shown, and must still be found). */
 struct ct_timeline_cursor {
     bool set;
     long long at_us, rec_us, id;
     int kind;
+    bool since;
+    long long since_seq;
 };
 
 /* Lists ordered by id alone, newest first: approvals ('a'), webhook rejects ('r'). */
@@ -34,6 +39,7 @@ void ct_cursor_ticket_encode(const struct ct_ticket_cursor *c, char out[CT_CURSO
 bool ct_cursor_ticket_decode(const char *s, struct ct_ticket_cursor *c);
 void ct_cursor_timeline_encode(const struct ct_timeline_cursor *c, char out[CT_CURSOR_MAX]);
 bool ct_cursor_timeline_decode(const char *s, struct ct_timeline_cursor *c);
+void ct_cursor_since_encode(long long seq, char out[CT_CURSOR_MAX]);
 /* tag names the list, so one list's cursor is refused by another. */
 void ct_cursor_id_encode(char tag, const struct ct_id_cursor *c, char out[CT_CURSOR_MAX]);
 bool ct_cursor_id_decode(char tag, const char *s, struct ct_id_cursor *c);

@@ -380,8 +380,9 @@ ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, 
 ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct_err *err);
 
 /* Messages and events of a ticket in time order (ties: order of recording). next_cursor is ""
- * at the end; resume_cursor always continues after the last item returned (the given cursor
- * when none was, "" when the timeline is empty), so a viewer can ask for what came since. */
+ * at the end. resume_cursor names the chain position this answer was read at: given back as
+ * the cursor, it returns what was recorded since (the next `limit` events of the chain and the
+ * messages they record, in time order; next_cursor set when more follow). */
 ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,
                         const struct ct_timeline_cursor *cur, cJSON **items,
                         char next_cursor[CT_CURSOR_MAX], char resume_cursor[CT_CURSOR_MAX],

@@ -56,14 +56,27 @@ void ct_cursor_timeline_encode(const struct ct_timeline_cursor *c, char out[CT_C
     snprintf(out, CT_CURSOR_MAX, "l%lld_%lld_%d_%lld", c->at_us, c->rec_us, c->kind, c->id);
 }
 
+void ct_cursor_since_encode(long long seq, char out[CT_CURSOR_MAX])
+{
+    snprintf(out, CT_CURSOR_MAX, "s%lld", seq);
+}
+
 bool ct_cursor_timeline_decode(const char *s, struct ct_timeline_cursor *c)
 {
     static const long long max[] = {US_MAX, US_MAX, 1, (1LL << 62)};
+    static const long long seq_max[] = {(1LL << 62)};
     long long v[MAX_PARTS];
     memset(c, 0, sizeof(*c));
+    if (s != NULL && s[0] == 's') {
+        if (!decode(s, 's', 1, seq_max, v))
+            return false;
+        c->set = c->since = true;
+        c->since_seq = v[0];
+        return true;
+    }
     if (!decode(s, 'l', 4, max, v) || v[3] == 0)
         return false;
-    *c = (struct ct_timeline_cursor){true, v[0], v[1], v[3], (int)v[2]};
+    *c = (struct ct_timeline_cursor){true, v[0], v[1], v[3], (int)v[2], false, 0};
     return true;
 }
 

@@ -257,9 +257,9 @@ ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct
 
 /* Messages carry their type's object as received (image, location, reaction, ...). Events carry
  * their actor's name as it was and the reason text kept beside the hashed row. */
-#define TIMELINE_SQL                                                                               \
-    "SELECT item::text, at_us, rec_us, kind, id FROM ("                                            \
-    " SELECT jsonb_build_object('kind', 'message', 'id', m.id, 'wamid', m.wamid,"                  \
+/* A message's timeline item (m) and an event's (e), as jsonb. */
+#define MESSAGE_ITEM                                                                               \
+    " jsonb_build_object('kind', 'message', 'id', m.id, 'wamid', m.wamid,"                             \
     "   'direction', m.direction, 'type', m.type, 'text', m.body, 'at', " ISO("m.sent_at") ","     \
     "   'received_at', " ISO("m.received_at") ", 'status', m.status)"                              \
     "   || CASE WHEN m.type = 'text' THEN '{}'::jsonb ELSE jsonb_strip_nulls(jsonb_build_object("  \
@@ -276,7 +276,7 @@ ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct
     "      'target_wamid', m.target_wamid, 'original', (SELECT jsonb_build_object('wamid',"        \
     "        o.wamid, 'type', o.type, 'text', o.body, 'at', " ISO("o.sent_at") ")"                 \
     "        FROM messages o WHERE o.wamid = m.target_wamid),"                                     \
-    /* every version of an edited message, and when it was deleted and by whom */               \
+    /* every version of an edited message, and when it was deleted and by whom */                  \
     "      'edits', (SELECT jsonb_agg(jsonb_build_object('wamid', x.wamid, 'text', x.body,"        \
     "        'at', " ISO("x.sent_at") ") ORDER BY x.sent_at, x.id) FROM messages x"                \
     "        WHERE x.target_wamid = m.wamid AND x.type = 'edit'),"                                 \
@@ -286,37 +286,56 @@ ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct
     "      'sent_from', CASE WHEN m.direction = 'out' AND m.author_id IS NULL"                     \
     "        THEN 'business_app' END,"                                                             \
     "      'author', (SELECT u.name FROM users u WHERE u.id = m.author_id)))"                      \
-    /* the customer's media as kept: pending, stored (download at media_url) or failed (why) */ \
-    "   || coalesce((SELECT jsonb_strip_nulls(jsonb_build_object('media_status', d.status,"      \
-    "      'media_sha256', d.sha256, 'media_size', d.size, 'media_reason', d.reason,"            \
-    "      'media_url', CASE WHEN d.status = 'stored' THEN '/api/media/' || m.id END))"         \
-    "      FROM media d WHERE d.message_id = m.id), '{}'::jsonb)"                                 \
-    "   AS item, " US("m.sent_at") " AS at_us, " US("m.received_at") " AS rec_us, 0 AS kind, m.id" \
-    " FROM messages m WHERE m.ticket_id = $1"                                                      \
-    " UNION ALL"                                                                                   \
-    " SELECT jsonb_build_object('kind', 'event', 'seq', e.seq, 'action', e.action,"                \
-    "   'actor', jsonb_build_object('type', e.actor_type, 'id', e.actor_id, 'name',"               \
-    "     CASE WHEN e.actor_type = 'system' THEN 'system' ELSE"                                    \
-    "     (SELECT x.body FROM event_texts x"                                                       \
-    "      WHERE x.event_id = e.id AND x.field = 'actor_name') END),"                              \
-    "   'from', CASE WHEN e.action = '" CT_EV_ASSIGNMENT "' THEN"                                  \
-    "     (SELECT name FROM users WHERE id::text = e.from_value)"                                  \
-    "     ELSE e.from_value END,"                                                                  \
-    "   'to', CASE WHEN e.action = '" CT_EV_ASSIGNMENT "' THEN"                                    \
-    "     (SELECT name FROM users WHERE id::text = e.to_value)"                                    \
-    "     ELSE e.to_value END,"                                                                    \
-    "   'reason', (SELECT x.body FROM event_texts x"                                               \
-    "      WHERE x.event_id = e.id AND x.field = 'reason'),"                                       \
-    "   'at', " ISO("e.occurred_at") ", 'recorded_at', " ISO("e.recorded_at") ")"                  \
-    "   || coalesce(e.data, '{}'::jsonb)"                                                          \
-    "   || coalesce((SELECT jsonb_object_agg(x.field, x.body) FROM event_texts x"                  \
-    "      WHERE x.event_id = e.id AND x.field NOT IN ('actor_name', 'reason')), '{}'::jsonb)"     \
-    "   AS item,"                                                                                  \
-    "   " US("e.occurred_at") ", " US("e.recorded_at") ", 1, e.id"                                 \
-    " FROM events e WHERE e.ticket_id = $1"                                                        \
-    ") x WHERE $2::bigint IS NULL"                                                                 \
-    " OR (at_us, rec_us, kind, id) > ($2::bigint, $3::bigint, $4::int, $5::bigint)"                \
-    " ORDER BY at_us, rec_us, kind, id LIMIT $6::int"
+    /* the customer's media as kept: pending, stored (download at media_url) or failed (why) */    \
+    "   || coalesce((SELECT jsonb_strip_nulls(jsonb_build_object('media_status', d.status,"        \
+    "      'media_sha256', d.sha256, 'media_size', d.size, 'media_reason', d.reason,"              \
+    "      'media_url', CASE WHEN d.status = 'stored' THEN '/api/media/' || m.id END))"            \
+    "      FROM media d WHERE d.message_id = m.id), '{}'::jsonb)"
+
+#define EVENT_ITEM                                                                              \
+    " jsonb_build_object('kind', 'event', 'seq', e.seq, 'action', e.action,"                        \
+    "   'actor', jsonb_build_object('type', e.actor_type, 'id', e.actor_id, 'name',"            \
+    "     CASE WHEN e.actor_type = 'system' THEN 'system' ELSE"                                 \
+    "     (SELECT x.body FROM event_texts x"                                                    \
+    "      WHERE x.event_id = e.id AND x.field = 'actor_name') END),"                           \
+    "   'from', CASE WHEN e.action = '" CT_EV_ASSIGNMENT "' THEN"                               \
+    "     (SELECT name FROM users WHERE id::text = e.from_value)"                               \
+    "     ELSE e.from_value END,"                                                               \
+    "   'to', CASE WHEN e.action = '" CT_EV_ASSIGNMENT "' THEN"                                 \
+    "     (SELECT name FROM users WHERE id::text = e.to_value)"                                 \
+    "     ELSE e.to_value END,"                                                                 \
+    "   'reason', (SELECT x.body FROM event_texts x"                                            \
+    "      WHERE x.event_id = e.id AND x.field = 'reason'),"                                    \
+    "   'at', " ISO("e.occurred_at") ", 'recorded_at', " ISO("e.recorded_at") ")"               \
+    "   || coalesce(e.data, '{}'::jsonb)"                                                       \
+    "   || coalesce((SELECT jsonb_object_agg(x.field, x.body) FROM event_texts x"               \
+    "      WHERE x.event_id = e.id AND x.field NOT IN ('actor_name', 'reason')), '{}'::jsonb)"
+
+/* Only the sort keys are read for the whole ticket, ordered and cut to a page; the items'
+ * JSON is built for that page alone (a 10,000-item ticket built 10,000 items to show 500). */
+#define SINCE_MESSAGES                                                                        \
+    " AND (NOT $7::bool OR m.id IN (SELECT CASE WHEN s.data->>'message_id' ~ '^[0-9]{1,18}$'"  \
+    "   THEN (s.data->>'message_id')::bigint END FROM events s WHERE s.ticket_id = $1"         \
+    "   AND s.seq > $8::bigint AND s.seq <= $8::bigint + $6 AND s.action IN"                   \
+    "   ('" CT_EV_MESSAGE_RECEIVED "', '" CT_EV_MESSAGE_ECHOED "', '" CT_EV_MESSAGE_QUEUED "')))"
+
+#define TIMELINE_SQL                                                                          \
+    "SELECT j.item::text, k.at_us, k.rec_us, k.kind, k.id FROM ("                             \
+    " SELECT at_us, rec_us, kind, id FROM ("                                                  \
+    "  SELECT " US("m.sent_at") " AS at_us, " US("m.received_at") " AS rec_us, 0 AS kind,"    \
+    "  m.id FROM messages m WHERE m.ticket_id = $1" SINCE_MESSAGES                            \
+    "  UNION ALL"                                                                             \
+    "  SELECT " US("e.occurred_at") ", " US("e.recorded_at") ", 1, e.id FROM events e"       \
+    "  WHERE e.ticket_id = $1"                                                                \
+    /* since a seq: the next $6 events of the chain and the messages they record */          \
+    "  AND (NOT $7::bool OR (e.seq > $8::bigint AND e.seq <= $8::bigint + $6))"               \
+    " ) x WHERE $7::bool OR $2::bigint IS NULL"                                               \
+    " OR (at_us, rec_us, kind, id) > ($2::bigint, $3::bigint, $4::int, $5::bigint)"           \
+    " ORDER BY at_us, rec_us, kind, id LIMIT CASE WHEN $7::bool THEN NULL ELSE $6::int END"   \
+    ") k CROSS JOIN LATERAL ("                                                                \
+    " SELECT " MESSAGE_ITEM " AS item FROM messages m WHERE k.kind = 0 AND m.id = k.id"       \
+    " UNION ALL SELECT " EVENT_ITEM " FROM events e WHERE k.kind = 1 AND e.id = k.id) j"      \
+    " ORDER BY k.at_us, k.rec_us, k.kind, k.id"
 
 ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,
                         const struct ct_timeline_cursor *cur, cJSON **items,
@@ -329,32 +348,49 @@ ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,
     *items = NULL;
     next_cursor[0] = '\0';
     resume_cursor[0] = '\0';
+    /* what the chain holds now, read before the items: anything committed in between comes
+     * again after resume (the viewer drops what it has), never not at all */
+    struct ct_params h = {0};
+    ct_param_ll(&h, ticket_id);
+    PGresult *head = ct_tx_query(tx, "SELECT last_seq FROM tickets WHERE id = $1", &h, err);
+    if (head == NULL)
+        return err->rc;
+    long long last_seq = PQntuples(head) == 1 ? atoll(PQgetvalue(head, 0, 0)) : 0;
+    PQclear(head);
+
     ct_param_ll(&p, ticket_id);
-    if (cur->set)
+    if (cur->set && !cur->since)
         ct_param_ll(&p, cur->at_us);
     else
         ct_param_str(&p, NULL);
     ct_param_ll(&p, cur->rec_us);
     ct_param_ll(&p, cur->kind);
     ct_param_ll(&p, cur->id);
-    ct_param_ll(&p, limit + 1);
+    ct_param_ll(&p, cur->since ? limit : limit + 1);
+    ct_param_bool(&p, cur->since);
+    ct_param_ll(&p, cur->since_seq);
     PGresult *res = ct_tx_query(tx, TIMELINE_SQL, &p, err);
     if (res == NULL)
         return err->rc;
     *items = cJSON_CreateArray();
-    rc = rows_to_array(res, 0, limit, *items, err);
-    int shown = PQntuples(res) < limit ? PQntuples(res) : limit;
-    if (rc == CT_OK && shown > 0) {
-        int last = shown - 1;
-        struct ct_timeline_cursor c = {true, atoll(PQgetvalue(res, last, 1)),
-                                       atoll(PQgetvalue(res, last, 2)),
-                                       atoll(PQgetvalue(res, last, 4)),
-                                       atoi(PQgetvalue(res, last, 3))};
-        ct_cursor_timeline_encode(&c, resume_cursor);
-        if (PQntuples(res) > limit)
+    if (cur->since) {
+        /* the chain's next `limit` events and their messages; more after them: next too */
+        long long upto = cur->since_seq + limit < last_seq ? cur->since_seq + limit : last_seq;
+        rc = rows_to_array(res, 0, 2 * limit + 1, *items, err);
+        ct_cursor_since_encode(upto > cur->since_seq ? upto : cur->since_seq, resume_cursor);
+        if (upto < last_seq)
             memcpy(next_cursor, resume_cursor, CT_CURSOR_MAX);
-    } else if (rc == CT_OK && cur->set) {
-        ct_cursor_timeline_encode(cur, resume_cursor);
+    } else {
+        rc = rows_to_array(res, 0, limit, *items, err);
+        if (rc == CT_OK && PQntuples(res) > limit) {
+            int last = limit - 1;
+            struct ct_timeline_cursor c = {true, atoll(PQgetvalue(res, last, 1)),
+                                           atoll(PQgetvalue(res, last, 2)),
+                                           atoll(PQgetvalue(res, last, 4)),
+                                           atoi(PQgetvalue(res, last, 3)), false, 0};
+            ct_cursor_timeline_encode(&c, next_cursor);
+        }
+        ct_cursor_since_encode(last_seq, resume_cursor);
     }
     PQclear(res);
     if (rc != CT_OK) {

@@ -111,29 +111,48 @@ class Queue(ServerTest):
         self.assertEqual(len(set(seen)), 4)
         self.assertNotIn(self.t["other"], seen)
 
-    def test_timeline_resume_cursor_continues_after_what_was_shown(self):
+    def test_timeline_resume_cursor_returns_what_was_recorded_since(self):
         tid = self.t["roman"]
         page = self.srv.get(f"/api/tickets/{tid}/timeline", token=self.token).json()
         shown = len(page["items"])
         self.assertIsNone(page["next_cursor"])
         resume = page["resume_cursor"]
-        self.assertTrue(resume)
+        self.assertRegex(resume, r"^s[1-9][0-9]*$")
         # nothing new: an empty page that resumes from the same place
         again = self.srv.get(f"/api/tickets/{tid}/timeline?cursor={resume}",
                              token=self.token).json()
-        self.assertEqual((again["items"], again["resume_cursor"]), ([], resume))
-        r = post_webhook(self.srv, text_payload("wamid.q.more", "923470000002", int(time.time()),
-                                                "any update?"))
+        self.assertEqual((again["items"], again["resume_cursor"], again["next_cursor"]),
+                         ([], resume, None))
+        # staff act now, then a message Meta delivers late (written a minute ago, so it sorts
+        # before that event): both come after the resume cursor
+        r = self.srv.post(f"/api/tickets/{tid}/notes", {"body": "called the courier"},
+                          token=self.token)
+        self.assertEqual(r.status, 200, r)
+        r = post_webhook(self.srv, text_payload("wamid.q.late", "923470000002",
+                                                int(time.time()) - 60, "any update?"))
         self.assertEqual(r.status, 200)
         new = self.srv.get(f"/api/tickets/{tid}/timeline?cursor={resume}",
                            token=self.token).json()
-        self.assertEqual([i.get("text") for i in new["items"] if i["kind"] == "message"],
-                         ["any update?"])
+        kinds = [(i["kind"], i.get("text") or i.get("action")) for i in new["items"]]
+        self.assertIn(("message", "any update?"), kinds)
+        self.assertIn(("event", "note.added"), kinds)
+        self.assertIn(("event", "message.received"), kinds)
+        self.assertEqual(len(new["items"]), 3, kinds)
+        self.assertNotEqual(new["resume_cursor"], resume)
         full = self.srv.get(f"/api/tickets/{tid}/timeline", token=self.token).json()
-        self.assertEqual(len(full["items"]), shown + len(new["items"]))
-        # a page cut by limit resumes where next_cursor does
-        cut = self.srv.get(f"/api/tickets/{tid}/timeline?limit=1", token=self.token).json()
-        self.assertEqual(cut["resume_cursor"], cut["next_cursor"])
+        self.assertEqual(len(full["items"]), shown + 3)
+        # a small limit pages through what came since
+        one = self.srv.get(f"/api/tickets/{tid}/timeline?cursor={resume}&limit=1",
+                           token=self.token).json()
+        self.assertEqual([i.get("action") for i in one["items"]], ["note.added"])
+        self.assertEqual(one["next_cursor"], one["resume_cursor"])
+        two = self.srv.get(f"/api/tickets/{tid}/timeline?cursor={one['next_cursor']}&limit=1",
+                           token=self.token).json()
+        self.assertEqual(sorted(i["kind"] for i in two["items"]), ["event", "message"])
+        self.assertIsNone(two["next_cursor"])
+        for bad in ("s", "s-1", "s01", "x5"):
+            r = self.srv.get(f"/api/tickets/{tid}/timeline?cursor={bad}", token=self.token)
+            self.assertEqual(r.status, 400, bad)
 
 
 class LiveStream:

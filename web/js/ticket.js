@@ -376,7 +376,7 @@ export function renderTicket(main, id) {
     items.forEach(note);
     const i = st.pages.length;
     st.pages.push({ cursor, next: nextOf(page), count: items.length });
-    if (page.resume !== undefined && page.resume !== null) st.resume = page.resume;
+    if (page.resume_cursor != null) st.resume = page.resume_cursor;
     const frag = document.createDocumentFragment();
     for (const it of items) frag.appendChild(renderItem(it, i));
     return { i, frag };
@@ -466,7 +466,7 @@ export function renderTicket(main, id) {
         if (st.disposed) return;
         (page.items || []).forEach(note);
         st.pages.push({ cursor: st.pages[i].next, next: nextOf(page), count: (page.items || []).length });
-        if (page.resume != null) st.resume = page.resume;
+        if (page.resume_cursor != null) st.resume = page.resume_cursor;
         i++;
       }
       if (!page) page = await fetchPage(st.pages[i].cursor);
@@ -516,7 +516,7 @@ export function renderTicket(main, id) {
           if (it.kind === 'message' && it.type === 'reaction') touched.add('r');
         }
       }
-      if (page.resume != null) st.resume = page.resume;
+      if (page.resume_cursor != null) st.resume = page.resume_cursor;
       const next = nextOf(page);
       if (!next) break;
       cursor = next;
