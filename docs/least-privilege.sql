@@ -16,9 +16,9 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO :"app_role";
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO :"app_role";
 
 -- the append-only record: insert and read, nothing else
-GRANT INSERT ON events, event_texts, text_salts, webhook_receipts, webhook_rejects
+GRANT INSERT ON events, event_texts, text_salts, webhook_receipts, webhook_rejects, access_log
     TO :"app_role";
-REVOKE UPDATE, DELETE, TRUNCATE ON events FROM :"app_role";
+REVOKE UPDATE, DELETE, TRUNCATE ON events, access_log FROM :"app_role";
 
 -- working state
 GRANT INSERT, UPDATE ON users, contacts, tickets, messages, message_statuses, approvals
@@ -26,3 +26,6 @@ GRANT INSERT, UPDATE ON users, contacts, tickets, messages, message_statuses, ap
 GRANT UPDATE (messages, statuses, rejected) ON webhook_receipts TO :"app_role";
 GRANT INSERT, DELETE ON complaint_rules TO :"app_role";
 GRANT INSERT, UPDATE ON outbox, outbox_pacing, idempotency_keys, media TO :"app_role";
+-- viewer sessions; failed sign-ins are forgotten after a day or on success
+GRANT INSERT, UPDATE ON sessions TO :"app_role";
+GRANT INSERT, DELETE ON sign_in_failures TO :"app_role";

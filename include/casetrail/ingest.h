@@ -28,9 +28,10 @@ struct ct_ingest_result {
 };
 
 /* Stores the raw body and everything in batch in one transaction. body/len are the exact bytes
- * received (signature already checked when verified). CT_E_UNAVAILABLE when the database is
- * unreachable: the caller must then answer 503, never 200. */
-ct_rc ct_ingest_commit(struct ct_pool *pool, const char *body, size_t len, bool verified,
+ * received; signature is the X-Hub-Signature-256 value they were checked against, kept beside
+ * them as evidence (NULL when signatures are not checked). CT_E_UNAVAILABLE when the database
+ * is unreachable: the caller must then answer 503, never 200. */
+ct_rc ct_ingest_commit(struct ct_pool *pool, const char *body, size_t len, const char *signature,
                        const struct ct_wa_batch *batch, struct ct_ingest_result *result,
                        struct ct_err *err);
 

@@ -97,6 +97,17 @@ ct_rc ct_store_session_user(struct ct_tx *tx, const char *token_hash, int idle_m
 /* Ends a session (sign-out); ending an unknown or ended one is not an error. */
 ct_rc ct_store_session_end(struct ct_tx *tx, const char *token_hash, struct ct_err *err);
 
+/* ---- evidence and the access log (store_evidence.c) ---- */
+
+/* {"messages","receipts","approvals","media"} of a ticket for its evidence bundle: receipts
+ * whole (base64 body, SHA-256, signature header). *out is owned by the caller. */
+ct_rc ct_store_evidence_rows(struct ct_tx *tx, long long ticket_id, cJSON **out,
+                             struct ct_err *err);
+/* Records that user_id read what (ticket_id 0: none; filters_json may be NULL). */
+ct_rc ct_store_access_log(struct ct_tx *tx, long long user_id, const char *what,
+                          long long ticket_id, const char *filters_json, long long rows,
+                          struct ct_err *err);
+
 /* Lists all users by name; *out is a calloc'd array the caller frees. */
 ct_rc ct_store_user_list(struct ct_tx *tx, struct ct_user **out, size_t *n, struct ct_err *err);
 
@@ -112,7 +123,7 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
 /* Stores the raw webhook body as received; sets *id and sha256_hex (its SHA-256, which events
  * carry so the bytes are bound to the chain). A byte-identical body stored before is not
  * stored again: *id is then the earlier receipt and *dup is true. */
-ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, bool verified,
+ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, const char *signature,
                               long long *id, bool *dup, char sha256_hex[65], struct ct_err *err);
 ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int statuses,
                               int rejected, struct ct_err *err);

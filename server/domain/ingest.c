@@ -28,7 +28,7 @@ struct excluded {
 struct job {
     const char *body;
     size_t len;
-    bool verified;
+    const char *signature; /* checked X-Hub-Signature-256, NULL when not checked */
     const struct ct_wa_batch *batch;
     struct ct_ingest_result *res;
     size_t *morder; /* message indexes sorted by (phone number, sender), batch order kept */
@@ -433,7 +433,7 @@ static ct_rc ingest_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     /* a retried transaction starts from zero */
     memset(j->res, 0, sizeof(*j->res));
     j->failed_on_entry = false;
-    rc = ct_store_receipt_insert(tx, j->body, j->len, j->verified, &j->res->receipt_id,
+    rc = ct_store_receipt_insert(tx, j->body, j->len, j->signature, &j->res->receipt_id,
                                  &j->res->receipt_duplicate, j->receipt.sha256, err);
     j->receipt.id = j->res->receipt_id;
     for (size_t i = 0; rc == CT_OK && i < b->nmessages; i++) {
@@ -493,7 +493,7 @@ static bool sort_entries(struct job *j)
     return true;
 }
 
-ct_rc ct_ingest_commit(struct ct_pool *pool, const char *body, size_t len, bool verified,
+ct_rc ct_ingest_commit(struct ct_pool *pool, const char *body, size_t len, const char *signature,
                        const struct ct_wa_batch *batch, struct ct_ingest_result *result,
                        struct ct_err *err)
 {
@@ -504,7 +504,7 @@ ct_rc ct_ingest_commit(struct ct_pool *pool, const char *body, size_t len, bool 
     memset(&j, 0, sizeof(j));
     j.body = body;
     j.len = len;
-    j.verified = verified;
+    j.signature = signature;
     j.batch = batch;
     j.res = result;
     j.morder = calloc(batch->nmessages + 1, sizeof(size_t));

@@ -13,6 +13,7 @@ void ct_api_session_create(struct ct_req *req);
 void ct_api_session_delete(struct ct_req *req);
 void ct_api_users_list(struct ct_req *req);
 void ct_api_live(struct ct_req *req);
+void ct_api_ticket_evidence(struct ct_req *req);
 void ct_api_webhook_verify(struct ct_req *req);
 void ct_api_webhook_receive(struct ct_req *req);
 void ct_api_webhook_rejects(struct ct_req *req);

@@ -1,10 +1,12 @@
 /* api_tickets.c: reading tickets and their timelines. Any role may read. */
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "api.h"
 #include "casetrail/cursor.h"
+#include "casetrail/evidence.h"
 #include "casetrail/log.h"
 #include "casetrail/outbound.h"
 #include "casetrail/store.h"
@@ -217,4 +219,29 @@ void ct_api_ticket_verify(struct ct_req *req)
     }
     ct_http_send_json(req, 200, root);
     cJSON_Delete(root);
+}
+
+void ct_api_ticket_evidence(struct ct_req *req)
+{
+    struct ct_err err;
+    cJSON *bundle = NULL;
+    long long id;
+    char header[128];
+
+    if (!ct_http_path_id(req, "ticket", &id))
+        return;
+    /* raw receipts and text salts: for those who settle disputes, not every agent */
+    if (req->user.role == CT_ROLE_AGENT) {
+        ct_http_fail(req, CT_E_FORBIDDEN, "forbidden",
+                     "evidence bundles are for supervisors, QA and admins");
+        return;
+    }
+    if (ct_evidence_bundle(req->srv->pool, &req->user, id, &bundle, &err) != CT_OK) {
+        ct_http_send_error(req, &err);
+        return;
+    }
+    snprintf(header, sizeof(header),
+             "Content-Disposition: attachment; filename=\"ticket-%lld-evidence.json\"\r\n", id);
+    ct_http_send_json_extra(req, 200, bundle, header);
+    cJSON_Delete(bundle);
 }

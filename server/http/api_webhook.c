@@ -63,7 +63,9 @@ void ct_api_webhook_receive(struct ct_req *req)
         ct_http_send_error(req, &err);
         goto out;
     }
-    rc = ct_ingest_commit(req->srv->pool, body, len, verified, &batch, &res, &err);
+    rc = ct_ingest_commit(req->srv->pool, body, len,
+                          verified ? ct_http_header(req, "X-Hub-Signature-256") : NULL, &batch,
+                          &res, &err);
     if (rc != CT_OK) {
         /* never 200 before COMMIT: Meta retries anything else for days */
         ct_log_warn("webhook not stored (%s): %s", err.code, err.message);

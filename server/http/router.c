@@ -31,6 +31,7 @@ static const struct ct_route routes[] = {
     {"GET", "/api/tickets/{id}", ct_api_ticket_get, CT_AUTH_TOKEN, CT_ROLE_NONE},
     {"GET", "/api/tickets/{id}/timeline", ct_api_ticket_timeline, CT_AUTH_TOKEN, CT_ROLE_NONE},
     {"GET", "/api/tickets/{id}/verify", ct_api_ticket_verify, CT_AUTH_TOKEN, CT_ROLE_NONE},
+    {"GET", "/api/tickets/{id}/evidence", ct_api_ticket_evidence, CT_AUTH_TOKEN, CT_ROLE_NONE},
     {"POST", "/api/tickets/{id}/assign", ct_api_ticket_assign, CT_AUTH_TOKEN, CT_ROLE_AGENT},
     {"POST", "/api/tickets/{id}/unassign", ct_api_ticket_unassign, CT_AUTH_TOKEN, CT_ROLE_AGENT},
     {"POST", "/api/tickets/{id}/status", ct_api_ticket_status, CT_AUTH_TOKEN, CT_ROLE_AGENT},

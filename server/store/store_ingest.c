@@ -8,7 +8,7 @@
 #include "casetrail/text.h"
 #include "store_internal.h"
 
-ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, bool verified,
+ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, const char *signature,
                               long long *id, bool *dup, char sha256_hex[65], struct ct_err *err)
 {
     unsigned char sum[32];
@@ -19,10 +19,11 @@ ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, bo
     ct_param_bin(&p, body, len);
     ct_param_bin(&p, sum, sizeof(sum));
     ct_param_ll(&p, (long long)len);
-    ct_param_bool(&p, verified);
+    ct_param_bool(&p, signature != NULL);
+    ct_param_str(&p, signature);
     PGresult *res = ct_tx_query(tx,
                                 "INSERT INTO webhook_receipts (body, body_sha256, body_length,"
-                                " signature_verified) VALUES ($1, $2, $3, $4)"
+                                " signature_verified, signature) VALUES ($1, $2, $3, $4, $5)"
                                 " ON CONFLICT (body_sha256) DO NOTHING RETURNING id",
                                 &p, err);
     if (res == NULL)

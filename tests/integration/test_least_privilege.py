@@ -43,6 +43,18 @@ class LeastPrivilege(harness.unittest.TestCase):
                     r = srv.post(f"/api/tickets/{tid}/{action}", body=body, token=token)
                     self.assertEqual(r.status, 200, (action, r, srv.read_log()[-2000:]))
                 self.assertTrue(srv.get(f"/api/tickets/{tid}/verify", token=token).json()["ok"])
+                # the viewer's sign-in writes sessions and failed attempts
+                harness.set_password(app, "lp.agent", "least privilege pw")
+                r = srv.post("/api/session", {"name": "lp.agent", "password": "wrong password"})
+                self.assertEqual(r.status, 401, r)
+                r = srv.post("/api/session", {"name": "lp.agent", "password": "least privilege pw"})
+                self.assertEqual(r.status, 200, (r, srv.read_log()[-2000:]))
+                cookie = r.headers["set-cookie"].split(";")[0]
+                r = srv.get(f"/api/tickets?q=refund", headers={"Cookie": cookie})
+                self.assertEqual(len(r.json()["tickets"]), 1, r)
+                r = srv.request("DELETE", "/api/session",
+                                headers={"Cookie": cookie, "X-Casetrail-CSRF": "1"})
+                self.assertEqual(r.status, 204, r)
             finally:
                 srv.stop()
             r = cli(app, "digest")
