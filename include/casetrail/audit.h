@@ -123,6 +123,18 @@ void ct_audit_verify_chain(const struct ct_chain *c, struct ct_verify_result *r)
  * first difference fills r (table, row, field and a reason naming both values). */
 void ct_audit_reconcile(const struct ct_chain *c, struct ct_verify_result *r);
 
+/* What an evidence bundle held, once checked. */
+struct ct_bundle_counts {
+    size_t events, texts, receipts;
+};
+
+/* Checks an evidence bundle (docs/audit-format.md) with no database: seqs, links, hashes and
+ * head; every text against its digest and every digest against a text; every raw receipt
+ * against its SHA-256 and, given app_secret, its X-Hub-Signature-256; events against the
+ * receipts and messages they name. false with the first bad item named in why. */
+bool ct_audit_check_bundle(const cJSON *bundle, const char *app_secret,
+                           struct ct_bundle_counts *n, char *why, size_t len);
+
 /* One chain head as it stands at a digest point. */
 struct ct_chain_head {
     char chain[48];

@@ -61,6 +61,18 @@ class Evidence(ServerTest):
     def check(self, bundle, secret=harness.APP_SECRET):
         return check_bundle.check(bundle, secret.encode() if secret else None)
 
+    def cli_check(self, body, secret=True):
+        """casetrail verify-bundle on body (bytes): (exit code, first stdout line)."""
+        with tempfile.TemporaryDirectory() as d:
+            path, sfile = os.path.join(d, "bundle.json"), os.path.join(d, "secret")
+            with open(path, "wb") as f:
+                f.write(body)
+            with open(sfile, "w") as f:
+                f.write(harness.APP_SECRET + "\n")
+            args = ["verify-bundle", path] + (["--app-secret-file", sfile] if secret else [])
+            r = harness.cli(self.dsn, *args)
+            return r.returncode, (r.stdout + r.stderr).strip().splitlines()[0]
+
     def test_bundle_checks_offline_with_the_independent_checker(self):
         r = self.bundle()
         self.assertIn('attachment; filename="ticket-', r.headers["content-disposition"])
@@ -165,6 +177,37 @@ class Evidence(ServerTest):
             with self.assertRaises(check_bundle.Bad, msg=name) as ctx:
                 self.check(x)
             self.assertIn(named, str(ctx.exception), name)
+            # casetrail's own checker names the same item, in the same words
+            code, line = self.cli_check(json.dumps(x).encode())
+            self.assertEqual((code, line), (1, f"BAD {ctx.exception}"), name)
+
+    def test_verify_bundle_cli(self):
+        body = self.bundle().body
+        code, line = self.cli_check(body)
+        self.assertEqual(code, 0, line)
+        self.assertRegex(line, r"^ok \d+ events, \d+ texts, 2 receipts, signatures checked$")
+        code, line = self.cli_check(body, secret=False)
+        self.assertEqual(code, 0, line)
+        self.assertIn("signatures not checked", line)
+        # a wrong secret names the receipt; garbage and duplicate keys are refused
+        with tempfile.TemporaryDirectory() as d:
+            path, sfile = os.path.join(d, "b.json"), os.path.join(d, "s")
+            with open(path, "wb") as f:
+                f.write(body)
+            with open(sfile, "w") as f:
+                f.write("not-the-secret\n")
+            r = harness.cli(self.dsn, "verify-bundle", path, "--app-secret-file", sfile)
+            self.assertEqual(r.returncode, 1)
+            self.assertIn("X-Hub-Signature-256 does not match", r.stdout)
+        for junk in (b"", b"{", b"[]", b'{"format":"casetrail-evidence-v1","format":"x"}',
+                     b'{"format":"other"}', b"\x00\xff"):
+            code, line = self.cli_check(junk)
+            self.assertEqual(code, 1, (junk, line))
+            self.assertTrue(line.startswith("BAD "), line)
+        r = harness.cli(self.dsn, "verify-bundle")
+        self.assertEqual(r.returncode, 2)
+        r = harness.cli(self.dsn, "verify-bundle", "/nonexistent/bundle.json")
+        self.assertEqual(r.returncode, 1)
 
     def test_who_may_take_a_bundle_and_the_access_log(self):
         r = self.srv.get(f"/api/tickets/{self.tid}/evidence", token=self.agent)

@@ -45,7 +45,7 @@ def check(bundle, app_secret=None):
     for i, ev in enumerate(bundle["events"]):
         seq = ev["seq"]
         if seq != i + 1:
-            raise Bad(f"event seq {i + 1}: missing (found seq {seq})")
+            raise Bad(f"event seq {i + 1}: missing")
         if bytes.fromhex(ev["prev_hash"]) != prev:
             raise Bad(f"event seq {seq}: prev_hash does not link to the event before")
         canon = canonical(chain, ev)
