@@ -4,6 +4,9 @@
             one big ticket) as COPY files, computing every hash, text digest and payload SHA-256
             in Python from docs/audit-format.md (never by calling casetrail), and loads it with
             one COPY per table into the (migrated, empty) database psql reaches via PG* variables.
+            --viewer varies the record for the viewer's queue (bench/viewer_scale): a second
+            business number, unassigned and handed-off tickets, pending approvals, more Urdu and
+            Roman Urdu text; without it the record is exactly what it was.
   api       times GET /api/tickets/{id}/verify on a running server: --calls calls, one at a time.
   report    prints the figures of one run from the files the wrapper left in --dir.
 
@@ -31,6 +34,9 @@ T0 = 1735689600                     # 2025-01-01T00:00:00Z: the first ticket
 SPAN = 365 * 86400                  # tickets open over a year, so chains interleave in the heap
 PHONE_NUMBER_ID = "117293845601928"
 DISPLAY_NUMBER = "923211234500"
+# --viewer: a second business number, for every fifth ticket
+PHONE_NUMBER_ID_2 = "117293845601929"
+DISPLAY_NUMBER_2 = "923211234511"
 CURRENCY = "USD"
 REFUND_RULE_ID = 1                  # 'refund' is the first row 0003_workflow.sql inserts
 
@@ -45,6 +51,13 @@ BODIES = ["Hello, where is my order {n}?", "Order {n} ka status kya hai?", "Any 
           "Thank you!", "Please call me back about order {n}", "آرڈر {n} کب آئے گا؟",
           "Can I change the address for {n}?", "Rider ne call nahi ki, order {n}",
           "Is cash on delivery available?", "ok shukriya", "Order {n}: size M instead of L please"]
+# --viewer: more Urdu and Roman Urdu (and English) for the queue search to find; still no
+# complaint keyword. "tracking" and "شکریہ" appear only here.
+VIEWER_BODIES = ["Mera parcel abhi tak nahi pohncha, order {n}", "Delivery boy ka number de dein",
+                 "شکریہ، آپ نے جلدی جواب دیا", "براہ کرم آرڈر {n} کی تفصیل بھیجیں",
+                 "Jaldi bhej dein please, order {n}", "What is the tracking number for {n}?",
+                 "Bhai tracking number kya hai?", "کیا میں ادائیگی کارڈ سے کر سکتا ہوں؟"]
+HANDOFF_REASONS = ["shift change", "needs a supervisor", "customer asked for Urdu support"]
 COMPLAINTS = ["I want a refund for order {n}", "Refund please, order {n}"]  # only 'refund' matches
 NOTES = ["Called the courier, parcel at the hub", "Customer confirmed the new address",
          "Checked payment: received", "Asked the warehouse for a photo of the parcel",
@@ -172,7 +185,7 @@ class Ticket:
     computed. Side rows (receipt, message, approval) are written when their event is made; the
     ticket and contact rows, which hold where the chain ends, by finish()."""
 
-    def __init__(self, w, tid, length, final, salt, staff_salt, rnd, gap_max):
+    def __init__(self, w, tid, length, final, salt, staff_salt, rnd, gap_max, viewer=False):
         self.w, self.id, self.length, self.final = w, tid, length, final
         self.salt, self.staff_salt, self.rnd, self.gap_max = salt, staff_salt, rnd, gap_max
         self.chain = "ticket:%d" % tid
@@ -185,6 +198,12 @@ class Ticket:
         self.t_us = (T0 + (tid * 7919 % 100000) * SPAN // 100000) * 1000000
         self.created_us = self.updated_us = self.last_msg_us = None
         self.contact_name_at = None
+        # --viewer varies the record for the queue's filters (bench/viewer_scale); without it
+        # nothing here changes, nor a single draw of rnd
+        self.viewer = viewer
+        self.pnid, self.display = PHONE_NUMBER_ID, DISPLAY_NUMBER
+        if viewer and tid % 5 == 0:
+            self.pnid, self.display = PHONE_NUMBER_ID_2, DISPLAY_NUMBER_2
 
     # -- clock --
     def tick(self, lo=20, hi=None):
@@ -220,7 +239,8 @@ class Ticket:
     def message(self, complaint=False):
         sent_s = self.tick(60, None) // 1000000
         n = self.rnd.randint(10000, 99999)
-        body = self.rnd.choice(COMPLAINTS if complaint else BODIES).format(n=n)
+        pool = COMPLAINTS if complaint else BODIES + VIEWER_BODIES if self.viewer else BODIES
+        body = self.rnd.choice(pool).format(n=n)
         mid = self.w.take("messages")
         rid = self.w.take("webhook_receipts")
         wamid = "wamid.HBgM%sFQIAEhgg%s" % (self.wa_id, base64.b32encode(
@@ -229,8 +249,8 @@ class Ticket:
                    "text": {"body": body}}
         hook = {"object": "whatsapp_business_account", "entry": [{"id": "1090001", "changes": [{
             "value": {"messaging_product": "whatsapp",
-                      "metadata": {"display_phone_number": DISPLAY_NUMBER,
-                                   "phone_number_id": PHONE_NUMBER_ID},
+                      "metadata": {"display_phone_number": self.display,
+                                   "phone_number_id": self.pnid},
                       "contacts": [{"profile": {"name": self.name}, "wa_id": self.wa_id}],
                       "messages": [payload]}, "field": "messages"}]}]}
         raw = json.dumps(hook, separators=(",", ":")).encode()    # Meta escapes non-ASCII
@@ -245,7 +265,7 @@ class Ticket:
         cust = lambda: [("actor_name", self.name, self.salt, self.scope)]
         if self.seq == 0:
             out.append(self.event("ticket.created", "customer", self.wa_id, None, "new", occ, rec,
-                                  {"contact_id": self.id, "phone_number_id": PHONE_NUMBER_ID,
+                                  {"contact_id": self.id, "phone_number_id": self.pnid,
                                    "wamid": wamid}, cust()))
             rec += 700
         elif self.status == "resolved":
@@ -284,6 +304,11 @@ class Ticket:
         reason = self.rnd.choice(APPROVAL_REASONS)
         req = self.staff(AGENT, "approval.requested", None, "pending", data, reason=reason)
         req_us = req[0]
+        if self.viewer and self.rnd.random() < 0.35:     # still waiting for a supervisor
+            self.w.put("approvals", row(aid, self.id, data["approval_kind"], amount,
+                                        CURRENCY if refund else None, "pending", AGENT[0],
+                                        ts(req_us), reason, None, None, None))
+            return [req]
         decision = "approved" if self.rnd.random() < 0.8 else "denied"
         dreason = self.rnd.choice(DECISION_REASONS)
         dec = self.staff(SUPERVISOR, "approval.decided", "pending", decision, data, reason=dreason)
@@ -304,7 +329,10 @@ class Ticket:
         """Yields lists of events until the chain holds self.length."""
         rnd = self.rnd
         yield self.message()                                   # ticket.created + message
-        if self.length - self.seq >= 2:                        # an agent takes it: assign, open
+        # --viewer: one ticket in eight of those that need not end open is still new and
+        # nobody's
+        untaken = self.viewer and self.final != "open" and rnd.random() < 0.125
+        if self.length - self.seq >= 2 and not untaken:        # an agent takes it: assign, open
             yield [self.staff(AGENT, "assignment.changed", None, str(AGENT[0]))]
             self.assignee = AGENT[0]
             yield self.set_status("open")
@@ -327,6 +355,21 @@ class Ticket:
                     yield self.set_status("closed")
                 continue
             room = left - need
+            if self.viewer and self.assignee is not None:
+                v = rnd.random()
+                if v < 0.04:                                   # handed to the other one
+                    to = SUPERVISOR if self.assignee == AGENT[0] else AGENT
+                    ev = self.staff(SUPERVISOR, "assignment.changed", str(self.assignee),
+                                    str(to[0]), reason=rnd.choice(HANDOFF_REASONS))
+                    self.assignee = to[0]
+                    yield [ev]
+                    continue
+                if v < 0.06:                                   # back to the queue
+                    ev = self.staff(SUPERVISOR, "assignment.changed", str(self.assignee), None,
+                                    reason="back to the queue")
+                    self.assignee = None
+                    yield [ev]
+                    continue
             r = rnd.random()
             if r < 0.42:
                 complaint = (self.esc == 0 and not self.complaint_escalated
@@ -378,9 +421,9 @@ class Ticket:
 
     def finish(self):
         w = self.w
-        w.put("contacts", row(self.id, PHONE_NUMBER_ID, self.wa_id, self.name,
+        w.put("contacts", row(self.id, self.pnid, self.wa_id, self.name,
                               ts(self.contact_name_at), ts(self.created_us), ts(self.updated_us)))
-        w.put("tickets", row(self.id, self.id, PHONE_NUMBER_ID, self.status, self.assignee,
+        w.put("tickets", row(self.id, self.id, self.pnid, self.status, self.assignee,
                              self.esc, self.priority, ts(self.created_us), ts(self.updated_us),
                              ts(self.last_msg_us), self.seq, self.prev,
                              "t" if self.complaint_escalated else "f"))
@@ -433,7 +476,7 @@ def generate(a):
         w.put("text_salts", row("contact:%d" % tid, salt, ts(T0 * 1000000), None))
         gap_max = max(60, 2 * SPAN // n) if big else 3 * 3600
         tickets.append(Ticket(w, tid, n, "open" if big else finals[tid % 3], salt, staff_salt,
-                              trnd, gap_max))
+                              trnd, gap_max, a.viewer))
     big_id = big_index + 1
 
     # every chain advances in time at once: events of different tickets interleave by
@@ -461,7 +504,8 @@ def generate(a):
         json.dump({"events": w.next_id["events"] - 1, "tickets": len(tickets), "users": 2,
                    "big_ticket": big_id, "big_events": a.big, "per_ticket": a.per_ticket,
                    "sizes": sizes,
-                   "rows": w.counts, "generate_s": round(time.perf_counter() - t0, 1)}, f)
+                   "rows": w.counts, "generate_s": round(time.perf_counter() - t0, 1)}
+                  | ({"viewer": True} if a.viewer else {}), f)
     return w
 
 
@@ -728,6 +772,10 @@ def main():
     g.add_argument("--per-ticket", type=int, default=100)
     g.add_argument("--big", type=int, default=30000)
     g.add_argument("--seed", type=int, default=9)
+    g.add_argument("--viewer", action="store_true",
+                   help="vary the record for the viewer's queue filters and search (bench/viewer_scale):"
+                        " a second business number, unassigned tickets, hand-offs, pending"
+                        " approvals, more Urdu and Roman Urdu text")
     g.set_defaults(fn=cmd_generate)
     v = sub.add_parser("cli-verify")
     v.add_argument("--dir", required=True)
