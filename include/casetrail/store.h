@@ -384,7 +384,8 @@ struct ct_ticket_filter {
 };
 
 /* Tickets newest activity first; next_cursor is "" when there are no more. With counts
- * non-NULL, also {"new":N,...}: how many tickets of each status match the other filters. */
+ * non-NULL and no cursor (the first page), also {"new":N,...}: how many tickets of each
+ * status match the other filters; *counts stays NULL on later pages. */
 ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, cJSON **out,
                             cJSON **counts, char next_cursor[CT_CURSOR_MAX], struct ct_err *err);
 /* One ticket; CT_E_NOT_FOUND when unknown. */

@@ -96,7 +96,8 @@ void ct_api_tickets_list(struct ct_req *req)
     }
     cJSON *root = cJSON_CreateObject();
     cJSON_AddItemToObject(root, "tickets", j.tickets);
-    cJSON_AddItemToObject(root, "counts", j.counts);
+    if (j.counts != NULL)
+        cJSON_AddItemToObject(root, "counts", j.counts);
     ct_http_send_page(req, root, j.next);
 }
 

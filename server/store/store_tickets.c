@@ -123,8 +123,9 @@ static ct_rc rows_to_array(const PGresult *res, int col, int max, cJSON *arr, st
     return CT_OK;
 }
 
-/* Every filter but status and the cursor, on $1..$7 (see filter_params): shared by the page
- * and the counts per status, so the two can never disagree. */
+/* Every filter but status, the search and the cursor, on $1..$6 (see filter_params): shared
+ * by the page and the counts per status, so the two can never disagree; the search ($7) is
+ * the same rule written twice for the two access paths, and test_queue checks both. */
 #define TICKET_FILTERS                                                                        \
     " ($1::text IS NULL OR ($1 = 'none' AND t.assignee_id IS NULL) OR u.name = $1)"          \
     " AND ($2::int IS NULL OR (t.escalation_level > 0) = ($2::int = 1))"                      \
@@ -136,20 +137,32 @@ static ct_rc rows_to_array(const PGresult *res, int col, int max, cJSON *arr, st
     "      OR lower(c.username) IN (lower($3), '@' || lower($3))"                             \
     "      OR strpos(lower(coalesce(c.name, '')), lower($3)) > 0)"                            \
     " AND ($4::text IS NULL OR t.priority = $4)"                                              \
-    " AND ($5::int IS NULL OR EXISTS (SELECT 1 FROM approvals a WHERE a.ticket_id = t.id"     \
-    "      AND a.status = 'pending') = ($5::int = 1))"                                        \
-    " AND ($6::text IS NULL OR c.phone_number_id = $6)"                                       \
-    /* search: the longest word narrows by the trigram index, then every word must appear */  \
+    /* IN, not EXISTS per ticket: one pass over the pending approvals (235 -> 35 ms counts) */ \
+    " AND ($5::int IS NULL OR (t.id IN (SELECT a.ticket_id FROM approvals a"                  \
+    "      WHERE a.status = 'pending')) = ($5::int = 1))"                                     \
+    " AND ($6::text IS NULL OR c.phone_number_id = $6)"
+
+/* Search for a page: the longest word narrows by the trigram index, then every word must
+ * appear; the page walks tickets by activity and stops at the limit. */
+#define PAGE_SEARCH                                                                           \
     " AND ($7::text IS NULL OR (t.id IN (SELECT m.ticket_id FROM messages m WHERE m.body"     \
     "      ILIKE (SELECT p FROM words ORDER BY n DESC LIMIT 1))"                              \
     "      AND NOT EXISTS (SELECT 1 FROM words w WHERE NOT EXISTS (SELECT 1 FROM messages m"  \
     "      WHERE m.ticket_id = t.id AND m.body ILIKE w.p))))"
 
+/* Search for the counts, which see every match: each word's tickets once, from the trigram
+ * index, kept when they have all the words (at 100,000 tickets: 0.2-0.45 s -> 0.07-0.22 s) */
+#define COUNT_SEARCH                                                                          \
+    " AND ($7::text IS NULL OR t.id IN (SELECT m.ticket_id FROM words w JOIN messages m"      \
+    "      ON m.body ILIKE w.p GROUP BY m.ticket_id"                                          \
+    "      HAVING count(DISTINCT w.p) = (SELECT count(DISTINCT p) FROM words)))"
+
 /* The search words as ILIKE patterns, their own wildcards escaped. */
 #define SEARCH_WORDS                                                                          \
     "WITH words AS (SELECT '%' || replace(replace(replace(w, '\\', '\\\\'), '%', '\\%'),"     \
     " '_', '\\_') || '%' AS p, length(w) AS n"                                                \
-    " FROM regexp_split_to_table(coalesce($7::text, ''), '\\s+') w WHERE w <> '') "
+    /* unnest of an array, not regexp_split_to_table: planned as the few words it is */    \
+    " FROM unnest(regexp_split_to_array(coalesce($7::text, ''), '\\s+')) w WHERE w <> '') "
 
 static void filter_params(struct ct_params *p, const struct ct_ticket_filter *f)
 {
@@ -177,7 +190,7 @@ static ct_rc count_statuses(struct ct_tx *tx, const struct ct_ticket_filter *f, 
 
     filter_params(&p, f);
     res = ct_tx_query(tx, SEARCH_WORDS "SELECT t.status, count(*)" TICKET_FROM " WHERE"
-                          TICKET_FILTERS " GROUP BY t.status", &p, err);
+                          TICKET_FILTERS COUNT_SEARCH " GROUP BY t.status", &p, err);
     if (res == NULL)
         return err->rc;
     *out = cJSON_CreateObject();
@@ -209,7 +222,7 @@ ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, 
     ct_param_ll(&p, f->limit + 1);
     res = ct_tx_query(tx,
                      SEARCH_WORDS "SELECT " TICKET_JSON "::text, " US("t.updated_at") ", t.id"
-                     TICKET_FROM " WHERE" TICKET_FILTERS
+                     TICKET_FROM " WHERE" TICKET_FILTERS PAGE_SEARCH
                      " AND ($8::text IS NULL OR t.status = $8)"
                      " AND ($9::timestamptz IS NULL"
                      "      OR (t.updated_at, t.id) < ($9::timestamptz, $10::bigint))"
@@ -226,7 +239,9 @@ ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, 
         ct_cursor_ticket_encode(&c, next_cursor);
     }
     PQclear(res);
-    if (rc == CT_OK && counts != NULL)
+    /* counts with the first page only: they cost most of a page (86 ms of 90 at 100,000
+     * tickets) and do not change as the reader pages on */
+    if (rc == CT_OK && counts != NULL && !f->cursor.set)
         rc = count_statuses(tx, f, counts, err);
     if (rc != CT_OK) {
         cJSON_Delete(*out);

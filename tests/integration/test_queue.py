@@ -56,6 +56,11 @@ class Queue(ServerTest):
         self.assertEqual(self.ids(q="ORDER"), {self.t["roman"], self.t["other"]})
         self.assertEqual(self.ids(q="order", phone_number_id=harness.PNID_B), {self.t["other"]})
         self.assertEqual(self.ids(q="refund blender"), {self.t["refund"]})
+        # counts agree with the pages (they take another path to the same rule)
+        for q in ("refund blender", "REFUND refund", "hello damaged", "ORDER", "آرڈر", "50%",
+                  "hello refund"):
+            page = self.tickets(q=q, limit=500)
+            self.assertEqual(sum(page["counts"].values()), len(page["tickets"]), q)
         # every word must appear, but in any message of the ticket
         self.assertEqual(self.ids(q="hello damaged"), {self.t["split"]})
         self.assertEqual(self.ids(q="hello refund"), set())
@@ -107,6 +112,9 @@ class Queue(ServerTest):
         self.assertEqual(len(first["tickets"]), 2)
         second = self.tickets(limit=2, phone_number_id=harness.PNID_A,
                               cursor=first["next_cursor"])
+        # counts come with the first page only (they do not change as the reader pages on)
+        self.assertIn("counts", first)
+        self.assertNotIn("counts", second)
         seen = [t["id"] for t in first["tickets"] + second["tickets"]]
         self.assertEqual(len(set(seen)), 4)
         self.assertNotIn(self.t["other"], seen)
