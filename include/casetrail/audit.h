@@ -46,6 +46,11 @@ char *ct_audit_canonical(const struct ct_event_fields *ev);
  * number or on OOM. */
 char *ct_audit_canonical_json(const cJSON *item);
 
+/* A stored jsonb text (data, digests) in the canonical form it was hashed in, newly allocated
+ * into *out (NULL stays NULL). false on OOM or when the value has no canonical form (then it
+ * cannot be what was hashed). */
+bool ct_audit_recanon(const char *stored, char **out);
+
 /* Writes HMAC-SHA256(salt, text) as 64 lowercase hex chars + NUL into out. */
 void ct_audit_text_digest(const unsigned char *salt, size_t salt_len, const char *text,
                           char out[2 * CT_HASH_LEN + 1]);

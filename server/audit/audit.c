@@ -229,9 +229,7 @@ static void fail(struct ct_verify_result *r, long long seq, const char *fmt, ...
     va_end(ap);
 }
 
-/* Stored jsonb text -> the canonical text that was hashed (NULL stays NULL). false when the
- * stored value is not canonicalisable (then it cannot be what was hashed). */
-static bool recanon(const char *stored, char **out)
+bool ct_audit_recanon(const char *stored, char **out)
 {
     cJSON *j;
     *out = NULL;
@@ -348,7 +346,7 @@ void ct_audit_verify_chain(const struct ct_chain *c, struct ct_verify_result *r)
             fail(r, e->seq, "prev_hash does not link to the previous event");
             return;
         }
-        if (!recanon(e->data, &data) || !recanon(e->digests, &digests)) {
+        if (!ct_audit_recanon(e->data, &data) || !ct_audit_recanon(e->digests, &digests)) {
             free(data);
             free(digests);
             fail(r, e->seq, "stored data is not in canonical form");

@@ -10,20 +10,6 @@
 #include "casetrail/evidence.h"
 #include "casetrail/store.h"
 
-/* A stored jsonb text in the canonical form it was hashed in (NULL stays NULL); false on OOM or
- * a value that has no canonical form. */
-static bool canonical_text(const char *stored, char **out)
-{
-    *out = NULL;
-    if (stored == NULL)
-        return true;
-    cJSON *j = cJSON_Parse(stored);
-    if (j != NULL)
-        *out = ct_audit_canonical_json(j);
-    cJSON_Delete(j);
-    return *out != NULL;
-}
-
 static void add_hex(cJSON *obj, const char *name, const unsigned char *bytes, size_t n)
 {
     char hex[2 * 64 + 1];
@@ -44,7 +30,7 @@ static cJSON *event_json(const struct ct_chain *c, const struct ct_event_row *e)
 {
     char *data = NULL, *digests = NULL, *canon = NULL;
     cJSON *j = cJSON_CreateObject();
-    bool ok = canonical_text(e->data, &data) && canonical_text(e->digests, &digests);
+    bool ok = ct_audit_recanon(e->data, &data) && ct_audit_recanon(e->digests, &digests);
     struct ct_event_fields f = {
         .chain = c->name, .seq = e->seq, .action = e->action, .actor_type = e->actor_type,
         .actor_id = e->actor_id, .from_value = e->from_value, .to_value = e->to_value,
