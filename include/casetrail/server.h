@@ -17,6 +17,7 @@ struct ct_media_worker;
 struct ct_watchdog;
 struct ct_live;
 struct ct_listener;
+struct ct_notifier;
 
 struct ct_server {
     struct ct_config cfg;       /* owned; read-only after start */
@@ -28,6 +29,7 @@ struct ct_server {
     struct ct_watchdog *watchdog; /* owned; ends request bodies that arrive too slowly */
     struct ct_live *live;       /* owned; recent ticket changes for GET /api/live */
     struct ct_listener *listener; /* owned; feeds live from the database's NOTIFY */
+    struct ct_notifier *notifier; /* owned; NOTIFYs the tickets this instance's commits changed */
     int schema_latest;          /* highest migration shipped with this binary's migrations dir */
     int port;                   /* the port actually bound (CASETRAIL_LISTEN may say 0) */
     atomic_int inflight;        /* requests being handled now */

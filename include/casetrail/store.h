@@ -35,6 +35,13 @@ bool ct_pool_db_up(struct ct_pool *pool);
 
 typedef ct_rc (*ct_tx_fn)(struct ct_tx *tx, void *arg, struct ct_err *err);
 
+/* Told, after each successful COMMIT, the tickets whose chains the transaction appended to
+ * (n of them; overflow: more than could be listed). Called on the committing thread, with no
+ * lock held: keep it short. */
+typedef void (*ct_commit_fn)(void *arg, const long long *ticket_ids, int n, bool overflow);
+/* Sets the hook (before any thread uses the pool). */
+void ct_pool_on_commit(struct ct_pool *pool, ct_commit_fn fn, void *arg);
+
 /* Runs fn between BEGIN and COMMIT on a pooled connection; ROLLBACK when fn fails. Retries the
  * whole of fn on serialization failure or deadlock (at most 3 times) and once on a connection
  * that broke before BEGIN, so fn must have no effect outside tx. CT_E_UNAVAILABLE when the

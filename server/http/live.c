@@ -51,7 +51,7 @@ void ct_live_notify(void *hub, const char *payload)
 {
     struct ct_live *h = hub;
     long long id = 0;
-    if (payload != NULL) {
+    if (payload != NULL && strcmp(payload, "resync") != 0) {
         char *end;
         errno = 0;
         id = strtoll(payload, &end, 10);

@@ -215,6 +215,7 @@ static void server_free(struct ct_server *srv)
     ct_watchdog_stop(srv->watchdog); /* after the workers: none can still be reading */
     ct_sender_stop(srv->sender);     /* finishes its current sends; before the pool goes */
     ct_media_stop(srv->media);
+    ct_notifier_stop(srv->notifier); /* after every writer: their last commits go out too */
     ct_listener_stop(srv->listener); /* after the workers: no stream still reads the hub */
     ct_live_free(srv->live);
     ct_pool_free(srv->pool);
@@ -287,7 +288,12 @@ int ct_server_run(struct ct_config *cfg)
     if (srv.live != NULL)
         srv.listener = ct_listener_start(srv.cfg.database_url, "casetrail_ticket",
                                          ct_live_notify, srv.live);
-    if (srv.pool == NULL || srv.metrics == NULL || srv.watchdog == NULL || srv.listener == NULL) {
+    if (srv.pool != NULL)
+        srv.notifier = ct_notifier_start(srv.pool, "casetrail_ticket");
+    if (srv.notifier != NULL)
+        ct_pool_on_commit(srv.pool, ct_notifier_add, srv.notifier);
+    if (srv.pool == NULL || srv.metrics == NULL || srv.watchdog == NULL || srv.listener == NULL ||
+        srv.notifier == NULL) {
         ct_log_error("out of memory (or threads) at start");
         goto out;
     }

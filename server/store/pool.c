@@ -24,6 +24,8 @@ struct ct_pool {
     bool *busy;
     bool prepare;
     int timeout_ms;     /* 0: no statement bounds (the CLI) */
+    ct_commit_fn on_commit; /* told the tickets each committed transaction changed, or NULL */
+    void *on_commit_arg;
     atomic_bool db_up;
 };
 
@@ -376,7 +378,7 @@ ct_rc ct_tx_exec0(struct ct_tx *tx, const char *sql, int nparams, const char *co
 /* Transaction control goes unprepared: nothing to plan. */
 static ct_rc simple(struct ct_tx *tx, const char *sql, struct ct_err *err)
 {
-    struct ct_tx plain = {tx->conn, NULL, tx->wait_ms, false};
+    struct ct_tx plain = {.conn = tx->conn, .wait_ms = tx->wait_ms};
     ct_rc rc = ct_tx_exec0(&plain, sql, 0, NULL, err);
     tx->timed_out = tx->timed_out || plain.timed_out;
     return rc;
@@ -404,6 +406,8 @@ static ct_rc run(struct ct_pool *p, bool in_tx, ct_tx_fn fn, void *arg, struct c
         /* the server's statement_timeout fires first; this is for a server that cannot */
         tx.wait_ms = p->timeout_ms > 0 ? p->timeout_ms + 2000 : 0;
         tx.timed_out = false;
+        tx.ntouched = 0; /* a retried transaction starts over */
+        tx.touched_overflow = false;
         if (in_tx) {
             rc = simple(&tx, "BEGIN", err);
             if (rc == CT_E_UNAVAILABLE && attempt == 0) {
@@ -423,6 +427,8 @@ static ct_rc run(struct ct_pool *p, bool in_tx, ct_tx_fn fn, void *arg, struct c
         if (in_tx) {
             if (rc == CT_OK)
                 rc = simple(&tx, "COMMIT", err);
+            if (rc == CT_OK && p->on_commit != NULL && (tx.ntouched > 0 || tx.touched_overflow))
+                p->on_commit(p->on_commit_arg, tx.touched, tx.ntouched, tx.touched_overflow);
             if (rc != CT_OK && PQtransactionStatus(tx.conn) != PQTRANS_IDLE &&
                 PQstatus(tx.conn) == CONNECTION_OK) {
                 struct ct_err ignore;
@@ -444,6 +450,24 @@ static ct_rc run(struct ct_pool *p, bool in_tx, ct_tx_fn fn, void *arg, struct c
     }
     give_slot(p, slot);
     return rc;
+}
+
+void ct_tx_touch(struct ct_tx *tx, long long ticket_id)
+{
+    for (int i = 0; i < tx->ntouched; i++) {
+        if (tx->touched[i] == ticket_id)
+            return;
+    }
+    if (tx->ntouched < CT_TX_TOUCHED)
+        tx->touched[tx->ntouched++] = ticket_id;
+    else
+        tx->touched_overflow = true;
+}
+
+void ct_pool_on_commit(struct ct_pool *p, ct_commit_fn fn, void *arg)
+{
+    p->on_commit = fn;
+    p->on_commit_arg = arg;
 }
 
 ct_rc ct_store_in_tx(struct ct_pool *p, ct_tx_fn fn, void *arg, struct ct_err *err)

@@ -269,6 +269,8 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
     }
     if (seq_out != NULL)
         *seq_out = f.seq;
+    if (is_ticket)
+        ct_tx_touch(tx, ev->chain_id); /* live updates, once this commits */
 out:
     PQclear(res);
     free(data);

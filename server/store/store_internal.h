@@ -14,12 +14,22 @@ struct ct_stmt_cache {
     bool poisoned; /* the server disagrees with keys[]: drop the connection when released */
 };
 
+#define CT_TX_TOUCHED 32
+
 struct ct_tx {
     PGconn *conn;
     struct ct_stmt_cache *cache; /* the connection's; statements are prepared once per connection */
     int wait_ms;                 /* longest wait for one answer; 0 waits forever */
     bool timed_out;              /* an answer did not come in time: the connection is dropped */
+    /* tickets whose chains this transaction appended to, told to the pool's on_commit hook
+     * (live updates) once COMMIT succeeded; more than CT_TX_TOUCHED sets overflow */
+    long long touched[CT_TX_TOUCHED];
+    int ntouched;
+    bool touched_overflow;
 };
+
+/* Notes that tx appended to ticket_id's chain (see struct ct_tx). */
+void ct_tx_touch(struct ct_tx *tx, long long ticket_id);
 
 /* Runs a parameterised statement. Returns the result (caller PQclear()s) when it succeeded,
  * or NULL with err filled from the SQLSTATE: unique violation -> CT_E_CONFLICT, lost

@@ -286,8 +286,7 @@ class IntactRecord(AuditTest):
         self.assertEqual(self.events(tid), before)
         self.assertEqual(self.q("SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'events'::regclass"
                                 " AND NOT tgisinternal ORDER BY 1"),
-                         [["events_no_truncate", "O"], ["events_no_update_delete", "O"],
-                          ["events_notify", "O"]])
+                         [["events_no_truncate", "O"], ["events_no_update_delete", "O"]])
 
 
 class Tampering(AuditTest):

@@ -234,6 +234,23 @@ class Live(ServerTest):
             s.close()
 
 
+    def test_a_change_through_another_instance_reaches_this_stream(self):
+        other = harness.Server(self.dsn, log_name="LiveOther").start()
+        s = LiveStream(self.srv, self.token)
+        try:
+            self.assertEqual(s.next_event(), ("hello", "{}"))
+            t0 = time.monotonic()
+            r = post_webhook(other, text_payload("wamid.live.other", "923480000009",
+                                                 int(time.time()), "sent to the other one"))
+            self.assertEqual(r.status, 200)
+            tid = int(self.one("SELECT t.id FROM tickets t JOIN contacts c ON c.id ="
+                               " t.contact_id WHERE c.wa_id = '923480000009'"))
+            self.assertEqual(s.next_event(timeout=2), ("change", '{"ticket_id":%d}' % tid))
+            self.assertLess(time.monotonic() - t0, 1.0)
+        finally:
+            s.close()
+            other.stop()
+
 
 class LiveBounds(ServerTest):
     server_env = {"CASETRAIL_LIVE_MAX": "2"}
