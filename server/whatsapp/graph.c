@@ -427,54 +427,49 @@ static bool add_context(cJSON *j, const char *reply_to)
     return ctx != NULL && cJSON_AddStringToObject(ctx, "message_id", reply_to) != NULL;
 }
 
+/* Ends a send body that ok says was built: the quote, when reply_to is set, then the JSON text
+ * (caller frees). Takes and frees j; NULL on any failure. */
+static char *finish_body(cJSON *j, bool ok, const char *reply_to)
+{
+    char *s = ok && add_context(j, reply_to) ? cJSON_PrintUnformatted(j) : NULL;
+    cJSON_Delete(j);
+    return s;
+}
+
 char *ct_graph_text_json(const char *to, const char *recipient_user_id, const char *text,
                          const char *reply_to)
 {
-    cJSON *j = NULL, *t;
-    char *s = NULL;
+    cJSON *j, *t;
 
     if (text == NULL)
         return NULL;
     j = start_body(to, recipient_user_id, "text");
     if (j == NULL)
-        goto out;
+        return NULL;
     t = cJSON_AddObjectToObject(j, "text");
-    if (t == NULL || cJSON_AddFalseToObject(t, "preview_url") == NULL ||
-        cJSON_AddStringToObject(t, "body", text) == NULL)
-        goto out;
-    if (!add_context(j, reply_to))
-        goto out;
-    s = cJSON_PrintUnformatted(j);
-out:
-    cJSON_Delete(j);
-    return s;
+    return finish_body(j, t != NULL && cJSON_AddFalseToObject(t, "preview_url") != NULL &&
+                              cJSON_AddStringToObject(t, "body", text) != NULL,
+                       reply_to);
 }
 
 char *ct_graph_media_json(const char *to, const char *recipient_user_id, const char *kind,
                           const char *link, const char *caption, const char *filename,
                           const char *reply_to)
 {
-    cJSON *j = NULL, *m;
-    char *s = NULL;
+    cJSON *j, *m;
 
     if (kind == NULL || link == NULL)
         return NULL;
     j = start_body(to, recipient_user_id, kind);
     if (j == NULL)
-        goto out;
+        return NULL;
     m = cJSON_AddObjectToObject(j, kind);
-    if (m == NULL || cJSON_AddStringToObject(m, "link", link) == NULL)
-        goto out;
-    if (caption != NULL && cJSON_AddStringToObject(m, "caption", caption) == NULL)
-        goto out;
-    if (filename != NULL && cJSON_AddStringToObject(m, "filename", filename) == NULL)
-        goto out;
-    if (!add_context(j, reply_to))
-        goto out;
-    s = cJSON_PrintUnformatted(j);
-out:
-    cJSON_Delete(j);
-    return s;
+    return finish_body(
+        j,
+        m != NULL && cJSON_AddStringToObject(m, "link", link) != NULL &&
+            (caption == NULL || cJSON_AddStringToObject(m, "caption", caption) != NULL) &&
+            (filename == NULL || cJSON_AddStringToObject(m, "filename", filename) != NULL),
+        reply_to);
 }
 
 char *ct_graph_template_json(const char *to, const char *recipient_user_id, const char *name,

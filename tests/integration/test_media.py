@@ -59,14 +59,8 @@ class MediaTest(ServerTest):
         return int(self.one("SELECT id FROM messages WHERE wamid = :'w'", w=wamid)), body
 
     def wait_media(self, message_id, want, timeout=15):
-        deadline = time.time() + timeout
-        got = None
-        while time.time() < deadline:
-            got = self.one("SELECT status FROM media WHERE message_id = :'m'", m=message_id)
-            if got == want:
-                return
-            time.sleep(0.05)
-        self.fail(f"media of message {message_id} is {got}, not {want} ({self.srv.log_path})")
+        self.wait_one("SELECT status FROM media WHERE message_id = :'m'", want, timeout,
+                      f"media of message {message_id}", m=message_id)
 
     def timeline_item(self, message_id):
         tid = self.one("SELECT ticket_id FROM messages WHERE id = :'m'", m=message_id)

@@ -66,14 +66,8 @@ class ReplyTest(ServerTest):
         return r
 
     def wait_status(self, message_id, want, timeout=10):
-        deadline = time.time() + timeout
-        got = None
-        while time.time() < deadline:
-            got = self.one("SELECT status FROM messages WHERE id = :'m'", m=message_id)
-            if got == want:
-                return
-            time.sleep(0.05)
-        self.fail(f"message {message_id} is {got}, not {want} ({self.srv.log_path})")
+        self.wait_one("SELECT status FROM messages WHERE id = :'m'", want, timeout,
+                      f"message {message_id}", m=message_id)
 
     def read_marks(self, tid=None):
         """Read-mark POSTs, of ticket tid's messages when given."""
@@ -296,11 +290,9 @@ class MarkRead(ReplyTest):
         self.graph.script("131026")
         self.open_ticket(tid)
         self.wait_marks(tid, 1)
-        deadline = time.time() + 10
-        while time.time() < deadline and self.one(
-                "SELECT state FROM outbox o JOIN messages m ON m.id = o.message_id"
-                " WHERE m.ticket_id = :'t' AND o.kind = 'read'", t=tid) != "failed":
-            time.sleep(0.05)
+        self.wait_one("SELECT state FROM outbox o JOIN messages m ON m.id = o.message_id"
+                      " WHERE m.ticket_id = :'t' AND o.kind = 'read'", "failed", 10,
+                      f"the read mark of ticket {tid}", t=tid)
         self.assertEqual(self.one("SELECT o.state || ' ' || o.last_error FROM outbox o JOIN"
                                   " messages m ON m.id = o.message_id WHERE m.ticket_id = :'t'"
                                   " AND o.kind = 'read'", t=tid),

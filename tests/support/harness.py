@@ -234,6 +234,18 @@ class ServerTest(unittest.TestCase):
     def one(self, sql, **params):
         return scalar(self.dsn, sql, **params)
 
+    def wait_one(self, sql, want, timeout, what, **params):
+        """Polls the scalar of sql until it equals want; fails naming what (and the server log)
+        with the last value seen when timeout seconds pass first."""
+        deadline = time.time() + timeout
+        got = None
+        while time.time() < deadline:
+            got = self.one(sql, **params)
+            if got == want:
+                return
+            time.sleep(0.05)
+        self.fail(f"{what} is {got}, not {want} ({self.srv.log_path})")
+
 
 def main():
     unittest.main(verbosity=2)
