@@ -15,15 +15,17 @@ struct ct_ticket_cursor {
 };
 
 /* GET /api/tickets/{id}/timeline: by (occurred, recorded, kind, id); kind 0 message, 1 event.
- * A resume cursor ('s', since) instead names the chain seq a reader had seen: what was
- * recorded after it, whatever its time (a late webhook's message sorts earlier than events
- * already shown, and must still be found). */
+ * 'l' pages on after the key, 'b' (before) back towards the start: a long ticket opens at its
+ * latest page and reads backwards. A resume cursor ('s', since) instead names the chain seq a
+ * reader had seen: what was recorded after it, whatever its time (a late webhook's message
+ * sorts earlier than events already shown, and must still be found). */
 struct ct_timeline_cursor {
     bool set;
     long long at_us, rec_us, id;
     int kind;
     bool since;
     long long since_seq;
+    bool before;
 };
 
 /* Lists ordered by id alone, newest first: approvals ('a'), webhook rejects ('r'). */

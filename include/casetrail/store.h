@@ -386,6 +386,11 @@ struct ct_ticket_filter {
     const char *phone_number_id; /* NULL: any business number */
     const char *q;         /* NULL: no search; else words that must each appear (any case) in
                             * some message of the ticket */
+    /* Activity: tickets with an event that occurred in [active_from, active_to) (timestamptz
+     * literals, either NULL for open-ended), or on the days `active` names in `timezone`:
+     * today, yesterday, 7d or 30d (ending today), or one YYYY-MM-DD. */
+    const char *active_from, *active_to;
+    const char *active, *timezone;
     int limit;
     struct ct_ticket_cursor cursor;
 };
@@ -398,14 +403,20 @@ ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, 
 /* One ticket; CT_E_NOT_FOUND when unknown. */
 ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct_err *err);
 
-/* Messages and events of a ticket in time order (ties: order of recording). next_cursor is ""
- * at the end. resume_cursor names the chain position this answer was read at: given back as
- * the cursor, it returns what was recorded since (the next `limit` events of the chain and the
- * messages they record, in time order; next_cursor set when more follow). */
-ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,
+/* Where a timeline page leads; "" where nothing does. */
+struct ct_timeline_page {
+    char next[CT_CURSOR_MAX];   /* the items after the page */
+    char prev[CT_CURSOR_MAX];   /* the items before it ('b' cursor) */
+    char resume[CT_CURSOR_MAX]; /* the chain position this answer was read at */
+};
+
+/* Messages and events of a ticket in time order (ties: order of recording), `limit` of them:
+ * from the start, after a 'l' cursor, before a 'b' cursor, or (latest) the last ones. Given
+ * back as the cursor, page->resume returns what was recorded since (the next `limit` events of
+ * the chain and the messages they record, in time order; next set when more follow). */
+ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit, bool latest,
                         const struct ct_timeline_cursor *cur, cJSON **items,
-                        char next_cursor[CT_CURSOR_MAX], char resume_cursor[CT_CURSOR_MAX],
-                        struct ct_err *err);
+                        struct ct_timeline_page *page, struct ct_err *err);
 
 /* ---- workflow ---- */
 

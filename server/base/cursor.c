@@ -53,7 +53,8 @@ bool ct_cursor_ticket_decode(const char *s, struct ct_ticket_cursor *c)
 
 void ct_cursor_timeline_encode(const struct ct_timeline_cursor *c, char out[CT_CURSOR_MAX])
 {
-    snprintf(out, CT_CURSOR_MAX, "l%lld_%lld_%d_%lld", c->at_us, c->rec_us, c->kind, c->id);
+    snprintf(out, CT_CURSOR_MAX, "%c%lld_%lld_%d_%lld", c->before ? 'b' : 'l', c->at_us,
+             c->rec_us, c->kind, c->id);
 }
 
 void ct_cursor_since_encode(long long seq, char out[CT_CURSOR_MAX])
@@ -74,9 +75,10 @@ bool ct_cursor_timeline_decode(const char *s, struct ct_timeline_cursor *c)
         c->since_seq = v[0];
         return true;
     }
-    if (!decode(s, 'l', 4, max, v) || v[3] == 0)
+    bool before = s != NULL && s[0] == 'b';
+    if (!decode(s, before ? 'b' : 'l', 4, max, v) || v[3] == 0)
         return false;
-    *c = (struct ct_timeline_cursor){true, v[0], v[1], v[3], (int)v[2], false, 0};
+    *c = (struct ct_timeline_cursor){true, v[0], v[1], v[3], (int)v[2], false, 0, before};
     return true;
 }
 

@@ -52,6 +52,31 @@ static bool valid_status(const char *s)
     return ct_status_parse(s) != CT_ST_INVALID;
 }
 
+/* A calendar date YYYY-MM-DD from 1970 to 9999 that exists (PostgreSQL would refuse the
+ * rest, as a server error). */
+static bool valid_date(const char *s)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    for (int i = 0; i < 10; i++) {
+        bool dash = i == 4 || i == 7;
+        if (dash ? s[i] != '-' : (s[i] < '0' || s[i] > '9'))
+            return false;
+    }
+    if (s[10] != '\0')
+        return false;
+    int y = atoi(s), m = atoi(s + 5), d = atoi(s + 8);
+    bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+    if (y < 1970 || m < 1 || m > 12 || d < 1 || d > mdays[m - 1])
+        return false;
+    return m != 2 || d < 29 || leap;
+}
+
+static bool valid_active(const char *s)
+{
+    return strcmp(s, "today") == 0 || strcmp(s, "yesterday") == 0 || strcmp(s, "7d") == 0 ||
+           strcmp(s, "30d") == 0 || valid_date(s);
+}
+
 #define F(m) offsetof(struct ct_ticket_filter, m)
 static const struct ct_query_field ticket_filters[] = {
     {"status", CT_Q_TEXT, F(status), valid_status, "invalid_status",
@@ -67,6 +92,12 @@ static const struct ct_query_field ticket_filters[] = {
     {"phone_number_id", CT_Q_TEXT, F(phone_number_id), NULL, NULL, NULL},
     {"q", CT_Q_TEXT, F(q), valid_search, "invalid_search",
      "q must be words of UTF-8 text without control characters"},
+    {"active", CT_Q_TEXT, F(active), valid_active, "invalid_active",
+     "active must be today, yesterday, 7d, 30d or a date YYYY-MM-DD"},
+    {"active_from", CT_Q_TIME, F(active_from), NULL, "invalid_active_from",
+     "active_from must be YYYY-MM-DD or an ISO 8601 timestamp"},
+    {"active_to", CT_Q_TIME, F(active_to), NULL, "invalid_active_to",
+     "active_to must be YYYY-MM-DD or an ISO 8601 timestamp"},
 };
 #undef F
 #define NFILTERS (sizeof(ticket_filters) / sizeof(ticket_filters[0]))
@@ -85,6 +116,12 @@ void ct_api_tickets_list(struct ct_req *req)
         return;
     if (j.f.assignee != NULL && strcmp(j.f.assignee, "me") == 0)
         j.f.assignee = req->user.name;
+    if (j.f.active != NULL && (j.f.active_from != NULL || j.f.active_to != NULL)) {
+        ct_http_fail(req, CT_E_INVALID, "invalid_active",
+                     "give active (days) or active_from/active_to (times), not both");
+        return;
+    }
+    j.f.timezone = req->srv->cfg.timezone;
     if (ct_http_cursor_param(req, cursor) && !ct_cursor_ticket_decode(cursor, &j.f.cursor)) {
         ct_http_bad_cursor(req);
         return;
@@ -105,9 +142,10 @@ struct get_job {
     long long id;
     cJSON *ticket;
     int limit;
+    bool latest;
     struct ct_timeline_cursor cur;
     cJSON *items;
-    char next[CT_CURSOR_MAX], resume[CT_CURSOR_MAX];
+    struct ct_timeline_page page;
 };
 
 static ct_rc get_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
@@ -141,16 +179,24 @@ static ct_rc timeline_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     j->items = NULL;
     ct_rc rc = ct_store_ticket_get(tx, j->id, &j->ticket, err);
     if (rc == CT_OK)
-        rc = ct_store_timeline(tx, j->id, j->limit, &j->cur, &j->items, j->next, j->resume,
+        rc = ct_store_timeline(tx, j->id, j->limit, j->latest, &j->cur, &j->items, &j->page,
                                err);
     return rc;
+}
+
+static void add_cursor(cJSON *root, const char *name, const char *cursor)
+{
+    if (cursor[0] != '\0')
+        cJSON_AddStringToObject(root, name, cursor);
+    else
+        cJSON_AddNullToObject(root, name);
 }
 
 void ct_api_ticket_timeline(struct ct_req *req)
 {
     struct get_job j;
     struct ct_err err;
-    char cursor[CT_QUERY_BUF];
+    char cursor[CT_QUERY_BUF], from[CT_QUERY_BUF];
 
     memset(&j, 0, sizeof(j));
     if (!ct_http_path_id(req, "ticket", &j.id) || !ct_http_query_limit(req, &j.limit))
@@ -159,24 +205,35 @@ void ct_api_ticket_timeline(struct ct_req *req)
         ct_http_bad_cursor(req);
         return;
     }
+    /* from=end: the latest page, where a long ticket's reader starts */
+    if (ct_http_query(req, "from", from, sizeof(from)) && from[0] != '\0') {
+        if (strcmp(from, "end") != 0 && strcmp(from, "start") != 0) {
+            ct_http_fail(req, CT_E_INVALID, "invalid_from", "from must be start or end");
+            return;
+        }
+        if (j.cur.set) {
+            ct_http_fail(req, CT_E_INVALID, "invalid_from",
+                         "from and cursor cannot be given together");
+            return;
+        }
+        j.latest = strcmp(from, "end") == 0;
+    }
     /* one snapshot for ticket and items would need a transaction; reads are fine without */
     if (ct_store_with_conn(req->srv->pool, timeline_tx, &j, &err) != CT_OK) {
         cJSON_Delete(j.ticket);
         ct_http_send_error(req, &err);
         return;
     }
-    /* the first page is what staff see when they open the ticket: blue ticks, when wanted */
+    /* a page without a cursor is what staff open the ticket on: blue ticks, when wanted */
     if (req->srv->cfg.mark_read && !j.cur.set &&
         ct_outbound_mark_read(req->srv->pool, &req->user, j.id, &err) != CT_OK)
         ct_log_warn("could not queue the read mark of ticket %lld: %s", j.id, err.message);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddItemToObject(root, "ticket", j.ticket);
     cJSON_AddItemToObject(root, "items", j.items);
-    if (j.resume[0] != '\0')
-        cJSON_AddStringToObject(root, "resume_cursor", j.resume);
-    else
-        cJSON_AddNullToObject(root, "resume_cursor");
-    ct_http_send_page(req, root, j.next);
+    add_cursor(root, "resume_cursor", j.page.resume);
+    add_cursor(root, "prev_cursor", j.page.prev);
+    ct_http_send_page(req, root, j.page.next);
 }
 
 void ct_api_ticket_verify(struct ct_req *req)

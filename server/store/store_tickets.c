@@ -111,10 +111,12 @@ ct_rc ct_store_ticket_touch(struct ct_tx *tx, long long id, long long message_us
     " LEFT JOIN users u ON u.id = t.assignee_id"
 
 /* Appends each row's column col (JSON text) to arr. */
-static ct_rc rows_to_array(const PGresult *res, int col, int max, cJSON *arr, struct ct_err *err)
+/* Rows [first, end) of column 0, each a JSON text, onto arr. */
+static ct_rc rows_to_array(const PGresult *res, int first, int end, cJSON *arr, struct ct_err *err)
 {
     int n = PQntuples(res);
-    for (int i = 0; i < n && i < max; i++) {
+    for (int i = first; i < n && i < end; i++) {
+        const int col = 0;
         cJSON *item = cJSON_Parse(PQgetvalue(res, i, col));
         if (item == NULL)
             return ct_err_set(err, CT_E_INTERNAL, "internal", "could not decode a stored row");
@@ -123,9 +125,9 @@ static ct_rc rows_to_array(const PGresult *res, int col, int max, cJSON *arr, st
     return CT_OK;
 }
 
-/* Every filter but status, the search and the cursor, on $1..$6 (see filter_params): shared
- * by the page and the counts per status, so the two can never disagree; the search ($7) is
- * the same rule written twice for the two access paths, and test_queue checks both. */
+/* Every filter but status, the search and the cursor, on $1..$6, $8, $9 (see filter_params):
+ * shared by the page and the counts per status, so the two can never disagree; the search
+ * ($7) is the same rule written twice for the two access paths, and test_queue checks both. */
 #define TICKET_FILTERS                                                                        \
     " ($1::text IS NULL OR ($1 = 'none' AND t.assignee_id IS NULL) OR u.name = $1)"          \
     " AND ($2::int IS NULL OR (t.escalation_level > 0) = ($2::int = 1))"                      \
@@ -140,7 +142,12 @@ static ct_rc rows_to_array(const PGresult *res, int col, int max, cJSON *arr, st
     /* IN, not EXISTS per ticket: one pass over the pending approvals (235 -> 35 ms counts) */ \
     " AND ($5::int IS NULL OR (t.id IN (SELECT a.ticket_id FROM approvals a"                  \
     "      WHERE a.status = 'pending')) = ($5::int = 1))"                                     \
-    " AND ($6::text IS NULL OR c.phone_number_id = $6)"
+    " AND ($6::text IS NULL OR c.phone_number_id = $6)"                                       \
+    /* activity in a range: every message, reply and action records an event */              \
+    " AND ($8::timestamptz IS NULL AND $9::timestamptz IS NULL OR t.id IN (SELECT"            \
+    "      a.ticket_id FROM events a WHERE a.ticket_id IS NOT NULL AND a.occurred_at >="      \
+    "      coalesce($8::timestamptz, '-infinity') AND a.occurred_at <"                        \
+    "      coalesce($9::timestamptz, 'infinity')))"
 
 /* Search for a page: the longest word narrows by the trigram index, then every word must
  * appear; the page walks tickets by activity and stops at the limit. */
@@ -179,6 +186,36 @@ static void filter_params(struct ct_params *p, const struct ct_ticket_filter *f)
         ct_param_str(p, NULL);
     ct_param_str(p, f->phone_number_id);
     ct_param_str(p, f->q);
+    ct_param_str(p, f->active_from);
+    ct_param_str(p, f->active_to);
+}
+
+/* The days `spec` names in time zone tz as [from, to), by PostgreSQL (the process's TZ is
+ * shared by every thread, and PostgreSQL knows the zone's history). from and to are
+ * CT_CURSOR_MAX-sized buffers for ISO timestamps. */
+static ct_rc zone_days(struct ct_tx *tx, const char *tz, const char *spec, char *from, char *to,
+                       struct ct_err *err)
+{
+    struct ct_params p = {0};
+    bool date = strlen(spec) == 10; /* YYYY-MM-DD; the API checked it */
+    ct_param_str(&p, tz);
+    ct_param_str(&p, date ? NULL : spec);
+    ct_param_str(&p, date ? spec : NULL);
+    PGresult *res = ct_tx_query(
+        tx,
+        "SELECT " CT_SQL_ISO_US("d0::timestamp AT TIME ZONE $1") ", "
+        CT_SQL_ISO_US("(d1 + 1)::timestamp AT TIME ZONE $1") " FROM ("
+        " SELECT coalesce($3::date, CASE $2::text WHEN 'yesterday' THEN t - 1 WHEN '7d' THEN t - 6"
+        "  WHEN '30d' THEN t - 29 ELSE t END) AS d0,"
+        "  coalesce($3::date, CASE $2::text WHEN 'yesterday' THEN t - 1 ELSE t END) AS d1"
+        " FROM (SELECT (now() AT TIME ZONE $1)::date AS t) n) d",
+        &p, err);
+    if (res == NULL)
+        return err->rc;
+    snprintf(from, CT_CURSOR_MAX, "%s", PQgetvalue(res, 0, 0));
+    snprintf(to, CT_CURSOR_MAX, "%s", PQgetvalue(res, 0, 1));
+    PQclear(res);
+    return CT_OK;
 }
 
 static ct_rc count_statuses(struct ct_tx *tx, const struct ct_ticket_filter *f, cJSON **out,
@@ -206,15 +243,26 @@ static ct_rc count_statuses(struct ct_tx *tx, const struct ct_ticket_filter *f, 
     return CT_OK;
 }
 
-ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, cJSON **out,
-                            cJSON **counts, char next_cursor[CT_CURSOR_MAX], struct ct_err *err)
+ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *filter,
+                            cJSON **out, cJSON **counts, char next_cursor[CT_CURSOR_MAX],
+                            struct ct_err *err)
 {
     struct ct_params p = {0};
+    struct ct_ticket_filter days = *filter;
+    const struct ct_ticket_filter *f = filter;
+    char from[CT_CURSOR_MAX], to[CT_CURSOR_MAX];
     PGresult *res;
     ct_rc rc;
 
     *out = NULL;
     next_cursor[0] = '\0';
+    if (filter->active != NULL) {
+        if (zone_days(tx, filter->timezone, filter->active, from, to, err) != CT_OK)
+            return err->rc;
+        days.active_from = from;
+        days.active_to = to;
+        f = &days;
+    }
     filter_params(&p, f);
     ct_param_str(&p, f->status);
     ct_param_ts(&p, f->cursor.set, f->cursor.updated_us);
@@ -223,10 +271,10 @@ ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *f, 
     res = ct_tx_query(tx,
                      SEARCH_WORDS "SELECT " TICKET_JSON "::text, " US("t.updated_at") ", t.id"
                      TICKET_FROM " WHERE" TICKET_FILTERS PAGE_SEARCH
-                     " AND ($8::text IS NULL OR t.status = $8)"
-                     " AND ($9::timestamptz IS NULL"
-                     "      OR (t.updated_at, t.id) < ($9::timestamptz, $10::bigint))"
-                     " ORDER BY t.updated_at DESC, t.id DESC LIMIT $11::int",
+                     " AND ($10::text IS NULL OR t.status = $10)"
+                     " AND ($11::timestamptz IS NULL"
+                     "      OR (t.updated_at, t.id) < ($11::timestamptz, $12::bigint))"
+                     " ORDER BY t.updated_at DESC, t.id DESC LIMIT $13::int",
                      &p, err);
     if (res == NULL)
         return err->rc;
@@ -334,35 +382,85 @@ ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct
     "   AND s.seq > $8::bigint AND s.seq <= $8::bigint + $6 AND s.action IN"                   \
     "   ('" CT_EV_MESSAGE_RECEIVED "', '" CT_EV_MESSAGE_ECHOED "', '" CT_EV_MESSAGE_QUEUED "')))"
 
-#define TIMELINE_SQL                                                                          \
-    "SELECT j.item::text, k.at_us, k.rec_us, k.kind, k.id FROM ("                             \
+/* The page's items, their JSON built for the page alone, in time order. */
+#define TIMELINE_ITEMS(keys)                                                                  \
+    "SELECT j.item::text, k.at_us, k.rec_us, k.kind, k.id FROM (" keys ") k CROSS JOIN"       \
+    " LATERAL (SELECT " MESSAGE_ITEM " AS item FROM messages m WHERE k.kind = 0"              \
+    " AND m.id = k.id UNION ALL SELECT " EVENT_ITEM " FROM events e WHERE k.kind = 1"         \
+    " AND e.id = k.id) j ORDER BY k.at_us, k.rec_us, k.kind, k.id"
+
+#define TIMELINE_KEYS(since_messages, since_events)                                           \
     " SELECT at_us, rec_us, kind, id FROM ("                                                  \
     "  SELECT " US("m.sent_at") " AS at_us, " US("m.received_at") " AS rec_us, 0 AS kind,"    \
-    "  m.id FROM messages m WHERE m.ticket_id = $1" SINCE_MESSAGES                            \
+    "  m.id FROM messages m WHERE m.ticket_id = $1" since_messages                            \
     "  UNION ALL"                                                                             \
     "  SELECT " US("e.occurred_at") ", " US("e.recorded_at") ", 1, e.id FROM events e"       \
-    "  WHERE e.ticket_id = $1"                                                                \
-    /* since a seq: the next $6 events of the chain and the messages they record */          \
-    "  AND (NOT $7::bool OR (e.seq > $8::bigint AND e.seq <= $8::bigint + $6))"               \
-    " ) x WHERE $7::bool OR $2::bigint IS NULL"                                               \
-    " OR (at_us, rec_us, kind, id) > ($2::bigint, $3::bigint, $4::int, $5::bigint)"           \
-    " ORDER BY at_us, rec_us, kind, id LIMIT CASE WHEN $7::bool THEN NULL ELSE $6::int END"   \
-    ") k CROSS JOIN LATERAL ("                                                                \
-    " SELECT " MESSAGE_ITEM " AS item FROM messages m WHERE k.kind = 0 AND m.id = k.id"       \
-    " UNION ALL SELECT " EVENT_ITEM " FROM events e WHERE k.kind = 1 AND e.id = k.id) j"      \
-    " ORDER BY k.at_us, k.rec_us, k.kind, k.id"
+    "  WHERE e.ticket_id = $1" since_events " ) x"
 
-ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,
+#define TIMELINE_SQL                                                                          \
+    TIMELINE_ITEMS(TIMELINE_KEYS(SINCE_MESSAGES,                                              \
+    /* since a seq: the next $6 events of the chain and the messages they record */          \
+    "  AND (NOT $7::bool OR (e.seq > $8::bigint AND e.seq <= $8::bigint + $6))")              \
+    " WHERE $7::bool OR $2::bigint IS NULL"                                                   \
+    " OR (at_us, rec_us, kind, id) > ($2::bigint, $3::bigint, $4::int, $5::bigint)"           \
+    " ORDER BY at_us, rec_us, kind, id LIMIT CASE WHEN $7::bool THEN NULL ELSE $6::int END")
+
+/* Backwards from a key, or from the end when $2 is NULL: the newest $6 before it. */
+#define TIMELINE_BACK_SQL                                                                     \
+    TIMELINE_ITEMS(TIMELINE_KEYS("", "")                                                      \
+    " WHERE $2::bigint IS NULL"                                                               \
+    " OR (at_us, rec_us, kind, id) < ($2::bigint, $3::bigint, $4::int, $5::bigint)"           \
+    " ORDER BY at_us DESC, rec_us DESC, kind DESC, id DESC LIMIT $6::int")
+
+/* A cursor at row r of a timeline answer; before: pages back from it. */
+static void row_cursor(const PGresult *res, int r, bool before, char out[CT_CURSOR_MAX])
+{
+    struct ct_timeline_cursor c = {true, atoll(PQgetvalue(res, r, 1)),
+                                   atoll(PQgetvalue(res, r, 2)), atoll(PQgetvalue(res, r, 4)),
+                                   atoi(PQgetvalue(res, r, 3)), false, 0, before};
+    ct_cursor_timeline_encode(&c, out);
+}
+
+/* Pages back from the cursor's key (or from the end): the extra row read first, when there is
+ * one, says that more lie before the page. */
+static ct_rc timeline_back(struct ct_tx *tx, long long ticket_id, int limit, bool latest,
+                           const struct ct_timeline_cursor *cur, cJSON *items,
+                           struct ct_timeline_page *page, struct ct_err *err)
+{
+    struct ct_params p = {0};
+    ct_param_ll(&p, ticket_id);
+    if (latest)
+        ct_param_str(&p, NULL);
+    else
+        ct_param_ll(&p, cur->at_us);
+    ct_param_ll(&p, cur->rec_us);
+    ct_param_ll(&p, cur->kind);
+    ct_param_ll(&p, cur->id);
+    ct_param_ll(&p, limit + 1);
+    PGresult *res = ct_tx_query(tx, TIMELINE_BACK_SQL, &p, err);
+    if (res == NULL)
+        return err->rc;
+    int n = PQntuples(res), first = n > limit ? 1 : 0;
+    ct_rc rc = rows_to_array(res, first, n, items, err);
+    if (rc == CT_OK && first == 1)
+        row_cursor(res, first, true, page->prev);
+    /* after a page read backwards from a key lies that key, at least (an empty page has no
+     * cursors: nothing lies before the key) */
+    if (rc == CT_OK && !latest && n > first)
+        row_cursor(res, n - 1, false, page->next);
+    PQclear(res);
+    return rc;
+}
+
+ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit, bool latest,
                         const struct ct_timeline_cursor *cur, cJSON **items,
-                        char next_cursor[CT_CURSOR_MAX], char resume_cursor[CT_CURSOR_MAX],
-                        struct ct_err *err)
+                        struct ct_timeline_page *page, struct ct_err *err)
 {
     struct ct_params p = {0};
     ct_rc rc;
 
     *items = NULL;
-    next_cursor[0] = '\0';
-    resume_cursor[0] = '\0';
+    memset(page, 0, sizeof(*page));
     /* what the chain holds now, read before the items: anything committed in between comes
      * again after resume (the viewer drops what it has), never not at all */
     struct ct_params h = {0};
@@ -373,6 +471,12 @@ ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,
     long long last_seq = PQntuples(head) == 1 ? atoll(PQgetvalue(head, 0, 0)) : 0;
     PQclear(head);
 
+    *items = cJSON_CreateArray();
+    if (latest || (cur->set && cur->before)) {
+        rc = timeline_back(tx, ticket_id, limit, latest, cur, *items, page, err);
+        ct_cursor_since_encode(last_seq, page->resume);
+        goto done;
+    }
     ct_param_ll(&p, ticket_id);
     if (cur->set && !cur->since)
         ct_param_ll(&p, cur->at_us);
@@ -385,29 +489,29 @@ ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit,
     ct_param_bool(&p, cur->since);
     ct_param_ll(&p, cur->since_seq);
     PGresult *res = ct_tx_query(tx, TIMELINE_SQL, &p, err);
-    if (res == NULL)
-        return err->rc;
-    *items = cJSON_CreateArray();
+    if (res == NULL) {
+        rc = err->rc;
+        goto done;
+    }
     if (cur->since) {
         /* the chain's next `limit` events and their messages; more after them: next too */
         long long upto = cur->since_seq + limit < last_seq ? cur->since_seq + limit : last_seq;
         rc = rows_to_array(res, 0, 2 * limit + 1, *items, err);
-        ct_cursor_since_encode(upto > cur->since_seq ? upto : cur->since_seq, resume_cursor);
+        ct_cursor_since_encode(upto > cur->since_seq ? upto : cur->since_seq, page->resume);
         if (upto < last_seq)
-            memcpy(next_cursor, resume_cursor, CT_CURSOR_MAX);
+            memcpy(page->next, page->resume, CT_CURSOR_MAX);
     } else {
+        int n = PQntuples(res);
         rc = rows_to_array(res, 0, limit, *items, err);
-        if (rc == CT_OK && PQntuples(res) > limit) {
-            int last = limit - 1;
-            struct ct_timeline_cursor c = {true, atoll(PQgetvalue(res, last, 1)),
-                                           atoll(PQgetvalue(res, last, 2)),
-                                           atoll(PQgetvalue(res, last, 4)),
-                                           atoi(PQgetvalue(res, last, 3)), false, 0};
-            ct_cursor_timeline_encode(&c, next_cursor);
-        }
-        ct_cursor_since_encode(last_seq, resume_cursor);
+        if (rc == CT_OK && n > limit)
+            row_cursor(res, limit - 1, false, page->next);
+        /* a page after a key has that key, at least, before it */
+        if (rc == CT_OK && cur->set && n > 0)
+            row_cursor(res, 0, true, page->prev);
+        ct_cursor_since_encode(last_seq, page->resume);
     }
     PQclear(res);
+done:
     if (rc != CT_OK) {
         cJSON_Delete(*items);
         *items = NULL;

@@ -300,7 +300,7 @@ try {
     await b.locator('.ticket-badges .badge.who', { hasText: AGENT }).waitFor({ timeout: T });
   });
 
-  await step(`a ticket with ${SEED.big_items} items opens within ${OPEN_BUDGET_MS} ms, paged`, async () => {
+  await step(`a ticket with ${SEED.big_items} items opens at its latest page within ${OPEN_BUDGET_MS} ms, paged both ways`, async () => {
     await a.goto(`${BASE}/#/queue`, { timeout: T });
     await a.locator('li.ticket-row').first().waitFor({ timeout: T });
     const t0 = Date.now();
@@ -311,17 +311,57 @@ try {
     assert(took <= OPEN_BUDGET_MS, `opening the ${SEED.big_items}-item ticket took ${took} ms`);
     const count = () => a.locator('ol.timeline > li.item').count();
     assert((await count()) === 500, `the first page rendered ${await count()} items, expected 500`);
-    const later = a.getByRole('button', { name: 'Load later' });
+    // it opens where the story is now: the newest message is the last item
+    const texts = () => a.locator('ol.timeline > li.msg p.msg-text').allTextContents();
+    const newest = `message ${SEED.big_items / 2} of a long conversation`;
+    let shown = await texts();
+    assert(shown[shown.length - 1] === newest, `the last message shown reads "${shown[shown.length - 1]}", expected "${newest}"`);
+    assert(await a.getByRole('button', { name: 'Load later' }).isHidden(), '"Load later" is offered at the end of the story');
+    await a.screenshot({ path: path.join(ARTIFACTS, 'timeline-long.png') });
+    const firstKey = () => a.locator('ol.timeline > li.item').first().getAttribute('data-key');
+    const earlier = a.getByRole('button', { name: 'Load earlier' });
     for (let i = 0; i < 3; i++) {
-      await later.click();
-      await a.waitForFunction((n) => document.querySelectorAll(`ol.timeline > li.item[data-page="${n}"]`).length > 0, i + 1, { timeout: T });
+      const before = await firstKey();
+      await earlier.click();
+      await a.waitForFunction((k) => document.querySelector('ol.timeline > li.item')?.dataset.key !== k, before, { timeout: T });
       const n = await count();
-      assert(n <= 1000, `after ${i + 1} "Load later" the document holds ${n} items`);
+      assert(n <= 1000, `after ${i + 1} "Load earlier" the document holds ${n} items`);
     }
-    await a.getByRole('button', { name: 'Load earlier' }).click();
-    await a.locator('ol.timeline > li.item[data-page="1"]').first().waitFor({ state: 'attached', timeout: T });
-    const first = await a.locator('ol.timeline > li.msg p.msg-text').first().textContent();
-    assert(/^message \d+ of a long conversation$/.test(first), `after "Load earlier" the first message reads "${first}"`);
+    shown = await texts();
+    assert(shown[shown.length - 1] !== newest, 'the window kept the newest page after reading back three pages');
+    // reading forwards again joins up without a gap: the message after the last one shown
+    const lastNum = Number(/^message (\d+) /.exec(shown[shown.length - 1])[1]);
+    await a.getByRole('button', { name: 'Load later' }).click();
+    await a.locator('ol.timeline > li.msg p.msg-text', { hasText: new RegExp(`^message ${lastNum + 1} of`) }).waitFor({ state: 'attached', timeout: T });
+    await a.getByRole('button', { name: 'Go to the start' }).click();
+    await a.locator('ol.timeline > li.msg p.msg-text', { hasText: /^message 1 of a long/ }).waitFor({ state: 'attached', timeout: T });
+    await a.getByRole('button', { name: 'Jump to the latest' }).click();
+    await a.locator('ol.timeline > li.msg p.msg-text', { hasText: newest }).waitFor({ state: 'attached', timeout: T });
+  });
+
+  await step("a supervisor finds yesterday's escalated tickets from the filters, at a link of their own", async () => {
+    await b.goto(`${BASE}/#/queue`, { timeout: T });
+    await b.locator('li.ticket-row').first().waitFor({ timeout: T });
+    await b.getByLabel('Active', { exact: true }).selectOption('yesterday');
+    await b.waitForFunction(() => location.hash.includes('active=yesterday'), null, { timeout: T });
+    await b.getByLabel('Escalated', { exact: true }).selectOption('true');
+    await b.waitForFunction(() => location.hash.includes('escalated=true'), null, { timeout: T });
+    await b.locator(`li.ticket-row a[href="#/tickets/${ids.yesterday}"]`).waitFor({ timeout: T });
+    await b.waitForFunction(() => document.querySelectorAll('li.ticket-row').length === 1, null, { timeout: T });
+    const hash = await b.evaluate(() => location.hash);
+    await b.screenshot({ path: path.join(ARTIFACTS, 'queue-yesterday-escalated.png') });
+    // the link alone shows the same list
+    const c = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    try {
+      const p = await c.newPage();
+      await p.goto(`${BASE}/`, { timeout: T });
+      await signIn(p, SUP, SUP_PW);
+      await p.goto(`${BASE}/${hash}`, { timeout: T });
+      await p.locator(`li.ticket-row a[href="#/tickets/${ids.yesterday}"]`).waitFor({ timeout: T });
+      const n = await p.locator('li.ticket-row').count();
+      assert(n === 1, `the shared link lists ${n} tickets, expected 1`);
+      assert((await p.getByLabel('Active', { exact: true }).inputValue()) === 'yesterday', 'the Active filter does not show "yesterday"');
+    } finally { await c.close(); }
   });
 
   await step('<img src=x onerror=alert(1)> is text, and no script runs', async () => {

@@ -163,6 +163,157 @@ class Queue(ServerTest):
             self.assertEqual(r.status, 400, bad)
 
 
+class TimelineEnds(ServerTest):
+    """A long ticket opens at its latest page (from=end) and reads backwards by prev_cursor;
+    every page also leads forwards (next_cursor), and the pages join up without a gap."""
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.token = add_user(cls.dsn, "sana", "supervisor")
+        r = post_webhook(cls.srv, text_payload("wamid.ends.1", "923470000050",
+                                               int(time.time()) - 600, "where is my order"))
+        assert r.status == 200, r
+        cls.tid = int(harness.scalar(cls.dsn, "SELECT max(id) FROM tickets"))
+        for i in range(9):
+            r = cls.srv.post(f"/api/tickets/{cls.tid}/notes", {"body": f"note {i}"},
+                             token=cls.token)
+            assert r.status == 200, r
+
+    def page(self, expect=200, **params):
+        r = self.srv.get(f"/api/tickets/{self.tid}/timeline?" + urllib.parse.urlencode(params),
+                         token=self.token)
+        self.assertEqual(r.status, expect, r)
+        return r.json()
+
+    @staticmethod
+    def keys(items):
+        return [f"m{i['id']}" if i["kind"] == "message" else f"e{i['seq']}" for i in items]
+
+    def test_latest_page_then_backwards_then_forwards(self):
+        full = self.keys(self.page(limit=500)["items"])
+        n = len(full)  # ticket.created, message.received, the message, 9 notes and the like
+        self.assertGreaterEqual(n, 12)
+        last = self.page(**{"from": "end", "limit": 5})
+        self.assertEqual(self.keys(last["items"]), full[-5:])
+        self.assertIsNone(last["next_cursor"])
+        self.assertRegex(last["resume_cursor"], r"^s[1-9][0-9]*$")
+        # backwards to the start: every item once, in order
+        seen, page, pages = list(self.keys(last["items"])), last, [last]
+        while page["prev_cursor"] is not None:
+            self.assertTrue(page["prev_cursor"].startswith("b"), page["prev_cursor"])
+            page = self.page(cursor=page["prev_cursor"], limit=5)
+            seen = self.keys(page["items"]) + seen
+            pages.append(page)
+        self.assertEqual(seen, full)
+        self.assertEqual(len(pages), (n + 4) // 5)
+        self.assertEqual(len(pages[-1]["items"]), n - 5 * (len(pages) - 1))
+        # a page read backwards leads forwards to what follows it
+        after = self.page(cursor=pages[1]["next_cursor"], limit=5)
+        self.assertEqual(self.keys(after["items"]), full[-5:])
+        # and the first page, read from the start, has nothing before it
+        first = self.page(limit=5)
+        self.assertIsNone(first["prev_cursor"])
+        second = self.page(cursor=first["next_cursor"], limit=5)
+        back = self.page(cursor=second["prev_cursor"], limit=5)
+        self.assertEqual(self.keys(back["items"]), full[:5])
+        self.assertEqual(self.page(**{"from": "start", "limit": 5})["items"], first["items"])
+
+    def test_a_new_item_shows_on_the_latest_page(self):
+        before = self.page(**{"from": "end", "limit": 3})
+        r = self.srv.post(f"/api/tickets/{self.tid}/notes", {"body": "latest word"},
+                          token=self.token)
+        self.assertEqual(r.status, 200, r)
+        after = self.page(**{"from": "end", "limit": 3})
+        self.assertEqual(after["items"][-1].get("note") or after["items"][-1].get("body"),
+                         "latest word")
+        self.assertEqual(self.keys(after["items"])[:2], self.keys(before["items"])[1:])
+
+    def test_bad_from_and_cursors_are_400(self):
+        last = self.page(**{"from": "end", "limit": 2})
+        for params, code in (({"from": "middle"}, "invalid_from"),
+                             ({"from": "end", "cursor": last["prev_cursor"]}, "invalid_from"),
+                             ({"cursor": "b1_2_1_0"}, "invalid_cursor"),
+                             ({"cursor": "b1_2_3"}, "invalid_cursor")):
+            r = self.srv.get(f"/api/tickets/{self.tid}/timeline?" +
+                             urllib.parse.urlencode(params), token=self.token)
+            self.assertEqual((r.status, r.json()["error"]["code"]), (400, code), params)
+
+
+class ActiveDays(ServerTest):
+    """The queue's activity filter: active=yesterday means yesterday in CASETRAIL_TIMEZONE
+    (here Asia/Karachi, UTC+5, where a day starts at 19:00 UTC the day before), computed by
+    PostgreSQL; active_from/active_to take exact times."""
+
+    server_env = {"CASETRAIL_TIMEZONE": "Asia/Karachi"}
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.token = add_user(cls.dsn, "sana", "supervisor")
+        from datetime import datetime, timedelta
+        from zoneinfo import ZoneInfo
+        zone = ZoneInfo("Asia/Karachi")
+        today = datetime.now(zone).date()
+        cls.yesterday = today - timedelta(days=1)
+        cls.y0 = datetime(cls.yesterday.year, cls.yesterday.month, cls.yesterday.day,
+                          tzinfo=zone)
+        cls.day_before = (today - timedelta(days=2)).isoformat()
+        cls.t = {}
+        # a: just after yesterday began there (still the day before in UTC); b: just before;
+        # c: a few minutes ago
+        for key, wa, when in (("a", "923470000061", cls.y0 + timedelta(minutes=30)),
+                              ("b", "923470000062", cls.y0 - timedelta(minutes=30)),
+                              ("c", "923470000063", datetime.now(zone) - timedelta(minutes=5))):
+            r = post_webhook(cls.srv, text_payload(f"wamid.day.{key}", wa,
+                                                   int(when.timestamp()), "hello"))
+            assert r.status == 200, r
+            cls.t[key] = int(harness.scalar(cls.dsn, "SELECT t.id FROM tickets t JOIN contacts c"
+                                            " ON c.id = t.contact_id WHERE c.wa_id = :'w'",
+                                            w=wa))
+
+    def ids(self, expect=200, **params):
+        r = self.srv.get("/api/tickets?" + urllib.parse.urlencode(params), token=self.token)
+        self.assertEqual(r.status, expect, r)
+        page = r.json()
+        if expect != 200:
+            return page["error"]["code"]
+        got = {t["id"] for t in page["tickets"]}
+        self.assertEqual(sum(page["counts"].values()), len(got), params)  # counts agree
+        return got
+
+    def test_days_are_the_configured_zones_days(self):
+        t = self.t
+        self.assertEqual(self.ids(active="yesterday"), {t["a"]})
+        self.assertEqual(self.ids(active="today"), {t["c"]})
+        self.assertEqual(self.ids(active=self.day_before), {t["b"]})
+        self.assertEqual(self.ids(active=self.yesterday.isoformat()), {t["a"]})
+        self.assertEqual(self.ids(active="7d"), set(t.values()))
+        utc = self.y0.astimezone(__import__("datetime").timezone.utc)
+        start = utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.assertEqual(self.ids(active_from=start), {t["a"], t["c"]})
+        self.assertEqual(self.ids(active_to=start), {t["b"]})
+        end = (utc + __import__("datetime").timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        self.assertEqual(self.ids(active_from=start, active_to=end), {t["a"]})
+
+    def test_yesterdays_escalated_tickets(self):
+        r = self.srv.post(f"/api/tickets/{self.t['a']}/escalate",
+                          {"level": 1, "reason": "customer called twice"}, token=self.token)
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(self.ids(active="yesterday", escalated="true"), {self.t["a"]})
+        self.assertEqual(self.ids(active="yesterday", escalated="false"), set())
+        # the escalation itself is today's activity
+        self.assertIn(self.t["a"], self.ids(active="today", escalated="true"))
+
+    def test_bad_days_are_400(self):
+        for params in ({"active": "tomorrow"}, {"active": "2026-02-30"},
+                       {"active": "2026-2-3"}, {"active": "1969-12-31"},
+                       {"active": "yesterday", "active_from": "2026-01-01"}):
+            self.assertEqual(self.ids(expect=400, **params), "invalid_active", params)
+        self.assertEqual(self.ids(expect=400, active_from="last week"), "invalid_active_from")
+        self.assertEqual(self.ids(expect=400, active_to="2026-13-01"), "invalid_active_to")
+
+
 class LiveStream:
     """GET /api/live read line by line on its own connection."""
 

@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 import harness  # noqa: E402
@@ -149,11 +150,21 @@ class Viewer(ServerTest):
         cls.inbound(rtl, RTL_NAME, RTL_TEXT, 30)
         cls.act(SUP, f"/api/tickets/{cls.ticket_of(rtl)}/escalate",
                 {"level": 2, "reason": "damaged goods, customer upset"})
+        # yesterday's escalated ticket (the server's days are UTC here): it wrote at noon
+        # yesterday, and a supervisor escalated it today
+        now = datetime.now(timezone.utc)
+        noon = datetime(now.year, now.month, now.day, 12, tzinfo=timezone.utc) - timedelta(days=1)
+        yday = "923001110007"
+        cls.inbound(yday, "Bilal Ahmed", "The kettle I got is leaking from the bottom",
+                    (now - noon).total_seconds() / 60)
+        cls.act(SUP, f"/api/tickets/{cls.ticket_of(yday)}/escalate",
+                {"level": 2, "reason": "leaking appliance, safety"})
         urdu = URDU_WA_ID
         cls.inbound(urdu, "Ayesha Khan", URDU_TEXT, 12)
         cls.inbound(urdu, "Ayesha Khan", "Tracking number TCS-88120 dikh raha hai", 11)
         return {"big": big, "worked": tid, "roman": cls.ticket_of(roman), "xss": cls.ticket_of(xss),
-                "rtl": cls.ticket_of(rtl), "urdu": cls.ticket_of(urdu)}
+                "rtl": cls.ticket_of(rtl), "urdu": cls.ticket_of(urdu),
+                "yesterday": cls.ticket_of(yday)}
 
     @classmethod
     def seed_big(cls, wa_id, n):

@@ -158,10 +158,15 @@ static void cursors(void)
     ct_cursor_ticket_encode(&t, out);
     CHECK(ct_cursor_ticket_decode(out, &t2) && t2.set && t2.updated_us == t.updated_us &&
           t2.id == 42);
-    struct ct_timeline_cursor l = {true, 1, 253402300799999999LL, 7, 1, false, 0}, l2;
+    struct ct_timeline_cursor l = {true, 1, 253402300799999999LL, 7, 1, false, 0, false}, l2;
     ct_cursor_timeline_encode(&l, out);
     CHECK(ct_cursor_timeline_decode(out, &l2) && l2.at_us == 1 &&
-          l2.rec_us == 253402300799999999LL && l2.id == 7 && l2.kind == 1 && !l2.since);
+          l2.rec_us == 253402300799999999LL && l2.id == 7 && l2.kind == 1 && !l2.since &&
+          !l2.before);
+    l.before = true; /* the same key, read backwards */
+    ct_cursor_timeline_encode(&l, out);
+    CHECK(out[0] == 'b' && ct_cursor_timeline_decode(out, &l2) && l2.before && l2.id == 7 &&
+          l2.kind == 1 && l2.at_us == 1);
     ct_cursor_since_encode(0, out); /* an empty chain: everything is new */
     CHECK(ct_cursor_timeline_decode(out, &l2) && l2.since && l2.since_seq == 0);
     ct_cursor_since_encode(1234, out);
@@ -172,7 +177,7 @@ static void cursors(void)
     CHECK(!ct_cursor_id_decode('r', out, &a2)); /* another list's cursor */
     const char *bad[] = {"", "t", "t1", "t1_", "t1_0", "t-1_2", "t+1_2", "t01_2", "t1_2x",
                          "t1_2_3", "x1_2", "t253402300800000000_1",
-                         "t99999999999999999999999_1", "l1_2_2_3", "l1_2_1", "a0", "a",
+                         "t99999999999999999999999_1", "l1_2_2_3", "l1_2_1", "b1_2_2_3", "b1_2_1_0", "B1_2_1_3", "a0", "a",
                          "s", "s-1", "s01", "s1_2", "s1x", "s99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         bool ok = ct_cursor_ticket_decode(bad[i], &t2) || ct_cursor_id_decode('a', bad[i], &a2) ||

@@ -1,6 +1,6 @@
 // queue.js: the ticket queue at #/queue?status=&assignee=&escalated=&priority=
-// &pending_approval=&phone_number_id=&contact=&q=. The filters live in the address so a link
-// can be shared. Newest activity first, keyset paging with "More", counts per status, and a
+// &pending_approval=&phone_number_id=&contact=&q=&active=. The filters live in the address so
+// a link ("yesterday's escalated tickets") can be shared. Newest activity first, keyset paging with "More", counts per status, and a
 // debounced re-fetch when the live stream names a change.
 import { get, qs, nextOf } from './api.js';
 import { h, clear, field, bidi } from './dom.js';
@@ -10,7 +10,10 @@ import { session, users } from './state.js';
 import { STATUSES, PRIORITIES, cap, statusBadge, priorityBadge, escalationBadge, assigneeBadge,
   contactName, contactDetail } from './badges.js';
 
-const FILTERS = ['status', 'assignee', 'escalated', 'priority', 'pending_approval', 'phone_number_id', 'contact', 'q'];
+const FILTERS = ['status', 'assignee', 'escalated', 'priority', 'pending_approval', 'phone_number_id', 'contact', 'q', 'active'];
+// Days are the server's (CASETRAIL_TIMEZONE), worked out by the server, not by this browser.
+const ACTIVE = [['', 'Any time'], ['today', 'Today'], ['yesterday', 'Yesterday'], ['7d', 'Last 7 days'], ['30d', 'Last 30 days']];
+const isDay = (v) => /^\d{4}-\d{2}-\d{2}$/.test(v);
 const PAGE = 50;
 
 export function renderQueue(main, params) {
@@ -39,19 +42,32 @@ export function renderQueue(main, params) {
   const number = field({ label: 'Business number id', name: 'phone_number_id', value: f.phone_number_id,
     inputmode: 'numeric', placeholder: 'phone_number_id' });
   const contact = field({ label: 'Customer', name: 'contact', value: f.contact, placeholder: 'Name, number or @username', dir: 'auto' });
+  const zone = session.me?.timezone || 'UTC';
+  const active = field({ label: 'Active', name: 'active', value: isDay(f.active) ? 'day' : f.active,
+    options: [...ACTIVE, ['day', 'On a day…']] });
+  active.input.title = `Tickets with a message or action then; days in ${zone}`;
+  const day = field({ label: 'Day', name: 'active_day', type: 'date', value: isDay(f.active) ? f.active : '' });
+  day.hidden = !isDay(f.active);
   const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter tickets' },
     h('div', { class: 'search-row' }, search,
       h('button', { type: 'submit', class: 'btn btn-primary' }, 'Search')),
     h('details', { class: 'more-filters', open: !narrow || FILTERS.some((k) => k !== 'q' && k !== 'status' && f[k]) },
       h('summary', null, 'Filters'),
-      h('div', { class: 'filter-row' }, assignee, escalated, priority, pending, contact, number,
+      h('div', { class: 'filter-row' }, active, day, assignee, escalated, priority, pending, contact, number,
         h('div', { class: 'field field-actions' },
           h('a', { class: 'btn btn-quiet', href: '#/queue' }, 'Clear filters')))));
   form.addEventListener('submit', (ev) => { ev.preventDefault(); apply(); });
   for (const sel of [assignee, escalated, priority, pending]) sel.input.addEventListener('change', apply);
+  active.input.addEventListener('change', () => {
+    day.hidden = active.input.value !== 'day';
+    if (active.input.value === 'day') day.input.focus();
+    else apply();
+  });
+  day.input.addEventListener('change', () => { if (isDay(day.input.value)) apply(); });
 
   function apply() {
-    const next = { ...f, q: search.input.value.trim(), assignee: assignee.input.value,
+    const a = active.input.value === 'day' ? (isDay(day.input.value) ? day.input.value : '') : active.input.value;
+    const next = { ...f, active: a, q: search.input.value.trim(), assignee: assignee.input.value,
       escalated: escalated.input.value, priority: priority.input.value,
       pending_approval: pending.input.value, contact: contact.input.value.trim(),
       phone_number_id: number.input.value.trim() };
@@ -124,7 +140,7 @@ export function renderQueue(main, params) {
     }
     const n = state.tickets.length;
     summary.textContent = n === 0 ? 'No tickets match these filters.'
-      : `${n} ticket${n === 1 ? '' : 's'} shown${state.next ? ', more below' : ''}. Newest activity first.`;
+      : `${n} ticket${n === 1 ? '' : 's'} shown${state.next ? ', more below' : ''}. Newest activity first.${f.active ? ` Days are ${zone} days.` : ''}`;
     more.hidden = !state.next;
     if (focusedHref) {
       const again = listEl.querySelector(`a[href="${CSS.escape(focusedHref)}"]`);
@@ -175,5 +191,7 @@ function titleFor(f) {
   const bits = [];
   if (f.q) bits.push(`“${f.q}”`);
   if (f.status) bits.push(cap(f.status));
+  if (f.escalated === 'true') bits.push('Escalated');
+  if (f.active) bits.push(isDay(f.active) ? `Active ${f.active}` : `Active ${(ACTIVE.find(([v]) => v === f.active) || [0, f.active])[1].toLowerCase()}`);
   return `${bits.length ? bits.join(' · ') + ' · ' : ''}Queue · casetrail`;
 }

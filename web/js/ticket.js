@@ -2,11 +2,12 @@
 // (messages as a chat, events as who / what / when lines, in time order), filters by kind and
 // actor, paging, the actions the signed-in role may take, and live updates.
 //
-// Paging: the timeline API pages forward only (oldest first). Pages of PAGE items are kept
-// with the cursor that fetched them; at most WINDOW pages are in the document at once, so a
-// ticket with 10,000 events opens as fast as one with ten. "Load later" fetches the next page
-// (and drops the oldest from the document), "Load earlier" fetches a dropped page again by its
-// cursor. Live changes fetch only what follows the last item (the answer's `resume` cursor).
+// Paging: a ticket opens at its latest page (`from=end`), where the story is now. Every page
+// the API returns says what lies before it (`prev_cursor`) and after it (`next_cursor`), so the
+// document holds a window of at most WINDOW pages ("chunks") and reads either way from its
+// ends: "Load earlier" prepends a page and drops the last, "Load later" the reverse, and a
+// ticket with 10,000 events opens as fast as one with ten. Live changes fetch only what was
+// recorded after the newest page read at the end (the `resume` cursor).
 import { get, qs, nextOf } from './api.js';
 import { h, clear, bidi, toast } from './dom.js';
 import { timeEl } from './time.js';
@@ -22,7 +23,7 @@ const MEDIA_LABELS = { image: 'Photo', video: 'Video', audio: 'Voice note or aud
 
 export function renderTicket(main, id) {
   const st = {
-    id, ticket: null, pages: [], lo: 0, hi: -1, resume: null, disposed: false,
+    id, ticket: null, chunks: [], chunkSeq: 0, resume: null, disposed: false,
     byWamid: new Map(), approvals: new Map(), decided: new Set(), reactions: new Map(),
     kinds: new Set(), actors: new Set(), replyTo: null, busy: false,
   };
@@ -33,10 +34,11 @@ export function renderTicket(main, id) {
   const badges = h('div', { class: 'ticket-badges' });
   const verifyEl = h('div', { class: 'verify', role: 'status', 'aria-live': 'polite' });
   const errorEl = h('div', { class: 'error-box', role: 'alert', hidden: true });
-  const list = h('ol', { class: 'timeline', 'aria-label': 'Timeline, oldest first' });
+  const list = h('ol', { class: 'timeline', 'aria-label': 'Timeline, oldest at the top' });
   const earlier = h('button', { type: 'button', class: 'btn', hidden: true, onclick: () => loadEarlier() }, 'Load earlier');
   const later = h('button', { type: 'button', class: 'btn', hidden: true, onclick: () => loadLater() }, 'Load later');
-  const latest = h('button', { type: 'button', class: 'btn btn-quiet', hidden: true, onclick: () => jumpToLatest() }, 'Jump to the latest');
+  const latest = h('button', { type: 'button', class: 'btn btn-quiet', hidden: true, onclick: () => jumpTo('end') }, 'Jump to the latest');
+  const start = h('button', { type: 'button', class: 'btn btn-quiet', hidden: true, onclick: () => jumpTo('start') }, 'Go to the start');
   const pageInfo = h('p', { class: 'page-info muted', role: 'status', 'aria-live': 'polite' });
   const newBelow = h('p', { class: 'notice', hidden: true }, 'New activity arrived after the part shown here. Use “Load later” or “Jump to the latest”.');
 
@@ -62,7 +64,7 @@ export function renderTicket(main, id) {
     h('div', { class: 'ticket-body' },
       h('div', { class: 'tl-col' },
         h('div', { class: 'tl-bar' }, h('h2', { class: 'tl-h' }, 'Story'), filters),
-        h('div', { class: 'pager' }, earlier),
+        h('div', { class: 'pager' }, earlier, start),
         list,
         h('div', { class: 'pager' }, later, latest, pageInfo),
         newBelow,
@@ -346,19 +348,25 @@ export function renderTicket(main, id) {
     if (shown === undefined) shown = [...list.children].filter((li) => !li.hidden).length;
     const total = list.children.length;
     const atEnd = isAtEnd();
+    const atStart = isAtStart();
     pageInfo.textContent = total === 0 ? 'Nothing in this timeline yet.'
-      : `Showing ${shown} of ${total} loaded item${total === 1 ? '' : 's'}${st.lo > 0 ? ' (earlier items above the button)' : ''}${atEnd ? '' : '; there is more after these'}.`;
-    earlier.hidden = st.lo <= 0;
+      : `Showing ${shown} of ${total} loaded item${total === 1 ? '' : 's'}${atStart ? '' : '; there is more before these'}${atEnd ? '' : '; there is more after these'}.`;
+    earlier.hidden = atStart;
+    start.hidden = atStart;
     later.hidden = atEnd;
     latest.hidden = atEnd;
     if (atEnd) newBelow.hidden = true;
   }
 
-  const isAtEnd = () => st.hi === st.pages.length - 1 && (st.hi < 0 || !st.pages[st.hi].next);
+  const first = () => st.chunks[0];
+  const last = () => st.chunks[st.chunks.length - 1];
+  const isAtEnd = () => !st.chunks.length || !last().next;
+  const isAtStart = () => !st.chunks.length || !first().prev;
 
   // ---- paging -----------------------------------------------------------------------------
-  async function fetchPage(cursor, limit = PAGE) {
-    return get(`/api/tickets/${id}/timeline${qs({ limit, cursor })}`);
+  // req: { cursor } or { from: 'start' | 'end' }
+  async function fetchPage(req, limit = PAGE) {
+    return get(`/api/tickets/${id}/timeline${qs({ limit, ...req })}`);
   }
 
   function keepPlace(fn) {
@@ -369,29 +377,42 @@ export function renderTicket(main, id) {
     if (anchor && anchor.isConnected) window.scrollBy(0, anchor.getBoundingClientRect().top - before);
   }
 
-  function pageNodes(i) { return list.querySelectorAll(`li[data-page="${i}"]`); }
+  function chunkNodes(c) { return list.querySelectorAll(`li[data-page="${c.n}"]`); }
 
-  function addPage(page, cursor) {
+  // A page as a chunk of the window, and its rendered items (not yet in the document).
+  function makeChunk(page, req) {
     const items = page.items || [];
     items.forEach(note);
-    const i = st.pages.length;
-    st.pages.push({ cursor, next: nextOf(page), count: items.length });
-    if (page.resume_cursor != null) st.resume = page.resume_cursor;
+    const c = { n: ++st.chunkSeq, req, prev: page.prev_cursor || null, next: nextOf(page), count: items.length };
     const frag = document.createDocumentFragment();
-    for (const it of items) frag.appendChild(renderItem(it, i));
-    return { i, frag };
+    for (const it of items) frag.appendChild(renderItem(it, c.n));
+    return { c, frag };
+  }
+
+  // The page read at the end of the story: what is recorded after it comes by `resume`.
+  function atTail(page) {
+    if (!nextOf(page) && page.resume_cursor != null) st.resume = page.resume_cursor;
+  }
+
+  // Replaces the window with one page (opening, and the jumps to either end).
+  async function showOnly(req) {
+    const page = await fetchPage(req);
+    if (st.disposed) return false;
+    setTicket(page.ticket);
+    st.resume = null;
+    atTail(page);
+    const { c, frag } = makeChunk(page, req);
+    clear(list).appendChild(frag);
+    st.chunks = [c];
+    fillFilterOptions();
+    applyFilters();
+    return true;
   }
 
   async function open() {
     try {
-      const page = await fetchPage(null);
-      if (st.disposed) return;
-      setTicket(page.ticket);
-      const { frag } = addPage(page, null);
-      list.appendChild(frag);
-      st.lo = 0; st.hi = 0;
-      fillFilterOptions();
-      applyFilters();
+      if (!(await showOnly({ from: 'end' }))) return;
+      list.lastElementChild?.scrollIntoView({ block: 'end' });
     } catch (e) {
       if (st.disposed) return;
       errorEl.textContent = e.status === 404 ? `There is no ticket #${id}.` : `Could not load the ticket: ${e.message}`;
@@ -402,105 +423,79 @@ export function renderTicket(main, id) {
     users().catch(() => {});
   }
 
-  async function loadLater() {
-    if (st.busy || isAtEnd()) return;
-    st.busy = true; later.disabled = true;
-    try {
-      const cur = st.pages[st.hi];
-      const page = await fetchPage(cur.next);
-      if (st.disposed) return;
-      setTicket(page.ticket);
-      const next = st.hi + 1;
-      keepPlace(() => {
-        if (next < st.pages.length) {
-          // a page seen before: render it again from the fresh answer
-          (page.items || []).forEach(note);
-          st.pages[next].next = nextOf(page);
-          const frag = document.createDocumentFragment();
-          for (const it of page.items || []) frag.appendChild(renderItem(it, next));
-          list.appendChild(frag);
-        } else {
-          list.appendChild(addPage(page, cur.next).frag);
-        }
-        st.hi = next;
-        while (st.hi - st.lo + 1 > WINDOW) { pageNodes(st.lo).forEach((n) => n.remove()); st.lo++; }
-      });
-      fillFilterOptions();
-      applyFilters();
-    } catch (e) {
-      toast(`Could not load more of the timeline: ${e.message}`, 'error', 8000);
-    } finally { st.busy = false; later.disabled = false; }
-  }
-
-  async function loadEarlier() {
-    if (st.busy || st.lo <= 0) return;
-    st.busy = true; earlier.disabled = true;
-    try {
-      const i = st.lo - 1;
-      const page = await fetchPage(st.pages[i].cursor);
-      if (st.disposed) return;
-      (page.items || []).forEach(note);
-      keepPlace(() => {
-        const frag = document.createDocumentFragment();
-        for (const it of page.items || []) frag.appendChild(renderItem(it, i));
-        list.insertBefore(frag, list.firstChild);
-        st.lo = i;
-        while (st.hi - st.lo + 1 > WINDOW) { pageNodes(st.hi).forEach((n) => n.remove()); st.hi--; }
-      });
-      fillFilterOptions();
-      applyFilters();
-    } catch (e) {
-      toast(`Could not load earlier items: ${e.message}`, 'error', 8000);
-    } finally { st.busy = false; earlier.disabled = false; }
-  }
-
-  // Walks the cursors to the last page without rendering what lies between, then shows it.
-  async function jumpToLatest() {
+  async function paging(button, what, fn) {
     if (st.busy) return;
-    st.busy = true; latest.disabled = true; latest.textContent = 'Finding the latest…';
-    try {
-      let i = st.pages.length - 1;
-      let page = null;
-      while (st.pages[i].next) {
-        page = await fetchPage(st.pages[i].next);
-        if (st.disposed) return;
-        (page.items || []).forEach(note);
-        st.pages.push({ cursor: st.pages[i].next, next: nextOf(page), count: (page.items || []).length });
-        if (page.resume_cursor != null) st.resume = page.resume_cursor;
-        i++;
-      }
-      if (!page) page = await fetchPage(st.pages[i].cursor);
-      if (st.disposed) return;
-      setTicket(page.ticket);
-      clear(list);
-      const frag = document.createDocumentFragment();
-      for (const it of page.items || []) frag.appendChild(renderItem(it, i));
-      list.appendChild(frag);
-      st.lo = i; st.hi = i;
-      fillFilterOptions();
-      applyFilters();
-      list.lastElementChild?.scrollIntoView({ block: 'end' });
-    } catch (e) {
-      toast(`Could not reach the latest items: ${e.message}`, 'error', 8000);
-    } finally { st.busy = false; latest.disabled = false; latest.textContent = 'Jump to the latest'; }
+    st.busy = true; button.disabled = true;
+    try { await fn(); } catch (e) {
+      toast(`Could not load ${what}: ${e.message}`, 'error', 8000);
+    } finally { st.busy = false; button.disabled = false; }
   }
 
-  // New items after the last one: from the `resume` cursor when the server gives one, else by
-  // fetching the last page again. Items already shown are replaced when they changed (a reply
-  // delivered, a media file stored).
+  function loadLater() {
+    return paging(later, 'more of the timeline', async () => {
+      if (isAtEnd()) return;
+      const req = { cursor: last().next };
+      const page = await fetchPage(req);
+      if (st.disposed) return;
+      setTicket(page.ticket);
+      atTail(page);
+      keepPlace(() => {
+        const { c, frag } = makeChunk(page, req);
+        list.appendChild(frag);
+        st.chunks.push(c);
+        while (st.chunks.length > WINDOW) chunkNodes(st.chunks.shift()).forEach((n) => n.remove());
+      });
+      fillFilterOptions();
+      applyFilters();
+    });
+  }
+
+  function loadEarlier() {
+    return paging(earlier, 'earlier items', async () => {
+      if (isAtStart()) return;
+      const req = { cursor: first().prev };
+      const page = await fetchPage(req);
+      if (st.disposed) return;
+      keepPlace(() => {
+        const { c, frag } = makeChunk(page, req);
+        list.insertBefore(frag, list.firstChild);
+        st.chunks.unshift(c);
+        while (st.chunks.length > WINDOW) {
+          chunkNodes(st.chunks.pop()).forEach((n) => n.remove());
+          // the story's end is no longer in the document: live items wait for "Load later"
+          st.resume = null;
+        }
+      });
+      fillFilterOptions();
+      applyFilters();
+    });
+  }
+
+  function jumpTo(end) {
+    const button = end === 'end' ? latest : start;
+    return paging(button, end === 'end' ? 'the latest items' : 'the start', async () => {
+      if (!(await showOnly({ from: end }))) return;
+      if (end === 'end') list.lastElementChild?.scrollIntoView({ block: 'end' });
+      else list.firstElementChild?.scrollIntoView({ block: 'start' });
+      (end === 'end' ? earlier : later).focus?.();
+    });
+  }
+
+  // New items after the last one, from the `resume` cursor. Items already shown are replaced
+  // when they changed (a reply delivered, a media file stored).
   async function refreshTail() {
-    if (st.hi < 0) return;
-    if (!isAtEnd()) {
+    if (!st.chunks.length) return;
+    if (!isAtEnd() || !st.resume) {
       try { setTicket(await get(`/api/tickets/${id}`)); } catch { /* the header can wait */ }
       newBelow.hidden = false;
       return;
     }
-    const last = st.pages[st.hi];
-    let cursor = st.resume || last.cursor;
+    const tail = last();
+    let cursor = st.resume;
     const touched = new Set();
     let changed = false;
     for (let guard = 0; guard < 50; guard++) {
-      const page = await fetchPage(cursor);
+      const page = await fetchPage({ cursor });
       if (st.disposed) return;
       setTicket(page.ticket);
       for (const it of page.items || []) {
@@ -511,7 +506,8 @@ export function renderTicket(main, id) {
         if (old) {
           if (JSON.stringify(old.item) !== JSON.stringify(it)) { old.replaceWith(renderItem(it, Number(old.dataset.page))); changed = true; }
         } else {
-          list.appendChild(renderItem(it, st.hi));
+          list.appendChild(renderItem(it, tail.n));
+          tail.count++;
           changed = true;
           if (it.kind === 'message' && it.type === 'reaction') touched.add('r');
         }
@@ -535,15 +531,15 @@ export function renderTicket(main, id) {
   }
 
   async function refreshShownMessages(touched) {
-    const pagesToFetch = new Set();
+    const chunksToFetch = new Set();
     for (const li of list.children) {
       const it = li.item;
-      if (it && it.kind === 'message' && (touched.has(it.id) || touched.has('r'))) pagesToFetch.add(Number(li.dataset.page));
+      if (it && it.kind === 'message' && (touched.has(it.id) || touched.has('r'))) chunksToFetch.add(Number(li.dataset.page));
     }
-    for (const i of pagesToFetch) {
-      if (!st.pages[i]) continue;
+    for (const c of st.chunks) {
+      if (!chunksToFetch.has(c.n)) continue;
       let page;
-      try { page = await fetchPage(st.pages[i].cursor, Math.max(PAGE, st.pages[i].count)); } catch { continue; }
+      try { page = await fetchPage(c.req, Math.min(500, Math.max(PAGE, c.count))); } catch { continue; }
       if (st.disposed) return;
       for (const it of page.items || []) {
         if (it.kind !== 'message') continue;
