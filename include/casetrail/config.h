@@ -20,6 +20,8 @@ struct ct_config {
     int body_timeout_ms;     /* CASETRAIL_BODY_TIMEOUT: whole request body */
     int keepalive_timeout_ms; /* CASETRAIL_KEEPALIVE_TIMEOUT: idle wait for a next request */
     int db_pool;             /* CASETRAIL_DB_POOL */
+    int ingest_lanes;        /* CASETRAIL_INGEST_LANES: group-commit lanes, 0 off */
+    int ingest_group;        /* CASETRAIL_INGEST_GROUP: most webhooks in one transaction */
     bool db_prepare;         /* CASETRAIL_DB_PREPARE: prepare statements once per connection */
     char *web_root;          /* CASETRAIL_WEB_ROOT */
     char *migrations_dir;    /* CASETRAIL_MIGRATIONS_DIR */

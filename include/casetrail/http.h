@@ -38,7 +38,9 @@ struct ct_req {
 };
 
 /* Writes a response head (status line, Date, Content-Type/Length, no-store, nosniff, extra
- * header lines ending in CRLF or NULL, Connection: close). The body follows with mg_write. */
+ * header lines ending in CRLF or NULL; Connection: close where the connection cannot be kept
+ * alive). The body follows with mg_write. len < 0: a body of unknown length, ended by closing
+ * the connection. */
 void ct_http_write_head(struct mg_connection *conn, int status, const char *content_type,
                         long long len, const char *extra);
 /* Sends body (borrowed) as the response with the given status and content type. */

@@ -35,4 +35,20 @@ ct_rc ct_ingest_commit(struct ct_pool *pool, const char *body, size_t len, const
                        const struct ct_wa_batch *batch, struct ct_ingest_result *result,
                        struct ct_err *err);
 
+/* Group commit (docs/DECISIONS.md#group-commit): `lanes` threads each commit whatever
+ * webhooks wait for them, at most max_group of at most max_bytes together, in one
+ * transaction. NULL when threads cannot start. Stop after the HTTP server has stopped: it
+ * commits what is queued, then joins the lanes and frees ing (NULL is fine). */
+struct ct_ingester;
+struct ct_ingester *ct_ingester_start(struct ct_pool *pool, int lanes, int max_group,
+                                      size_t max_bytes);
+void ct_ingester_stop(struct ct_ingester *ing);
+/* Groups committed and the webhooks in them, since start. */
+void ct_ingester_stats(struct ct_ingester *ing, long long *groups, long long *webhooks);
+/* ct_ingest_commit through ing's lanes: returns once the webhook's group has committed (or
+ * failed), with the same results and errors. ing NULL: ct_ingest_commit itself. */
+ct_rc ct_ingest_submit(struct ct_ingester *ing, struct ct_pool *pool, const char *body,
+                       size_t len, const char *signature, const struct ct_wa_batch *batch,
+                       struct ct_ingest_result *result, struct ct_err *err);
+
 #endif

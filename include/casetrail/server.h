@@ -30,6 +30,7 @@ struct ct_server {
     struct ct_live *live;       /* owned; recent ticket changes for GET /api/live */
     struct ct_listener *listener; /* owned; feeds live from the database's NOTIFY */
     struct ct_notifier *notifier; /* owned; NOTIFYs the tickets this instance's commits changed */
+    struct ct_ingester *ingester; /* owned; group-commit lanes, NULL when CASETRAIL_INGEST_LANES=0 */
     int schema_latest;          /* highest migration shipped with this binary's migrations dir */
     int port;                   /* the port actually bound (CASETRAIL_LISTEN may say 0) */
     atomic_int inflight;        /* requests being handled now */

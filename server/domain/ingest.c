@@ -1,6 +1,8 @@
 /* ingest.c: the conversation-to-ticket rules. A message joins its contact's ticket that is not
  * closed, reopens a resolved one, or opens a new one; each change writes its event in the
  * same transaction as the change. */
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -493,6 +495,58 @@ static bool sort_entries(struct job *j)
     return true;
 }
 
+/* Allocates j's per-entry arrays and the lock order for batch; false when out of memory
+ * (job_free still frees what was allocated). */
+static bool job_init(struct job *j, const char *body, size_t len, const char *signature,
+                     const struct ct_wa_batch *batch, struct ct_ingest_result *result)
+{
+    memset(j, 0, sizeof(*j));
+    j->body = body;
+    j->len = len;
+    j->signature = signature;
+    j->batch = batch;
+    j->res = result;
+    j->morder = calloc(batch->nmessages + 1, sizeof(size_t));
+    j->sorder = calloc(batch->nstatuses + 1, sizeof(size_t));
+    j->mout = calloc(batch->nmessages + 1, sizeof(*j->mout));
+    j->sout = calloc(batch->nstatuses + 1, sizeof(*j->sout));
+    return j->morder != NULL && j->sorder != NULL && j->mout != NULL && j->sout != NULL &&
+           sort_entries(j);
+}
+
+static void job_free(struct job *j)
+{
+    free(j->morder);
+    free(j->sorder);
+    free(j->mout);
+    free(j->sout);
+}
+
+/* After an attempt failed with err: when the failure was one entry's own (its data), leaves
+ * that entry out of the next attempt, recorded as a reject, and says to try again. */
+static bool exclude_failed_entry(struct job *j, const struct ct_err *err)
+{
+    if (!j->failed_on_entry || !entry_fault(err))
+        return false;
+    const struct ct_wa_batch *batch = j->batch;
+    struct excluded *x = j->failed_msg ? &j->mout[j->failed_idx] : &j->sout[j->failed_idx];
+    if (x->set)
+        return false; /* refused again without it: not that entry's doing */
+    x->set = true;
+    snprintf(x->reason, sizeof(x->reason), "could not be stored (%.8s): %.150s",
+             err->sqlstate[0] ? err->sqlstate : err->code, err->message);
+    ct_log_warn("webhook entry %s refused by the database (%s): stored without it",
+                j->failed_msg ? batch->messages[j->failed_idx].wamid
+                              : batch->statuses[j->failed_idx].wamid,
+                err->code);
+    return true;
+}
+
+static size_t job_entries(const struct job *j)
+{
+    return j->batch->nmessages + j->batch->nstatuses;
+}
+
 ct_rc ct_ingest_commit(struct ct_pool *pool, const char *body, size_t len, const char *signature,
                        const struct ct_wa_batch *batch, struct ct_ingest_result *result,
                        struct ct_err *err)
@@ -501,18 +555,7 @@ ct_rc ct_ingest_commit(struct ct_pool *pool, const char *body, size_t len, const
     size_t attempts = batch->nmessages + batch->nstatuses + 1;
     ct_rc rc;
 
-    memset(&j, 0, sizeof(j));
-    j.body = body;
-    j.len = len;
-    j.signature = signature;
-    j.batch = batch;
-    j.res = result;
-    j.morder = calloc(batch->nmessages + 1, sizeof(size_t));
-    j.sorder = calloc(batch->nstatuses + 1, sizeof(size_t));
-    j.mout = calloc(batch->nmessages + 1, sizeof(*j.mout));
-    j.sout = calloc(batch->nstatuses + 1, sizeof(*j.sout));
-    if (j.morder == NULL || j.sorder == NULL || j.mout == NULL || j.sout == NULL ||
-        !sort_entries(&j)) {
+    if (!job_init(&j, body, len, signature, batch, result)) {
         rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
         goto out;
     }
@@ -521,21 +564,261 @@ ct_rc ct_ingest_commit(struct ct_pool *pool, const char *body, size_t len, const
      * database down or busy) fails the webhook: 503, and Meta redelivers it. */
     for (;;) {
         rc = ct_store_in_tx(pool, ingest_tx, &j, err);
-        if (rc == CT_OK || !j.failed_on_entry || !entry_fault(err) || --attempts == 0)
+        if (rc == CT_OK || --attempts == 0 || !exclude_failed_entry(&j, err))
             break;
-        struct excluded *x = j.failed_msg ? &j.mout[j.failed_idx] : &j.sout[j.failed_idx];
-        x->set = true;
-        snprintf(x->reason, sizeof(x->reason), "could not be stored (%.8s): %.150s",
-                 err->sqlstate[0] ? err->sqlstate : err->code, err->message);
-        ct_log_warn("webhook entry %s refused by the database (%s): stored without it",
-                    j.failed_msg ? batch->messages[j.failed_idx].wamid
-                                 : batch->statuses[j.failed_idx].wamid,
-                    err->code);
     }
 out:
-    free(j.morder);
-    free(j.sorder);
-    free(j.mout);
-    free(j.sout);
+    job_free(&j);
     return rc;
+}
+
+/* ---- group commit ---------------------------------------------------------------------------
+ * Webhooks that arrive together share one transaction and one WAL flush. Each lane is a thread
+ * with a queue: whatever waits when it is free becomes its next group (no timer: a lone webhook
+ * goes at once, and groups grow only while the previous one commits, that is under load).
+ * Webhooks are routed to lanes by their first customer, so two lanes rarely want the same
+ * contact's rows, and a group runs its webhooks in customer order: locks are taken in one
+ * order across groups and instances. */
+
+#define KEY_MAX 200
+
+struct pending {
+    struct job j;
+    char key[KEY_MAX]; /* lock order: first customer (or status wamid) */
+    size_t seqno;      /* arrival, to keep order among equal keys */
+    ct_rc rc;
+    struct ct_err err;
+    bool active; /* still in its group's next attempt */
+    bool finished;
+    struct pending *next;
+};
+
+struct lane {
+    pthread_mutex_t mu;
+    pthread_cond_t work, done;
+    struct pending *head, *tail;
+    struct pending **group; /* the lane thread's: the group it commits now */
+    size_t seq;
+    bool stop;
+    pthread_t thread;
+    struct ct_ingester *ing;
+};
+
+struct ct_ingester {
+    struct ct_pool *pool;
+    int nlanes, max_group;
+    size_t max_bytes;
+    struct lane *lanes;
+    atomic_llong groups, grouped; /* for the metrics: groups committed, webhooks in them */
+};
+
+struct group {
+    struct pending **p;
+    size_t n;
+    struct pending *failed; /* the webhook whose step failed the last attempt */
+};
+
+static int cmp_pending(const void *x, const void *y)
+{
+    const struct pending *a = *(struct pending *const *)x, *b = *(struct pending *const *)y;
+    int c = strcmp(a->key, b->key);
+    return c != 0 ? c : (a->seqno > b->seqno) - (a->seqno < b->seqno);
+}
+
+static void batch_key(const struct ct_wa_batch *b, char out[KEY_MAX])
+{
+    if (b->nmessages > 0)
+        snprintf(out, KEY_MAX, "m%s\x1f%s", b->messages[0].phone_number_id,
+                 ct_wa_customer_id(&b->messages[0]));
+    else if (b->nstatuses > 0)
+        snprintf(out, KEY_MAX, "s%s", b->statuses[0].wamid);
+    else
+        out[0] = '\0';
+}
+
+static size_t lane_of(const struct ct_ingester *ing, const char *key)
+{
+    unsigned long h = 5381; /* djb2: spreading customers over a few lanes needs nothing more */
+    for (const unsigned char *c = (const unsigned char *)key; *c != '\0'; c++)
+        h = h * 33 + *c;
+    return (size_t)(h % (unsigned long)ing->nlanes);
+}
+
+static ct_rc group_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct group *g = arg;
+    g->failed = NULL;
+    for (size_t i = 0; i < g->n; i++) {
+        if (!g->p[i]->active)
+            continue;
+        ct_rc rc = ingest_tx(tx, &g->p[i]->j, err);
+        if (rc != CT_OK) {
+            g->failed = g->p[i];
+            return rc;
+        }
+    }
+    return CT_OK;
+}
+
+/* Commits a group: a webhook whose own data or step fails the transaction is answered alone
+ * (or run again without the refused entry) and the rest go again without it; a failure that
+ * is nobody's in particular (the database down) answers them all. */
+static void run_group(struct ct_ingester *ing, struct pending **p, size_t n)
+{
+    struct group g = {p, n, NULL};
+    struct ct_err err = {0};
+    size_t attempts = 1, active = n;
+
+    qsort(p, n, sizeof(*p), cmp_pending);
+    for (size_t i = 0; i < n; i++) {
+        p[i]->active = true;
+        attempts += job_entries(&p[i]->j) + 1;
+    }
+    while (active > 0) {
+        ct_rc rc = ct_store_in_tx(ing->pool, group_tx, &g, &err);
+        struct pending *f = g.failed;
+        if (rc == CT_OK || f == NULL || rc == CT_E_UNAVAILABLE || --attempts == 0) {
+            for (size_t i = 0; i < n; i++) {
+                if (p[i]->active) {
+                    p[i]->rc = rc;
+                    p[i]->err = err;
+                }
+            }
+            if (rc == CT_OK) {
+                atomic_fetch_add(&ing->groups, 1);
+                atomic_fetch_add(&ing->grouped, (long long)active);
+            }
+            return;
+        }
+        if (exclude_failed_entry(&f->j, &err))
+            continue;
+        f->rc = rc;
+        f->err = err;
+        f->active = false;
+        active--;
+    }
+}
+
+static void *lane_main(void *arg)
+{
+    struct lane *l = arg;
+    struct ct_ingester *ing = l->ing;
+
+    pthread_mutex_lock(&l->mu);
+    for (;;) {
+        while (l->head == NULL && !l->stop)
+            pthread_cond_wait(&l->work, &l->mu);
+        if (l->head == NULL)
+            break; /* stopping, and nothing is left */
+        size_t n = 0, bytes = 0;
+        while (l->head != NULL && (int)n < ing->max_group &&
+               (n == 0 || bytes + l->head->j.len <= ing->max_bytes)) {
+            struct pending *x = l->head;
+            l->head = x->next;
+            bytes += x->j.len;
+            l->group[n++] = x;
+        }
+        if (l->head == NULL)
+            l->tail = NULL;
+        pthread_mutex_unlock(&l->mu);
+        run_group(ing, l->group, n);
+        pthread_mutex_lock(&l->mu);
+        for (size_t i = 0; i < n; i++)
+            l->group[i]->finished = true;
+        pthread_cond_broadcast(&l->done);
+    }
+    pthread_mutex_unlock(&l->mu);
+    return NULL;
+}
+
+struct ct_ingester *ct_ingester_start(struct ct_pool *pool, int lanes, int max_group,
+                                      size_t max_bytes)
+{
+    struct ct_ingester *ing = calloc(1, sizeof(*ing));
+    if (ing == NULL)
+        return NULL;
+    ing->pool = pool;
+    ing->nlanes = lanes;
+    ing->max_group = max_group < 1 ? 1 : max_group;
+    ing->max_bytes = max_bytes;
+    ing->lanes = calloc((size_t)lanes, sizeof(*ing->lanes));
+    if (ing->lanes == NULL) {
+        free(ing);
+        return NULL;
+    }
+    for (int i = 0; i < lanes; i++) {
+        struct lane *l = &ing->lanes[i];
+        pthread_mutex_init(&l->mu, NULL);
+        pthread_cond_init(&l->work, NULL);
+        pthread_cond_init(&l->done, NULL);
+        l->ing = ing;
+        l->group = calloc((size_t)ing->max_group, sizeof(*l->group));
+        if (l->group == NULL || pthread_create(&l->thread, NULL, lane_main, l) != 0) {
+            free(l->group);
+            pthread_cond_destroy(&l->work);
+            pthread_cond_destroy(&l->done);
+            pthread_mutex_destroy(&l->mu);
+            ing->nlanes = i;
+            ct_ingester_stop(ing);
+            return NULL;
+        }
+    }
+    return ing;
+}
+
+void ct_ingester_stop(struct ct_ingester *ing)
+{
+    if (ing == NULL)
+        return;
+    for (int i = 0; i < ing->nlanes; i++) {
+        struct lane *l = &ing->lanes[i];
+        pthread_mutex_lock(&l->mu);
+        l->stop = true;
+        pthread_cond_signal(&l->work);
+        pthread_mutex_unlock(&l->mu);
+        pthread_join(l->thread, NULL);
+        free(l->group);
+        pthread_cond_destroy(&l->work);
+        pthread_cond_destroy(&l->done);
+        pthread_mutex_destroy(&l->mu);
+    }
+    free(ing->lanes);
+    free(ing);
+}
+
+void ct_ingester_stats(struct ct_ingester *ing, long long *groups, long long *webhooks)
+{
+    *groups = ing != NULL ? atomic_load(&ing->groups) : 0;
+    *webhooks = ing != NULL ? atomic_load(&ing->grouped) : 0;
+}
+
+ct_rc ct_ingest_submit(struct ct_ingester *ing, struct ct_pool *pool, const char *body,
+                       size_t len, const char *signature, const struct ct_wa_batch *batch,
+                       struct ct_ingest_result *result, struct ct_err *err)
+{
+    if (ing == NULL)
+        return ct_ingest_commit(pool, body, len, signature, batch, result, err);
+    struct pending x;
+    memset(&x, 0, sizeof(x));
+    if (!job_init(&x.j, body, len, signature, batch, result)) {
+        job_free(&x.j);
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    }
+    batch_key(batch, x.key);
+    struct lane *l = &ing->lanes[lane_of(ing, x.key)];
+    pthread_mutex_lock(&l->mu);
+    x.seqno = l->seq++;
+    if (l->tail != NULL)
+        l->tail->next = &x;
+    else
+        l->head = &x;
+    l->tail = &x;
+    pthread_cond_signal(&l->work);
+    while (!x.finished)
+        pthread_cond_wait(&l->done, &l->mu);
+    pthread_mutex_unlock(&l->mu);
+    job_free(&x.j);
+    if (x.rc != CT_OK)
+        *err = x.err;
+    return x.rc;
 }

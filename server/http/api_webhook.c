@@ -63,7 +63,7 @@ void ct_api_webhook_receive(struct ct_req *req)
         ct_http_send_error(req, &err);
         goto out;
     }
-    rc = ct_ingest_commit(req->srv->pool, body, len,
+    rc = ct_ingest_submit(req->srv->ingester, req->srv->pool, body, len,
                           verified ? ct_http_header(req, "X-Hub-Signature-256") : NULL, &batch,
                           &res, &err);
     if (rc != CT_OK) {

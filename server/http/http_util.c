@@ -14,6 +14,20 @@
 #include "casetrail/text.h"
 #include "casetrail/watchdog.h"
 
+/* Whether the connection may carry another request after this answer. Handlers read a body
+ * before they succeed; an error may leave it unread, and civetweb would then read the rest of
+ * it (up to its declared length, however large) before the next request: such connections,
+ * and the server's own refusals, are closed instead. */
+static bool may_keep_alive(struct mg_connection *conn, int status)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    if (ri == NULL || status == 503 || status == 408)
+        return false;
+    bool body = ri->content_length > 0 ||
+                (ri->content_length < 0 && mg_get_header(conn, "Transfer-Encoding") != NULL);
+    return !body || status < 400;
+}
+
 void ct_http_write_head(struct mg_connection *conn, int status, const char *content_type,
                         long long len, const char *extra)
 {
@@ -27,17 +41,23 @@ void ct_http_write_head(struct mg_connection *conn, int status, const char *cont
     strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S GMT", &tm);
     char body_head[160] = "";
     /* 204 and 304 carry no body, and RFC 9110 forbids describing one */
-    if (status != 204 && status != 304)
+    if (status != 204 && status != 304 && len >= 0)
         snprintf(body_head, sizeof(body_head), "Content-Type: %s\r\nContent-Length: %lld\r\n",
                  content_type, len);
+    else if (status != 204 && status != 304) /* a stream: its body ends with the connection */
+        snprintf(body_head, sizeof(body_head), "Content-Type: %s\r\n", content_type);
     /* API answers are never cached; static files say their own policy in extra */
     bool own_cache = extra != NULL && strstr(extra, "Cache-Control:") != NULL;
+    bool keep = len >= 0 && may_keep_alive(conn, status);
+    if (!keep)
+        mg_disable_connection_keep_alive(conn);
     int n = snprintf(head, sizeof(head),
                      "HTTP/1.1 %d %s\r\nDate: %s\r\n%s%s"
-                     "X-Content-Type-Options: nosniff\r\n%s"
-                     "Connection: close\r\n\r\n",
+                     "X-Content-Type-Options: nosniff\r\n%s%s"
+                     "\r\n",
                      status, mg_get_response_code_text(conn, status), date, body_head,
-                     own_cache ? "" : "Cache-Control: no-store\r\n", extra != NULL ? extra : "");
+                     own_cache ? "" : "Cache-Control: no-store\r\n", extra != NULL ? extra : "",
+                     keep ? "" : "Connection: close\r\n");
     if (n > 0)
         mg_write(conn, head, (size_t)n < sizeof(head) ? (size_t)n : sizeof(head) - 1);
 }

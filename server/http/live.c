@@ -142,6 +142,8 @@ void ct_api_live(struct ct_req *req)
     struct ct_live_cursor cur;
     long long ids[MAX_IDS];
     time_t start = time(NULL), last_sent = start;
+    /* the stream's body ends when the connection does */
+    mg_disable_connection_keep_alive(req->conn);
 
     /* each stream holds a worker thread for minutes: a bounded number at once */
     if (atomic_fetch_add(&srv->live_streams, 1) >= srv->cfg.live_max) {

@@ -10,6 +10,7 @@
 #include <civetweb.h>
 
 #include "api.h"
+#include "casetrail/ingest.h"
 #include "casetrail/log.h"
 #include "casetrail/metrics.h"
 #include "casetrail/router.h"
@@ -126,13 +127,33 @@ size_t ct_router_slots(void)
 
 void ct_api_metrics(struct ct_req *req)
 {
+    long long groups, grouped;
+    char ingest[512];
     char *text = ct_metrics_render(req->srv->metrics, req->srv->pool);
     if (text == NULL) {
         ct_http_fail(req, CT_E_INTERNAL, "internal", "out of memory");
         return;
     }
-    ct_http_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, strlen(text));
-    free(text);
+    /* webhooks per group commit: grouped / groups */
+    ct_ingester_stats(req->srv->ingester, &groups, &grouped);
+    int n = snprintf(ingest, sizeof(ingest),
+                     "# HELP casetrail_ingest_groups_total Group-commit transactions committed.\n"
+                     "# TYPE casetrail_ingest_groups_total counter\n"
+                     "casetrail_ingest_groups_total %lld\n"
+                     "# HELP casetrail_ingest_grouped_webhooks_total Webhooks committed in them.\n"
+                     "# TYPE casetrail_ingest_grouped_webhooks_total counter\n"
+                     "casetrail_ingest_grouped_webhooks_total %lld\n",
+                     groups, grouped);
+    size_t tl = strlen(text);
+    char *all = realloc(text, tl + (size_t)n + 1);
+    if (all == NULL) {
+        free(text);
+        ct_http_fail(req, CT_E_INTERNAL, "internal", "out of memory");
+        return;
+    }
+    memcpy(all + tl, ingest, (size_t)n + 1);
+    ct_http_send(req, 200, "text/plain; version=0.0.4; charset=utf-8", all, tl + (size_t)n);
+    free(all);
 }
 
 /* Content type by file name ending; text types are UTF-8. */

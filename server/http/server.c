@@ -12,6 +12,7 @@
 
 #include "casetrail/graph.h"
 #include "casetrail/http.h"
+#include "casetrail/ingest.h"
 #include "casetrail/listen.h"
 #include "casetrail/live.h"
 #include "casetrail/log.h"
@@ -153,7 +154,7 @@ static ct_rc start_http(struct ct_server *srv, struct ct_err *err)
         "num_threads", threads,
         "request_timeout_ms", header_ms,
         "keep_alive_timeout_ms", keepalive_ms,
-        "enable_keep_alive", "no",
+        "enable_keep_alive", "yes",
         NULL, NULL,
     };
     memset(&cb, 0, sizeof(cb));
@@ -213,6 +214,7 @@ static void server_free(struct ct_server *srv)
     if (srv->mg != NULL)
         mg_stop(srv->mg); /* joins workers: in-flight requests finish first */
     ct_watchdog_stop(srv->watchdog); /* after the workers: none can still be reading */
+    ct_ingester_stop(srv->ingester); /* after the workers: none can still be waiting on it */
     ct_sender_stop(srv->sender);     /* finishes its current sends; before the pool goes */
     ct_media_stop(srv->media);
     ct_notifier_stop(srv->notifier); /* after every writer: their last commits go out too */
@@ -292,8 +294,11 @@ int ct_server_run(struct ct_config *cfg)
         srv.notifier = ct_notifier_start(srv.pool, "casetrail_ticket");
     if (srv.notifier != NULL)
         ct_pool_on_commit(srv.pool, ct_notifier_add, srv.notifier);
+    if (srv.pool != NULL && srv.cfg.ingest_lanes > 0)
+        srv.ingester = ct_ingester_start(srv.pool, srv.cfg.ingest_lanes, srv.cfg.ingest_group,
+                                         16u << 20);
     if (srv.pool == NULL || srv.metrics == NULL || srv.watchdog == NULL || srv.listener == NULL ||
-        srv.notifier == NULL) {
+        srv.notifier == NULL || (srv.cfg.ingest_lanes > 0 && srv.ingester == NULL)) {
         ct_log_error("out of memory (or threads) at start");
         goto out;
     }
@@ -305,9 +310,10 @@ int ct_server_run(struct ct_config *cfg)
         ct_log_error("%s", err.message);
         goto out;
     }
-    ct_log_info("listening on %s:%d (threads %d, db pool %d, schema %d, %d migrations applied now; "
-                "timeouts: header %d ms, body %d ms)",
+    ct_log_info("listening on %s:%d (threads %d, db pool %d, ingest lanes %d, schema %d, %d "
+                "migrations applied now; timeouts: header %d ms, body %d ms)",
                 srv.cfg.listen_host, srv.port, srv.cfg.threads, srv.cfg.db_pool,
+                srv.cfg.ingest_lanes,
                 srv.schema_latest, applied, srv.cfg.header_timeout_ms, srv.cfg.body_timeout_ms);
     sigwait(&sigs, &sig);
     ct_log_info("received %s: draining in-flight requests", sig == SIGTERM ? "SIGTERM" : "SIGINT");

@@ -154,45 +154,60 @@ out:
     return rc;
 }
 
-/* Inserts the event's texts in one statement. */
-static ct_rc insert_texts(struct ct_tx *tx, const char *event_id, const struct ct_event_new *ev,
-                          struct ct_err *err)
+/* The event's texts as a JSON array of {field, body, salt_scope} for jsonb_to_recordset; *out
+ * is NULL when there are none (caller frees). */
+static ct_rc texts_json(const struct ct_event_new *ev, char **out, struct ct_err *err)
 {
-    char sql[512];
-    const char *pv[1 + 3 * CT_EVENT_MAX_TEXTS];
-    size_t pos;
-    int n = 1, rows = 0;
-    PGresult *res;
-
-    pv[0] = event_id;
-    pos = (size_t)snprintf(sql, sizeof(sql),
-                           "INSERT INTO event_texts (event_id, field, body, salt_scope) VALUES ");
+    cJSON *arr = NULL;
+    *out = NULL;
     for (int i = 0; i < ev->ntexts; i++) {
         if (ev->texts[i].body == NULL)
             continue;
-        pos += (size_t)snprintf(sql + pos, sizeof(sql) - pos, "%s($1, $%d, $%d, $%d)",
-                                rows ? ", " : "", n + 1, n + 2, n + 3);
-        pv[n++] = ev->texts[i].field;
-        pv[n++] = ev->texts[i].body;
-        pv[n++] = ev->texts[i].salt_scope;
-        rows++;
+        if (arr == NULL && (arr = cJSON_CreateArray()) == NULL)
+            goto oom;
+        cJSON *t = cJSON_CreateObject();
+        if (t == NULL)
+            goto oom;
+        cJSON_AddItemToArray(arr, t); /* arr owns t from here */
+        if (cJSON_AddStringToObject(t, "field", ev->texts[i].field) == NULL ||
+            cJSON_AddStringToObject(t, "body", ev->texts[i].body) == NULL ||
+            cJSON_AddStringToObject(t, "salt_scope", ev->texts[i].salt_scope) == NULL)
+            goto oom;
     }
-    if (rows == 0)
+    if (arr == NULL)
         return CT_OK;
-    res = ct_tx_exec(tx, sql, n, pv, err);
-    if (res == NULL)
-        return err->rc;
-    PQclear(res);
+    *out = cJSON_PrintUnformatted(arr);
+    cJSON_Delete(arr);
+    if (*out == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
     return CT_OK;
+oom:
+    cJSON_Delete(arr);
+    return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
 }
+
+/* The event, its texts and the chain owner's new head in one statement: one round trip where
+ * there were three (the texts' foreign key is checked at the statement's end, when the event
+ * row exists). $1 is the ticket and $2 the user, one of them NULL. */
+#define APPEND_SQL                                                                            \
+    "WITH e AS (INSERT INTO events (ticket_id, user_id, seq, action, actor_type, actor_id,"   \
+    " from_value, to_value, data, digests, occurred_at, recorded_at, prev_hash, hash)"        \
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10::jsonb, $11, $12, $13, $14)"     \
+    " RETURNING id),"                                                                          \
+    " x AS (INSERT INTO event_texts (event_id, field, body, salt_scope)"                       \
+    " SELECT e.id, t.field, t.body, t.salt_scope FROM e, jsonb_to_recordset("                 \
+    " coalesce($15::jsonb, '[]')) AS t (field text, body text, salt_scope text)),"            \
+    " ht AS (UPDATE tickets SET last_seq = $3, chain_head = $14 WHERE id = $1),"              \
+    " hu AS (UPDATE users SET last_seq = $3, chain_head = $14 WHERE id = $2)"                 \
+    " SELECT id FROM e"
 
 ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, long long *seq_out,
                             struct ct_err *err)
 {
     unsigned char prev[CT_HASH_LEN], hash[CT_HASH_LEN];
-    char chain[48], event_id[32];
-    struct ct_params p = {0}, u = {0};
-    char *data = NULL, *digests = NULL;
+    char chain[48];
+    struct ct_params p = {0};
+    char *data = NULL, *digests = NULL, *texts = NULL;
     long long last_seq = 0;
     PGresult *res = NULL;
     ct_rc rc;
@@ -240,29 +255,11 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
     ct_param_ts(&p, true, f.recorded_us);
     ct_param_bin(&p, prev, CT_HASH_LEN);
     ct_param_bin(&p, hash, CT_HASH_LEN);
-    res = ct_tx_query(tx,
-                      "INSERT INTO events (ticket_id, user_id, seq, action, actor_type, actor_id,"
-                      " from_value, to_value, data, digests, occurred_at, recorded_at,"
-                      " prev_hash, hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb,"
-                      " $10::jsonb, $11, $12, $13, $14) RETURNING id",
-                      &p, err);
-    if (res == NULL) {
-        rc = err->rc;
-        goto out;
-    }
-    snprintf(event_id, sizeof(event_id), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    res = NULL;
-    rc = insert_texts(tx, event_id, ev, err);
+    rc = texts_json(ev, &texts, err);
     if (rc != CT_OK)
         goto out;
-    ct_param_ll(&u, ev->chain_id);
-    ct_param_ll(&u, f.seq);
-    ct_param_bin(&u, hash, CT_HASH_LEN);
-    res = ct_tx_query(tx,
-                      is_ticket ? "UPDATE tickets SET last_seq = $2, chain_head = $3 WHERE id = $1"
-                                : "UPDATE users SET last_seq = $2, chain_head = $3 WHERE id = $1",
-                      &u, err);
+    ct_param_str(&p, texts);
+    res = ct_tx_query(tx, APPEND_SQL, &p, err);
     if (res == NULL) {
         rc = err->rc;
         goto out;
@@ -275,5 +272,6 @@ out:
     PQclear(res);
     free(data);
     free(digests);
+    free(texts);
     return rc;
 }

@@ -14,7 +14,7 @@ struct ct_stmt_cache {
     bool poisoned; /* the server disagrees with keys[]: drop the connection when released */
 };
 
-#define CT_TX_TOUCHED 32
+#define CT_TX_TOUCHED 256 /* a group commit of 64 webhooks, and then some */
 
 struct ct_tx {
     PGconn *conn;

@@ -226,5 +226,74 @@ class StalledBodies(SlowTest):
         self.assertEqual(r.status, 200, r)
 
 
+
+class KeepAlive(ServerTest):
+    """Connections are kept alive between requests (Meta reuses its connections) for at most
+    CASETRAIL_KEEPALIVE_TIMEOUT idle, and closed after an answer that may leave a body unread,
+    so civetweb never reads a refused body to its end. See may_keep_alive in
+    server/http/http_util.c."""
+
+    server_env = {"CASETRAIL_KEEPALIVE_TIMEOUT": "1000", "CASETRAIL_BODY_TIMEOUT": str(BODY_MS)}
+
+    def connect(self):
+        s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=5)
+        return s, s.makefile("rb")
+
+    @staticmethod
+    def answer(f):
+        """Reads one answer with its Content-Length body: (status, headers, body)."""
+        status = int(f.readline().split()[1])
+        headers = {}
+        for line in iter(f.readline, b"\r\n"):
+            k, _, v = line.decode().partition(":")
+            headers[k.strip().lower()] = v.strip()
+        return status, headers, f.read(int(headers.get("content-length", "0")))
+
+    def test_requests_share_a_connection_until_it_idles_out(self):
+        s, f = self.connect()
+        with s:
+            for _ in range(3):
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                status, headers, _ = self.answer(f)
+                self.assertEqual(status, 200)
+                self.assertNotEqual(headers.get("connection"), "close")
+            # idle past CASETRAIL_KEEPALIVE_TIMEOUT: the server closes it
+            t0 = time.monotonic()
+            s.settimeout(5)
+            self.assertEqual(s.recv(1), b"")
+            self.assertLess(time.monotonic() - t0, 3.0)
+
+    def test_a_refused_body_closes_the_connection(self):
+        # unauthenticated: 401 before the body is read, and closed at once
+        s, f = self.connect()
+        with s:
+            s.sendall(b"POST /api/tickets/1/notes HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/json\r\nContent-Length: 1000000\r\n\r\n{\"body\"")
+            status, headers, body = self.answer(f)
+            self.assertEqual(status, 401, body)
+            self.assertEqual(headers.get("connection"), "close")
+            s.settimeout(5)
+            self.assertEqual(s.recv(1), b"")  # closed, not reading the rest first
+        # too large: 413 from the header; what follows is read for at most the body timeout
+        # (so the client sees the answer rather than a reset), then the connection closes
+        s, f = self.connect()
+        with s:
+            s.sendall(b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                      b"application/json\r\nContent-Length: 100000000\r\n\r\n{\"object\"")
+            status, headers, body = self.answer(f)
+            self.assertEqual(status, 413, body)
+            self.assertEqual(headers.get("connection"), "close")
+            s.settimeout(BODY_MS / 1000 + 3 * GRACE)
+            self.assertEqual(s.recv(1), b"")
+
+    def test_a_client_asking_to_close_is_closed(self):
+        s, f = self.connect()
+        with s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            self.assertEqual(self.answer(f)[0], 200)
+            s.settimeout(5)
+            self.assertEqual(s.recv(1), b"")
+
+
 if __name__ == "__main__":
     harness.main()

@@ -1,0 +1,129 @@
+"""Group commit (issue 13): webhooks that arrive together share one transaction, and every rule
+still holds: 200 only after COMMIT, each wamid stored once however it is raced (inside one group
+and across groups), one open ticket per contact, gapless chains, `casetrail verify` clean; an
+entry the database refuses costs only itself, not its group. When it fails, look at the lanes
+and run_group in server/domain/ingest.c."""
+import concurrent.futures
+import json
+import os
+import random
+import re
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
+import harness  # noqa: E402
+from harness import ServerTest, post_webhook, text_payload  # noqa: E402
+
+SENDERS = 24
+CONTACTS = 40
+PER_CONTACT = 4
+
+
+def send_all(srv, bodies):
+    with concurrent.futures.ThreadPoolExecutor(SENDERS) as pool:
+        return list(pool.map(lambda b: post_webhook(srv, b), bodies))
+
+
+def metric(srv, name):
+    text = srv.get("/metrics").body.decode()
+    m = re.search(r"^%s (\d+)$" % re.escape(name), text, re.M)
+    return int(m.group(1)) if m else None
+
+
+class GroupCommit(ServerTest):
+    # one lane, so concurrent webhooks must queue behind each other's commits and group
+    server_env = {"CASETRAIL_INGEST_LANES": "1", "CASETRAIL_INGEST_GROUP": "16"}
+
+    def check_invariants(self, like):
+        # one not-closed ticket per contact, and gapless chains
+        self.assertEqual(self.one("SELECT count(*) FROM (SELECT contact_id FROM tickets WHERE"
+                                  " status <> 'closed' GROUP BY contact_id HAVING count(*) > 1) x"),
+                         "0")
+        self.assertEqual(self.one("SELECT count(*) FROM (SELECT ticket_id FROM events WHERE"
+                                  " ticket_id IS NOT NULL GROUP BY ticket_id"
+                                  " HAVING max(seq) <> count(*) OR min(seq) <> 1) x"), "0")
+        self.assertEqual(self.one("SELECT count(*) FROM (SELECT wamid FROM messages WHERE wamid"
+                                  " LIKE :'l' GROUP BY wamid HAVING count(*) > 1) x", l=like), "0")
+        r = harness.cli(self.dsn, "verify")
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_raced_webhooks_share_commits_and_are_stored_exactly_once(self):
+        rnd = random.Random(13)
+        bodies, n = [], 0
+        for c in range(CONTACTS):
+            for k in range(PER_CONTACT):
+                bodies.append(json.dumps(text_payload(
+                    f"wamid.gc.{c}.{k}", f"92340{c:07d}", 1760500000 + 10 * k,
+                    f"message {k} from customer {c}")).encode())
+                n += 1
+        # Meta's redeliveries: the same bytes again, and the same wamid in another envelope
+        again = [bodies[i] for i in rnd.sample(range(n), 40)]
+        other = [json.dumps(text_payload(f"wamid.gc.{c}.0", f"92340{c:07d}", 1760500000,
+                                         f"message 0 from customer {c}", name="Renamed"))
+                 .encode() for c in rnd.sample(range(CONTACTS), 20)]
+        every = bodies + again + other
+        rnd.shuffle(every)
+        groups0 = metric(self.srv, "casetrail_ingest_groups_total")
+        grouped0 = metric(self.srv, "casetrail_ingest_grouped_webhooks_total")
+        answers = send_all(self.srv, every)
+        self.assertEqual([a.status for a in answers if a.status != 200], [])
+        self.assertEqual(self.one("SELECT count(*) FROM messages WHERE wamid LIKE 'wamid.gc.%'"),
+                         str(n))
+        self.assertEqual(sum(a.json()["messages_new"] for a in answers), n)
+        self.assertEqual(self.one("SELECT count(DISTINCT t.contact_id) FROM tickets t JOIN contacts c"
+                                  " ON c.id = t.contact_id WHERE c.wa_id LIKE '92340%'"),
+                         str(CONTACTS))
+        self.check_invariants("wamid.gc.%")
+        groups = metric(self.srv, "casetrail_ingest_groups_total") - groups0
+        grouped = metric(self.srv, "casetrail_ingest_grouped_webhooks_total") - grouped0
+        self.assertEqual(grouped, len(every))
+        # 24 senders behind one lane: webhooks waited for each other's commits and went together
+        self.assertLess(groups, grouped * 0.8, f"{groups} groups for {grouped} webhooks")
+
+    def test_a_refused_entry_costs_only_itself_not_its_group(self):
+        self.q("CREATE FUNCTION refuse_gc() RETURNS trigger LANGUAGE plpgsql AS $$"
+               " BEGIN IF NEW.wamid LIKE 'wamid.gcp.poison%' THEN"
+               " RAISE EXCEPTION 'refused by test' USING ERRCODE = '23514'; END IF;"
+               " RETURN NEW; END $$")
+        self.q("CREATE TRIGGER refuse_gc BEFORE INSERT ON messages"
+               " FOR EACH ROW EXECUTE FUNCTION refuse_gc()")
+        try:
+            bodies = []
+            for i in range(60):
+                p = text_payload(f"wamid.gcp.{i}", f"92350{i % 20:07d}", 1760600000 + i,
+                                 f"order {i}")
+                if i % 10 == 3:  # six webhooks carry a poisoned entry beside a good one
+                    value = p["entry"][0]["changes"][0]["value"]
+                    value["messages"].append(dict(value["messages"][0],
+                                                  id=f"wamid.gcp.poison.{i}"))
+                bodies.append(json.dumps(p).encode())
+            answers = send_all(self.srv, bodies)
+            self.assertEqual([a.status for a in answers if a.status != 200], [])
+            self.assertEqual(sum(a.json()["rejected"] for a in answers), 6)
+            self.assertEqual(self.one("SELECT count(*) FROM messages WHERE wamid LIKE"
+                                      " 'wamid.gcp.%'"), "60")
+            self.assertEqual(self.one("SELECT count(*) FROM webhook_rejects WHERE position LIKE"
+                                      " 'message wamid.gcp.poison.%'"), "6")
+        finally:
+            self.q("DROP TRIGGER refuse_gc ON messages")
+            self.q("DROP FUNCTION refuse_gc()")
+        self.check_invariants("wamid.gcp.%")
+
+
+class NoGroupCommit(ServerTest):
+    """CASETRAIL_INGEST_LANES=0: each webhook in its own transaction, same results."""
+
+    server_env = {"CASETRAIL_INGEST_LANES": "0"}
+
+    def test_raced_webhooks_without_lanes(self):
+        bodies = [json.dumps(text_payload(f"wamid.ng.{i}", f"92360{i % 10:07d}", 1760700000 + i,
+                                          "hello")).encode() for i in range(40)]
+        answers = send_all(self.srv, bodies + bodies[:10])
+        self.assertEqual([a.status for a in answers if a.status != 200], [])
+        self.assertEqual(self.one("SELECT count(*) FROM messages WHERE wamid LIKE 'wamid.ng.%'"),
+                         "40")
+        self.assertEqual(metric(self.srv, "casetrail_ingest_groups_total"), 0)
+
+
+if __name__ == "__main__":
+    harness.main()
