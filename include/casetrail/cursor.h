@@ -46,4 +46,14 @@ void ct_cursor_since_encode(long long seq, char out[CT_CURSOR_MAX]);
 void ct_cursor_id_encode(char tag, const struct ct_id_cursor *c, char out[CT_CURSOR_MAX]);
 bool ct_cursor_id_decode(char tag, const char *s, struct ct_id_cursor *c);
 
+/* Lists ordered by a time and then an id: events across tickets ('e', by occurred_at, oldest
+ * first) and the access log ('g', by at, newest first). */
+struct ct_at_cursor {
+    bool set;
+    long long at_us, id;
+};
+
+void ct_cursor_at_encode(char tag, const struct ct_at_cursor *c, char out[CT_CURSOR_MAX]);
+bool ct_cursor_at_decode(char tag, const char *s, struct ct_at_cursor *c);
+
 #endif

@@ -37,6 +37,7 @@ struct ct_server {
     atomic_bool draining;       /* set on SIGTERM/SIGINT: new requests get 503 */
     atomic_int verifying;       /* GET /api/tickets/{id}/verify running now (bounded) */
     atomic_int live_streams;    /* GET /api/live streams open now (bounded) */
+    atomic_int exporting;       /* CSV exports streaming now (bounded: each holds a connection) */
     atomic_int signing_in;      /* password checks running now (scrypt: 32 MiB each, bounded) */
     atomic_int open_conns;      /* connections a worker holds, request head read or not */
 };

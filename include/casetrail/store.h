@@ -386,9 +386,10 @@ struct ct_ticket_filter {
     const char *phone_number_id; /* NULL: any business number */
     const char *q;         /* NULL: no search; else words that must each appear (any case) in
                             * some message of the ticket */
-    /* Activity: tickets with an event that occurred in [active_from, active_to) (timestamptz
-     * literals, either NULL for open-ended), or on the days `active` names in `timezone`:
-     * today, yesterday, 7d or 30d (ending today), or one YYYY-MM-DD. */
+    /* Activity: tickets with an event that occurred in [active_from, active_to) (YYYY-MM-DD,
+     * midnight in `timezone`, or ISO 8601 with a zone; either NULL for open-ended), or on the
+     * days `active` names in `timezone`: today, yesterday, 7d or 30d (ending today), or one
+     * YYYY-MM-DD. */
     const char *active_from, *active_to;
     const char *active, *timezone;
     int limit;

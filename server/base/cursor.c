@@ -97,3 +97,19 @@ bool ct_cursor_id_decode(char tag, const char *s, struct ct_id_cursor *c)
     *c = (struct ct_id_cursor){true, v[0]};
     return true;
 }
+
+void ct_cursor_at_encode(char tag, const struct ct_at_cursor *c, char out[CT_CURSOR_MAX])
+{
+    snprintf(out, CT_CURSOR_MAX, "%c%lld_%lld", tag, c->at_us, c->id);
+}
+
+bool ct_cursor_at_decode(char tag, const char *s, struct ct_at_cursor *c)
+{
+    static const long long max[] = {US_MAX, (1LL << 62)};
+    long long v[MAX_PARTS];
+    memset(c, 0, sizeof(*c));
+    if (!decode(s, tag, 2, max, v) || v[1] == 0)
+        return false;
+    *c = (struct ct_at_cursor){true, v[0], v[1]};
+    return true;
+}

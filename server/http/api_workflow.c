@@ -5,7 +5,6 @@
 #include <string.h>
 
 #include "api.h"
-#include "casetrail/cursor.h"
 #include "casetrail/json.h"
 #include "casetrail/text.h"
 #include "casetrail/tickets.h"
@@ -242,65 +241,7 @@ out:
     cJSON_Delete(body);
 }
 
-struct approvals_job {
-    struct ct_approval_filter f;
-    cJSON *items;
-    char next[CT_CURSOR_MAX];
-};
-
-static ct_rc approvals_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
-{
-    struct approvals_job *j = arg;
-    return ct_store_approvals_list(tx, &j->f, &j->items, j->next, err);
-}
-
-static bool valid_approval_status(const char *s)
-{
-    return ct_approval_status_parse(s) != CT_APPR_INVALID;
-}
-
-static bool valid_kind(const char *s)
-{
-    return ct_kind_parse(s) != CT_KIND_INVALID;
-}
-
-#define F(m) offsetof(struct ct_approval_filter, m)
-static const struct ct_query_field approval_filters[] = {
-    {"status", CT_Q_TEXT, F(status), valid_approval_status, "invalid_status",
-     "invalid status: expected pending, approved or denied"},
-    {"kind", CT_Q_TEXT, F(kind), valid_kind, "invalid_kind", "invalid approval kind"},
-    {"requested_by", CT_Q_TEXT, F(requested_by), NULL, NULL, NULL},
-    {"decided_by", CT_Q_TEXT, F(decided_by), NULL, NULL, NULL},
-    {"from", CT_Q_TIME, F(from), NULL, "invalid_time",
-     "from must be YYYY-MM-DD or an ISO 8601 timestamp with a zone"},
-    {"to", CT_Q_TIME, F(to), NULL, "invalid_time",
-     "to must be YYYY-MM-DD or an ISO 8601 timestamp with a zone"},
-};
-#undef F
-#define NFILTERS (sizeof(approval_filters) / sizeof(approval_filters[0]))
-
-void ct_api_approvals_list(struct ct_req *req)
-{
-    char bufs[NFILTERS][CT_QUERY_BUF], cursor[CT_QUERY_BUF];
-    struct approvals_job j;
-    struct ct_err err;
-
-    memset(&j, 0, sizeof(j));
-    if (!ct_http_query_limit(req, &j.f.limit) ||
-        !ct_http_query_filters(req, approval_filters, NFILTERS, &j.f, bufs))
-        return;
-    if (ct_http_cursor_param(req, cursor) && !ct_cursor_id_decode('a', cursor, &j.f.cursor)) {
-        ct_http_bad_cursor(req);
-        return;
-    }
-    if (ct_store_with_conn(req->srv->pool, approvals_tx, &j, &err) != CT_OK) {
-        ct_http_send_error(req, &err);
-        return;
-    }
-    cJSON *root = cJSON_CreateObject();
-    cJSON_AddItemToObject(root, "approvals", j.items);
-    ct_http_send_page(req, root, j.next);
-}
+/* GET /api/approvals (JSON pages and the CSV export) is in api_exports.c. */
 
 static ct_rc rules_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 {

@@ -240,6 +240,7 @@ int ct_server_run(struct ct_config *cfg)
     atomic_init(&srv.verifying, 0);
     atomic_init(&srv.signing_in, 0);
     atomic_init(&srv.live_streams, 0);
+    atomic_init(&srv.exporting, 0);
     atomic_init(&srv.open_conns, 0);
     srv.cfg = *cfg;
     memset(cfg, 0, sizeof(*cfg));

@@ -190,24 +190,32 @@ static void filter_params(struct ct_params *p, const struct ct_ticket_filter *f)
     ct_param_str(p, f->active_to);
 }
 
-/* The days `spec` names in time zone tz as [from, to), by PostgreSQL (the process's TZ is
- * shared by every thread, and PostgreSQL knows the zone's history). from and to are
- * CT_CURSOR_MAX-sized buffers for ISO timestamps. */
-static ct_rc zone_days(struct ct_tx *tx, const char *tz, const char *spec, char *from, char *to,
-                       struct ct_err *err)
+/* The activity range as two ISO timestamps (from and to are CT_CURSOR_MAX-sized; "" is open):
+ * the days f->active names, or f->active_from/active_to with a bare date taken as midnight in
+ * f->timezone. Worked out by PostgreSQL, which knows the zone's history (the process's TZ is
+ * shared by every thread). */
+static ct_rc activity_range(struct ct_tx *tx, const struct ct_ticket_filter *f, char *from,
+                            char *to, struct ct_err *err)
 {
     struct ct_params p = {0};
-    bool date = strlen(spec) == 10; /* YYYY-MM-DD; the API checked it */
-    ct_param_str(&p, tz);
-    ct_param_str(&p, date ? NULL : spec);
-    ct_param_str(&p, date ? spec : NULL);
+    bool date = f->active != NULL && strlen(f->active) == 10; /* YYYY-MM-DD; the API checked */
+    ct_param_str(&p, f->timezone);
+    ct_param_str(&p, f->active != NULL && !date ? f->active : NULL);
+    ct_param_str(&p, date ? f->active : NULL);
+    ct_param_str(&p, f->active_from);
+    ct_param_str(&p, f->active_to);
     PGresult *res = ct_tx_query(
         tx,
-        "SELECT " CT_SQL_ISO_US("d0::timestamp AT TIME ZONE $1") ", "
-        CT_SQL_ISO_US("(d1 + 1)::timestamp AT TIME ZONE $1") " FROM ("
-        " SELECT coalesce($3::date, CASE $2::text WHEN 'yesterday' THEN t - 1 WHEN '7d' THEN t - 6"
-        "  WHEN '30d' THEN t - 29 ELSE t END) AS d0,"
-        "  coalesce($3::date, CASE $2::text WHEN 'yesterday' THEN t - 1 ELSE t END) AS d1"
+        "SELECT " CT_SQL_ISO_US("CASE WHEN d0 IS NOT NULL THEN d0::timestamp AT TIME ZONE $1"
+                                " WHEN length($4::text) = 10 THEN $4::date::timestamp AT TIME"
+                                " ZONE $1 ELSE $4::timestamptz END") ", "
+        CT_SQL_ISO_US("CASE WHEN d1 IS NOT NULL THEN (d1 + 1)::timestamp AT TIME ZONE $1"
+                      " WHEN length($5::text) = 10 THEN $5::date::timestamp AT TIME ZONE $1"
+                      " ELSE $5::timestamptz END") " FROM ("
+        " SELECT coalesce($3::date, CASE $2::text WHEN 'yesterday' THEN t - 1 WHEN '7d' THEN"
+        "  t - 6 WHEN '30d' THEN t - 29 WHEN 'today' THEN t END) AS d0,"
+        "  coalesce($3::date, CASE $2::text WHEN 'yesterday' THEN t - 1 WHEN '7d' THEN t"
+        "  WHEN '30d' THEN t WHEN 'today' THEN t END) AS d1"
         " FROM (SELECT (now() AT TIME ZONE $1)::date AS t) n) d",
         &p, err);
     if (res == NULL)
@@ -256,11 +264,11 @@ ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *fil
 
     *out = NULL;
     next_cursor[0] = '\0';
-    if (filter->active != NULL) {
-        if (zone_days(tx, filter->timezone, filter->active, from, to, err) != CT_OK)
+    if (filter->active != NULL || filter->active_from != NULL || filter->active_to != NULL) {
+        if (activity_range(tx, filter, from, to, err) != CT_OK)
             return err->rc;
-        days.active_from = from;
-        days.active_to = to;
+        days.active_from = from[0] != '\0' ? from : NULL;
+        days.active_to = to[0] != '\0' ? to : NULL;
         f = &days;
     }
     filter_params(&p, f);

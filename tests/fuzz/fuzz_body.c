@@ -1,11 +1,12 @@
 /* fuzz_body.c: libFuzzer target for what staff requests feed the server: JSON bodies through
  * the same strict parser and typed member readers the handlers use, and query strings through
- * the list-filter table, cursor decoders and the date parser. */
+ * the list-filter table, cursor decoders, the date parser and CSV cells. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "casetrail/csv.h"
 #include "casetrail/cursor.h"
 #include "casetrail/http.h"
 #include "casetrail/json.h"
@@ -56,12 +57,29 @@ static void query(const char *text)
     struct ct_ticket_cursor t;
     struct ct_timeline_cursor l;
     struct ct_id_cursor a;
+    struct ct_at_cursor e;
 
     (void)ct_query_decode(text, fields, 4, &f, bufs, &err);
     (void)ct_cursor_ticket_decode(text, &t);
     (void)ct_cursor_timeline_decode(text, &l);
     (void)ct_cursor_id_decode('a', text, &a);
+    (void)ct_cursor_at_decode('e', text, &e);
     (void)ct_text_parse_when(text, when, sizeof(when));
+}
+
+/* An export's cells: any text, as either kind, and any text as a JSON cell. */
+static void cells(const char *text, size_t size)
+{
+    struct ct_buf b;
+    char *compact = malloc(size + 1);
+    ct_buf_init(&b, 0);
+    ct_csv_cell(&b, text, CT_CSV_TEXT, true);
+    ct_csv_cell(&b, text, CT_CSV_NUMBER, false);
+    ct_csv_row_end(&b);
+    if (compact != NULL)
+        ct_csv_json_compact(text, compact);
+    free(compact);
+    ct_buf_free(&b);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -73,6 +91,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     text[size] = '\0';
     body(text, size);
     query(text);
+    cells(text, strlen(text));
     free(text);
     return 0;
 }

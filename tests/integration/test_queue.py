@@ -295,6 +295,9 @@ class ActiveDays(ServerTest):
         self.assertEqual(self.ids(active_to=start), {t["b"]})
         end = (utc + __import__("datetime").timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
         self.assertEqual(self.ids(active_from=start, active_to=end), {t["a"]})
+        # a bare date is midnight in CASETRAIL_TIMEZONE, as everywhere in the API
+        self.assertEqual(self.ids(active_from=self.yesterday.isoformat()), {t["a"], t["c"]})
+        self.assertEqual(self.ids(active_to=self.yesterday.isoformat()), {t["b"]})
 
     def test_yesterdays_escalated_tickets(self):
         r = self.srv.post(f"/api/tickets/{self.t['a']}/escalate",
