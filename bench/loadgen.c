@@ -61,6 +61,7 @@ struct results {
     long done;
     long ok;
     long transport_errors;
+    long connections; /* new TCP connections: as many as requests while keep-alive is off */
     long by_status[STATUS_MAX]; /* answers by HTTP status; other codes land in by_status[0] */
     char first_error[CURL_ERROR_SIZE];
     struct timespec start, end;
@@ -288,11 +289,13 @@ static bool slot_start(CURLM *multi, struct slot *s, const struct hooks *h, long
 static void record(struct results *r, struct slot *s, CURLcode result)
 {
     struct timespec now;
-    long status = 0;
+    long status = 0, connects = 0;
 
     clock_gettime(CLOCK_MONOTONIC, &now);
     r->latency_ms[r->done++] = elapsed_s(&s->started, &now) * 1000.0;
     r->end = now;
+    curl_easy_getinfo(s->easy, CURLINFO_NUM_CONNECTS, &connects);
+    r->connections += connects;
     if (result != CURLE_OK) {
         r->transport_errors++;
         if (r->first_error[0] == '\0')
@@ -405,9 +408,10 @@ static void report(const struct options *o, struct results *r)
             printf("%s\"%d\":%ld", first ? "" : ",", st, r->by_status[st]);
         first = false;
     }
-    printf("},\"transport_errors\":%ld,\"seconds\":%.3f,\"webhooks_per_s\":%.1f,"
-           "\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,\"stopped_by\":\"%s\"",
-           r->transport_errors, secs, secs > 0 ? (double)r->ok / secs : 0.0,
+    printf("},\"transport_errors\":%ld,\"connections\":%ld,\"seconds\":%.3f,"
+           "\"webhooks_per_s\":%.1f,\"p50_ms\":%.2f,\"p99_ms\":%.2f,\"max_ms\":%.2f,"
+           "\"stopped_by\":\"%s\"",
+           r->transport_errors, r->connections, secs, secs > 0 ? (double)r->ok / secs : 0.0,
            percentile(r->latency_ms, r->done, 50), percentile(r->latency_ms, r->done, 99),
            r->done > 0 ? r->latency_ms[r->done - 1] : 0.0, r->stopped_by_time ? "time" : "count");
     if (r->first_error[0] != '\0') {

@@ -48,6 +48,8 @@ class Loadgen(ServerTest):
         self.assertEqual((r["run"], r["concurrency"], r["contacts"], r["stopped_by"]),
                          (run, 8, 50, "count"))
         self.assertGreater(r["webhooks_per_s"], 0)
+        # one connection per request with Connection: close, fewer once keep-alive is on
+        self.assertTrue(1 <= r["connections"] <= 200, r)
         self.assertTrue(0 < r["p50_ms"] <= r["p99_ms"] <= r["max_ms"], r)
         self.assertAlmostEqual(r["webhooks_per_s"], 200 / r["seconds"],
                                delta=r["webhooks_per_s"] * 0.01 + 0.1)
