@@ -263,6 +263,18 @@ class KeepAlive(ServerTest):
             self.assertEqual(s.recv(1), b"")
             self.assertLess(time.monotonic() - t0, 3.0)
 
+    def test_answers_on_a_kept_alive_connection_are_not_held_back(self):
+        # head and body are two writes: with Nagle's algorithm on, the body waited for the
+        # client's delayed ACK, 40 ms a request (TCP_NODELAY: tcp_nodelay in server.c)
+        s, f = self.connect()
+        with s:
+            t0 = time.monotonic()
+            for _ in range(20):
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                self.assertEqual(self.answer(f)[0], 200)
+            took = time.monotonic() - t0
+        self.assertLess(took, 0.5, f"20 requests on one connection took {took:.3f} s")
+
     def test_a_refused_body_closes_the_connection(self):
         # unauthenticated: 401 before the body is read, and closed at once
         s, f = self.connect()
