@@ -1,5 +1,6 @@
 /* loadgen.c: posts signed WhatsApp text-message webhooks to casetrail on 127.0.0.1 at a fixed
- * concurrency (libcurl multi) and prints one JSON line: rate, statuses and ack latencies. */
+ * concurrency (libcurl multi) and prints one JSON line: rate, statuses and ack latencies. With
+ * --get PATH it sends GETs instead (the HTTP floor and read benchmarks). */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -35,6 +36,8 @@ struct options {
     long count;
     double seconds;
     const char *secret;
+    const char *get_path; /* GET this path instead of posting webhooks */
+    const char *header;   /* one more request header line, e.g. Authorization */
     char run[RUN_MAX];
 };
 
@@ -73,9 +76,11 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: loadgen --port P [--concurrency C] [--contacts N] [--contact-base B]\n"
             "               [--count M] [--seconds S] [--run ID] [--secret S]\n"
+            "               [--get PATH [--header LINE]]\n"
             "Posts up to M signed text-message webhooks (unique wamids, N contacts) to\n"
             "http://127.0.0.1:P/webhooks/whatsapp, C in flight at all times, for at most S\n"
-            "seconds, and prints one JSON line. The secret defaults to $WHATSAPP_APP_SECRET.\n");
+            "seconds, and prints one JSON line. The secret defaults to $WHATSAPP_APP_SECRET.\n"
+            "--get PATH sends GET PATH instead (with LINE as one more header); no secret.\n");
 }
 
 static double elapsed_s(const struct timespec *a, const struct timespec *b)
@@ -138,6 +143,12 @@ static int parse_args(int argc, char **argv, struct options *o)
                 snprintf(o->run, sizeof(o->run), "%s", val);
         } else if (strcmp(a, "--secret") == 0) {
             o->secret = val;
+        } else if (strcmp(a, "--get") == 0) {
+            good = good && val[0] == '/' && strlen(val) < 400 && strpbrk(val, " \r\n") == NULL;
+            o->get_path = val;
+        } else if (strcmp(a, "--header") == 0) {
+            good = good && strchr(val, ':') != NULL && strpbrk(val, "\r\n") == NULL;
+            o->header = val;
         } else {
             fprintf(stderr, "loadgen: unknown argument %s\n", a);
             usage(stderr);
@@ -148,7 +159,7 @@ static int parse_args(int argc, char **argv, struct options *o)
             return 2;
         }
     }
-    if (o->port == 0 || o->secret == NULL || o->secret[0] == '\0') {
+    if (o->port == 0 || (o->get_path == NULL && (o->secret == NULL || o->secret[0] == '\0'))) {
         fprintf(stderr, "loadgen: --port and a secret (--secret or $WHATSAPP_APP_SECRET) are "
                         "required\n");
         return 2;
@@ -257,6 +268,20 @@ static bool slot_init(struct slot *s, const char *url)
 }
 
 /* Points the slot at webhook i and hands it to the multi handle; the clock starts here. */
+static bool slot_start_get(CURLM *multi, struct slot *s, const struct options *o)
+{
+    if (s->headers == NULL && o->header != NULL) {
+        s->headers = curl_slist_append(NULL, o->header);
+        if (s->headers == NULL)
+            return false;
+    }
+    s->errbuf[0] = '\0';
+    curl_easy_setopt(s->easy, CURLOPT_HTTPGET, 1L);
+    curl_easy_setopt(s->easy, CURLOPT_HTTPHEADER, s->headers);
+    clock_gettime(CLOCK_MONOTONIC, &s->started);
+    return curl_multi_add_handle(multi, s->easy) == CURLM_OK;
+}
+
 static bool slot_start(CURLM *multi, struct slot *s, const struct hooks *h, long i)
 {
     struct curl_slist *list = NULL, *next;
@@ -342,8 +367,11 @@ static bool drive(const struct options *o, const struct hooks *h, struct slot *s
     clock_gettime(CLOCK_MONOTONIC, &r->start);
     r->end = r->start;
     for (long k = 0; k < o->concurrency && may_start(o, next, r); k++)
-        if (!slot_start(multi, &slots[k], h, next++))
+        if (!(o->get_path != NULL ? slot_start_get(multi, &slots[k], o)
+                                  : slot_start(multi, &slots[k], h, next)))
             goto cleanup;
+        else
+            next++;
     do {
         if (curl_multi_perform(multi, &running) != CURLM_OK)
             goto cleanup;
@@ -359,8 +387,10 @@ static bool drive(const struct options *o, const struct hooks *h, struct slot *s
             record(r, s, result);
             curl_multi_remove_handle(multi, easy);
             if (may_start(o, next, r)) {
-                if (!slot_start(multi, s, h, next++))
+                if (!(o->get_path != NULL ? slot_start_get(multi, s, o)
+                                          : slot_start(multi, s, h, next)))
                     goto cleanup;
+                next++;
                 running++;
             }
         }
@@ -430,7 +460,7 @@ int main(int argc, char **argv)
     struct hooks h = {0};
     struct results r = {0};
     struct slot *slots = NULL;
-    char url[64];
+    char url[512];
     int rc = parse_args(argc, argv, &o), exit_code = 1;
 
     if (rc != 0)
@@ -439,8 +469,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "loadgen: curl_global_init failed\n");
         return 1;
     }
-    snprintf(url, sizeof(url), "http://127.0.0.1:%d/webhooks/whatsapp", o.port);
-    if (!hooks_build(&o, &h))
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d%s", o.port,
+             o.get_path != NULL ? o.get_path : "/webhooks/whatsapp");
+    if (o.get_path == NULL && !hooks_build(&o, &h))
         goto cleanup;
     slots = calloc((size_t)o.concurrency, sizeof(*slots));
     r.latency_ms = malloc((size_t)o.count * sizeof(double));

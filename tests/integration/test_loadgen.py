@@ -83,6 +83,19 @@ class Loadgen(ServerTest):
         self.assertEqual((r["ok"], r["non200"]), (r["requests"], {}), r)
         self.assertEqual(self.stored(run), str(r["ok"]))
 
+    def test_get_mode_reads_over_kept_alive_connections(self):
+        # bench/http_floor's mode: GETs, no secret, an extra header; keep-alive reuses sockets
+        token = harness.add_user(self.dsn, "bench.reader", "qa")
+        code, r, err = loadgen(self.srv.port, "--get", "/api/me", "--count", "200",
+                               "--concurrency", "4", "--header", "Authorization: Bearer " + token)
+        self.assertEqual(code, 0, err)
+        self.assertEqual((r["requests"], r["ok"], r["non200"]), (200, 200, {}), r)
+        self.assertLessEqual(r["connections"], 8, r)
+        code, r, err = loadgen(self.srv.port, "--get", "/api/me", "--count", "10")
+        self.assertEqual((code, r["non200"]), (0, {"401": 10}), err)
+        for bad in ("healthz", "/a b"):
+            self.assertEqual(loadgen(self.srv.port, "--get", bad)[0], 2, bad)
+
     def test_usage_errors_exit_2(self):
         for args in (["--count", "0"], ["--concurrency", "x"], ["--run", "a b"], ["--bogus", "1"]):
             code, r, err = loadgen(self.srv.port, *args, "--secret", "s")
