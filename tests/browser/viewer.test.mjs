@@ -392,6 +392,26 @@ try {
     await a.locator('ol.timeline > li.msg p.msg-text', { hasText: newest }).waitFor({ state: 'attached', timeout: T });
   });
 
+  await step(`the print view of the ${SEED.big_items}-item ticket renders every item, with progress`, async () => {
+    const p = await ctxA.newPage();
+    watch(p, 'print-big');
+    try {
+      const t0 = Date.now();
+      await p.goto(`${BASE}/#/tickets/${ids.big}/print`, { timeout: T });
+      await p.locator('.print-progress', { hasText: 'items so far' }).waitFor({ timeout: T });
+      await p.locator('.print-view[data-ready="1"]').waitFor({ timeout: 60000 });
+      log(`big ticket: print view ready ${Date.now() - t0} ms after opening it`);
+      // every message, and every event the chain check counted
+      const msgs = await p.locator('ol.print-story > li.pi-msg').count();
+      const evs = await p.locator('ol.print-story > li.pi-event').count();
+      assert(msgs === SEED.big_items / 2 && evs >= SEED.big_items / 2, `the print view holds ${msgs} messages and ${evs} events`);
+      const last = await p.locator('ol.print-story > li.pi-msg p.pi-text').last().textContent();
+      assert(last === `message ${SEED.big_items / 2} of a long conversation`, `the last message printed reads "${last}"`);
+      const end = await p.locator('#verify-end').textContent();
+      assert(end.includes(`Chain verified: ${evs} events`) && end.includes('are the verified chain'), `#verify-end reads "${end}"`);
+    } finally { await p.close(); }
+  });
+
   await step("a supervisor finds yesterday's escalated tickets from the filters, at a link of their own", async () => {
     await b.goto(`${BASE}/#/queue`, { timeout: T });
     await b.locator('li.ticket-row').first().waitFor({ timeout: T });
