@@ -110,6 +110,9 @@ ct_rc ct_store_session_end(struct ct_tx *tx, const char *token_hash, struct ct_e
  * whole (base64 body, SHA-256, signature header). *out is owned by the caller. */
 ct_rc ct_store_evidence_rows(struct ct_tx *tx, long long ticket_id, cJSON **out,
                              struct ct_err *err);
+/* Access-log kinds of a ticket opened by a person in the viewer (api_tickets.c). */
+#define CT_ACCESS_TICKET_VIEW "ticket.view"
+#define CT_ACCESS_TICKET_PRINT "ticket.print"
 /* Records that user_id read what (ticket_id 0: none; filters_json may be NULL). */
 ct_rc ct_store_access_log(struct ct_tx *tx, long long user_id, const char *what,
                           long long ticket_id, const char *filters_json, long long rows,

@@ -1,8 +1,11 @@
-/* api_tickets.c: reading tickets and their timelines. Any role may read. */
+/* api_tickets.c: reading tickets and their timelines. Any role may read; a person opening a
+ * ticket in the viewer is recorded in the access log. */
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include <civetweb.h>
 
 #include "api.h"
 #include "casetrail/cursor.h"
@@ -154,6 +157,9 @@ struct get_job {
     struct ct_timeline_cursor cur;
     cJSON *items;
     struct ct_timeline_page page;
+    long long user_id;
+    const char *log_what; /* static: the access-log kind of this read, or NULL for none */
+    bool logged;          /* the access-log row is in: a retried read must not add another */
 };
 
 static ct_rc get_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
@@ -189,7 +195,54 @@ static ct_rc timeline_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     if (rc == CT_OK)
         rc = ct_store_timeline(tx, j->id, j->limit, j->latest, &j->cur, &j->items, &j->page,
                                err);
+    /* on the connection the read already holds, after it (the ticket exists, the row can name
+     * it): one short autocommitted INSERT, no second trip to the pool. A view that cannot be
+     * recorded is not shown, as with evidence bundles. */
+    if (rc == CT_OK && j->log_what != NULL && !j->logged) {
+        rc = ct_store_access_log(tx, j->user_id, j->log_what, j->id, NULL,
+                                 cJSON_GetArraySize(j->items), err);
+        j->logged = rc == CT_OK;
+    }
     return rc;
+}
+
+/* What a cursorless read by a signed-in person is, from ?purpose=: view (the default) opens
+ * the ticket, print opens its print view, refresh re-reads a ticket the viewer already has
+ * open (a jump to either end, a live update) and is not recorded again. Bearer tokens are
+ * scripts and tools, not a person looking: never recorded. Answers 400 and returns false on a
+ * bad value. */
+static bool access_kind(struct ct_req *req, bool has_cursor, const char **what)
+{
+    char purpose[CT_QUERY_BUF], again[CT_QUERY_BUF];
+    size_t qlen = req->query != NULL ? strlen(req->query) : 0;
+    /* civetweb's own reading, for its length: "print%00" decodes to "print" and a NUL, and
+     * a second purpose= would be a second answer to the question; both are refused */
+    int n = req->query != NULL ? mg_get_var2(req->query, qlen, "purpose", purpose,
+                                             sizeof(purpose), 0)
+                               : -1;
+    bool given = n != -1;
+    bool twice = given && mg_get_var2(req->query, qlen, "purpose", again, sizeof(again), 1) != -1;
+
+    *what = NULL;
+    if (given && (n < 0 || (size_t)n != strlen(purpose) || twice ||
+                  (strcmp(purpose, "view") != 0 && strcmp(purpose, "print") != 0 &&
+                   strcmp(purpose, "refresh") != 0))) {
+        ct_http_fail(req, CT_E_INVALID, "invalid_purpose",
+                     "purpose must be view, print or refresh");
+        return false;
+    }
+    if (given && has_cursor) {
+        ct_http_fail(req, CT_E_INVALID, "invalid_purpose",
+                     "purpose goes with the first page (no cursor) only");
+        return false;
+    }
+    if (!req->by_session || has_cursor)
+        return true;
+    if (!given || strcmp(purpose, "view") == 0)
+        *what = CT_ACCESS_TICKET_VIEW;
+    else if (strcmp(purpose, "print") == 0)
+        *what = CT_ACCESS_TICKET_PRINT;
+    return true;
 }
 
 static void add_cursor(cJSON *root, const char *name, const char *cursor)
@@ -226,6 +279,9 @@ void ct_api_ticket_timeline(struct ct_req *req)
         }
         j.latest = strcmp(from, "end") == 0;
     }
+    if (!access_kind(req, j.cur.set, &j.log_what))
+        return;
+    j.user_id = req->user.id;
     /* one snapshot for ticket and items would need a transaction; reads are fine without */
     if (ct_store_with_conn(req->srv->pool, timeline_tx, &j, &err) != CT_OK) {
         cJSON_Delete(j.ticket);

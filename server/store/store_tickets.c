@@ -380,7 +380,9 @@ ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct
     "   'at', " ISO("e.occurred_at") ", 'recorded_at', " ISO("e.recorded_at") ")"               \
     "   || coalesce(e.data, '{}'::jsonb)"                                                       \
     "   || coalesce((SELECT jsonb_object_agg(x.field, x.body) FROM event_texts x"               \
-    "      WHERE x.event_id = e.id AND x.field NOT IN ('actor_name', 'reason')), '{}'::jsonb)"
+    "      WHERE x.event_id = e.id AND x.field NOT IN ('actor_name', 'reason')), '{}'::jsonb)"  \
+    /* last, so no data field can stand in for it: the print view shows each event's hash */  \
+    "   || jsonb_build_object('hash', encode(e.hash, 'hex'))"
 
 /* Only the sort keys are read for the whole ticket, ordered and cut to a page; the items'
  * JSON is built for that page alone (a 10,000-item ticket built 10,000 items to show 500). */

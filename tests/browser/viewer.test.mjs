@@ -5,12 +5,13 @@
 //   CASETRAIL_AGENT / _AGENT_PASSWORD   an agent who signs in with a password
 //   CASETRAIL_SUPERVISOR / _PASSWORD    a supervisor, for the second browser
 //   CASETRAIL_SEED                      JSON: ticket ids and the texts that were sent
-//   CASETRAIL_ARTIFACTS                 where queue.png and timeline.png go
+//   CASETRAIL_ARTIFACTS                 where queue.png, timeline.png, ticket-print.pdf go
 // Each step prints its name and time; the first failure ends the run with exit 1. Every wait
 // is bounded, and a watchdog ends the whole run after 150 s.
 import { chromium } from 'playwright-core';
 import { createHmac } from 'node:crypto';
 import { readFileSync, mkdirSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 
@@ -300,6 +301,58 @@ try {
     await b.locator('.ticket-badges .badge.who', { hasText: AGENT }).waitFor({ timeout: T });
   });
 
+  await step('the print view of the worked ticket: the whole story, verified, saved as a PDF', async () => {
+    const p = await ctxA.newPage();
+    watch(p, 'print');
+    try {
+      await p.goto(`${BASE}/#/tickets/${ids.worked}`, { timeout: T });
+      await p.locator('ol.timeline > li.item').first().waitFor({ timeout: T });
+      await p.getByRole('link', { name: 'Print / save as PDF' }).click();
+      await p.waitForFunction((id) => location.hash === `#/tickets/${id}/print`, ids.worked, { timeout: T });
+      await p.locator('.print-view[data-ready="1"]').waitFor({ timeout: T });
+      // on the page: every item, every event with its seq and a whole hash, both checks
+      const events = await p.$$eval('li.pi-event .pi-chain', (els) => els.map((e) => e.textContent));
+      assert(events.length >= 8, `only ${events.length} events printed`);
+      for (const e of events) assert(/^seq \d+ · hash [0-9a-f]{64}$/.test(e), `an event's chain line reads "${e}"`);
+      const seqs = events.map((e) => Number(/^seq (\d+)/.exec(e)[1])).sort((x, y) => x - y);
+      seqs.forEach((n, i) => assert(n === i + 1, `the printed events skip or repeat a seq: ${seqs}`));
+      for (const box of ['#verify-top', '#verify-end']) {
+        const t = await p.locator(box).textContent();
+        assert(t.includes(`Chain verified: ${seqs.length} events`), `${box} reads "${t}"`);
+        assert(t.includes('are the verified chain'), `${box} does not tie the check to the printed events: "${t}"`);
+      }
+      const msg = p.locator('li.pi-msg p.pi-text', { hasText: 'charged twice' });
+      assert((await msg.getAttribute('dir')) === 'auto', 'a printed message is not dir="auto"');
+      const when = await p.locator('li.pi .pi-when').first().textContent();
+      assert(/\d{2} \w{3,4} \d{4}, \d{2}:\d{2}:\d{2}/.test(when), `a printed time reads "${when}"`);
+      const appr = await p.locator('.print-approvals').textContent();
+      for (const want of ['duplicate capture on order 5512', 'gateway log confirms the duplicate', 'Approved']) {
+        assert(appr.includes(want), `the approvals table lacks "${want}": ${appr}`);
+      }
+      await axeCheck(p, 'print view');
+      // on paper: the chrome is gone
+      await p.emulateMedia({ media: 'print' });
+      for (const sel of ['#topbar', '.print-tools']) {
+        const shown = await p.locator(sel).evaluate((el) => getComputedStyle(el).display !== 'none');
+        assert(!shown, `${sel} shows in print`);
+      }
+      await p.screenshot({ path: path.join(ARTIFACTS, 'ticket-print.png'), fullPage: true });
+      const pdfPath = path.join(ARTIFACTS, 'ticket-print.pdf');
+      const pdf = await p.pdf({ path: pdfPath, format: 'A4', printBackground: true });
+      assert(pdf.length > 10000 && pdf.subarray(0, 5).toString() === '%PDF-', `the PDF is ${pdf.length} bytes starting "${pdf.subarray(0, 5)}"`);
+      const text = execFileSync('pdftotext', ['-enc', 'UTF-8', pdfPath, '-'], { encoding: 'utf8', timeout: T }).replace(/\s+/g, ' ');
+      log(`print: ${pdf.length} bytes of PDF, ${text.length} characters of text`);
+      for (const want of ['charged twice for order 5512', 'Please refund the extra payment', 'duplicate capture on order 5512',
+        'gateway log confirms the duplicate', 'handoff: shift change', 'customer prefers Urdu', 'payment gateway',
+        `Chain verified: ${seqs.length} events`]) {
+        assert(text.includes(want), `the PDF's text lacks "${want}"`);
+      }
+      // a hash may wrap at any character on paper
+      const head = events[events.length - 1].slice(-64);
+      assert(text.replace(/ /g, '').includes(head), `the PDF's text lacks the last event's hash ${head}`);
+    } finally { await p.close(); }
+  });
+
   await step(`a ticket with ${SEED.big_items} items opens at its latest page within ${OPEN_BUDGET_MS} ms, paged both ways`, async () => {
     await a.goto(`${BASE}/#/queue`, { timeout: T });
     await a.locator('li.ticket-row').first().waitFor({ timeout: T });
@@ -337,6 +390,26 @@ try {
     await a.locator('ol.timeline > li.msg p.msg-text', { hasText: /^message 1 of a long/ }).waitFor({ state: 'attached', timeout: T });
     await a.getByRole('button', { name: 'Jump to the latest' }).click();
     await a.locator('ol.timeline > li.msg p.msg-text', { hasText: newest }).waitFor({ state: 'attached', timeout: T });
+  });
+
+  await step(`the print view of the ${SEED.big_items}-item ticket renders every item, with progress`, async () => {
+    const p = await ctxA.newPage();
+    watch(p, 'print-big');
+    try {
+      const t0 = Date.now();
+      await p.goto(`${BASE}/#/tickets/${ids.big}/print`, { timeout: T });
+      await p.locator('.print-progress', { hasText: 'items so far' }).waitFor({ timeout: T });
+      await p.locator('.print-view[data-ready="1"]').waitFor({ timeout: 60000 });
+      log(`big ticket: print view ready ${Date.now() - t0} ms after opening it`);
+      // every message, and every event the chain check counted
+      const msgs = await p.locator('ol.print-story > li.pi-msg').count();
+      const evs = await p.locator('ol.print-story > li.pi-event').count();
+      assert(msgs === SEED.big_items / 2 && evs >= SEED.big_items / 2, `the print view holds ${msgs} messages and ${evs} events`);
+      const last = await p.locator('ol.print-story > li.pi-msg p.pi-text').last().textContent();
+      assert(last === `message ${SEED.big_items / 2} of a long conversation`, `the last message printed reads "${last}"`);
+      const end = await p.locator('#verify-end').textContent();
+      assert(end.includes(`Chain verified: ${evs} events`) && end.includes('are the verified chain'), `#verify-end reads "${end}"`);
+    } finally { await p.close(); }
   });
 
   await step("a supervisor finds yesterday's escalated tickets from the filters, at a link of their own", async () => {

@@ -48,6 +48,8 @@ def browser_missing():
         missing.append(CHROMIUM)
     if shutil.which("node") is None:
         missing.append("node")
+    if shutil.which("pdftotext") is None:
+        missing.append("pdftotext")
     for mod in ("playwright-core", "axe-core"):
         if not os.path.isdir(os.path.join(BROWSER_DIR, "node_modules", mod)):
             missing.append(f"tests/browser/node_modules/{mod}")
@@ -211,6 +213,15 @@ class Viewer(ServerTest):
         if r.returncode != 0:
             self.fail(f"the browser test failed (exit {r.returncode}):\n{r.stdout}\n{r.stderr}\n"
                       f"server log: {self.srv.log_path}")
+        # who looked: the agent printed the worked ticket once, and opened it (and others)
+        self.assertEqual(self.looked("ticket.print", AGENT, self.ids["worked"]), 1)
+        self.assertGreaterEqual(self.looked("ticket.view", AGENT, self.ids["worked"]), 1)
+        self.assertGreaterEqual(self.looked("ticket.view", SUP, self.ids["urdu"]), 1)
+
+    def looked(self, what, who, ticket):
+        return int(self.one("SELECT count(*) FROM access_log l JOIN users u ON u.id = l.user_id"
+                            " WHERE l.what = :'w' AND u.name = :'u' AND l.ticket_id = :'t'",
+                            w=what, u=who, t=str(ticket)))
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 // app.js: start-up, the hash router, signing in and out. Views: #/signin, #/queue?FILTERS,
-// #/tickets/ID. Each view is a function that renders into <main> and returns a cleanup.
+// #/tickets/ID, #/tickets/ID/print. Each view is a function that renders into <main> and returns a cleanup.
 import { api, get, onUnauthorized, ApiError } from './api.js';
 import { h, clear, field, toast } from './dom.js';
 import { setTimeZone, refreshTimes } from './time.js';
 import { startLive, stopLive, onLiveState } from './live.js';
 import { renderQueue } from './queue.js';
 import { renderTicket } from './ticket.js';
+import { renderPrint } from './print.js';
 import { session } from './state.js';
 
 const main = document.getElementById('main');
@@ -37,6 +38,8 @@ async function route() {
     cleanup = renderQueue(main, params);
   } else if ((m = path.match(/^\/tickets\/(\d+)$/))) {
     cleanup = renderTicket(main, Number(m[1]), params);
+  } else if ((m = path.match(/^\/tickets\/(\d+)\/print$/))) {
+    cleanup = renderPrint(main, Number(m[1]));
   } else {
     clear(main).append(h('section', { class: 'view narrow' },
       h('h1', { tabindex: '-1' }, 'Page not found'),

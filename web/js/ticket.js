@@ -56,7 +56,8 @@ export function renderTicket(main, id) {
   const composer = h('div', { class: 'composer-slot' });
 
   const view = h('section', { class: 'view ticket', 'aria-labelledby': 'ticket-title' },
-    h('p', { class: 'crumbs' }, h('a', { href: session.lastQueue || '#/queue' }, '← Back to the queue')),
+    h('p', { class: 'crumbs' }, h('a', { href: session.lastQueue || '#/queue' }, '← Back to the queue'),
+      h('a', { class: 'btn btn-small print-link', href: `#/tickets/${id}/print` }, 'Print / save as PDF')),
     h('header', { class: 'ticket-head card' },
       h('div', { class: 'ticket-title-row' }, heading, verifyEl),
       headDetail, badges),
@@ -364,9 +365,11 @@ export function renderTicket(main, id) {
   const isAtStart = () => !st.chunks.length || !first().prev;
 
   // ---- paging -----------------------------------------------------------------------------
-  // req: { cursor } or { from: 'start' | 'end' }
-  async function fetchPage(req, limit = PAGE) {
-    return get(`/api/tickets/${id}/timeline${qs({ limit, ...req })}`);
+  // req: { cursor } or { from: 'start' | 'end' }. A read without a cursor opens the ticket
+  // (purpose=view, recorded in the access log) only when the ticket is opened; jumps and live
+  // re-reads of an open ticket say refresh, so one visit is one access-log row.
+  async function fetchPage(req, limit = PAGE, purpose = 'refresh') {
+    return get(`/api/tickets/${id}/timeline${qs({ limit, ...req, purpose: req.cursor ? null : purpose })}`);
   }
 
   function keepPlace(fn) {
@@ -395,8 +398,8 @@ export function renderTicket(main, id) {
   }
 
   // Replaces the window with one page (opening, and the jumps to either end).
-  async function showOnly(req) {
-    const page = await fetchPage(req);
+  async function showOnly(req, purpose = 'refresh') {
+    const page = await fetchPage(req, PAGE, purpose);
     if (st.disposed) return false;
     setTicket(page.ticket);
     st.resume = null;
@@ -411,7 +414,7 @@ export function renderTicket(main, id) {
 
   async function open() {
     try {
-      if (!(await showOnly({ from: 'end' }))) return;
+      if (!(await showOnly({ from: 'end' }, 'view'))) return;
       list.lastElementChild?.scrollIntoView({ block: 'end' });
     } catch (e) {
       if (st.disposed) return;
