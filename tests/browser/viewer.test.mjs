@@ -371,6 +371,8 @@ try {
     assert(shown[shown.length - 1] === newest, `the last message shown reads "${shown[shown.length - 1]}", expected "${newest}"`);
     assert(await a.getByRole('button', { name: 'Load later' }).isHidden(), '"Load later" is offered at the end of the story');
     await a.screenshot({ path: path.join(ARTIFACTS, 'timeline-long.png') });
+    const badgeText = await a.locator('.ticket-badges').textContent();
+    assert(!/null|undefined/.test(badgeText), `the ticket's badges read "${badgeText}"`);
     const firstKey = () => a.locator('ol.timeline > li.item').first().getAttribute('data-key');
     const earlier = a.getByRole('button', { name: 'Load earlier' });
     for (let i = 0; i < 3; i++) {

@@ -82,13 +82,14 @@ export function renderTicket(main, id) {
     clear(heading).append(bidi(name), h('span', { class: 'muted id' }, ` #${t.id}`));
     document.title = `#${t.id} ${name} · casetrail`;
     const c = t.contact || {};
-    clear(headDetail).append(
+    clear(headDetail).append(...[
       contactDetail(c) ? h('span', null, contactDetail(c)) : null,
       c.phone_number_id ? h('span', null, `Business number ${c.phone_number_id}`) : null,
       h('span', null, 'Opened ', timeEl(t.created_at)),
-      t.last_message_at ? h('span', null, 'Last message ', timeEl(t.last_message_at)) : null);
-    clear(badges).append(statusBadge(t.status), priorityBadge(t.priority, true), escalationBadge(t),
-      assigneeBadge(t.assignee));
+      t.last_message_at ? h('span', null, 'Last message ', timeEl(t.last_message_at)) : null].filter(Boolean));
+    // Element.append writes a null as the text "null": only the parts that apply, here and above
+    clear(badges).append(...[statusBadge(t.status), priorityBadge(t.priority, true), escalationBadge(t),
+      assigneeBadge(t.assignee)].filter(Boolean));
     // the actions depend on these only; re-rendering for anything else would close a form
     // someone is typing into
     const shape = [t.status, t.assignee, t.escalation_level, t.priority].join('|');
@@ -359,6 +360,8 @@ export function renderTicket(main, id) {
     if (atEnd) newBelow.hidden = true;
   }
 
+  // the newest item the filters show (a hidden one, a receipt say, cannot be scrolled to)
+  const lastShown = () => [...list.children].reverse().find((li) => !li.hidden);
   const first = () => st.chunks[0];
   const last = () => st.chunks[st.chunks.length - 1];
   const isAtEnd = () => !st.chunks.length || !last().next;
@@ -478,7 +481,7 @@ export function renderTicket(main, id) {
     const button = end === 'end' ? latest : start;
     return paging(button, end === 'end' ? 'the latest items' : 'the start', async () => {
       if (!(await showOnly({ from: end }))) return;
-      if (end === 'end') list.lastElementChild?.scrollIntoView({ block: 'end' });
+      if (end === 'end') lastShown()?.scrollIntoView({ block: 'end' });
       else list.firstElementChild?.scrollIntoView({ block: 'start' });
       (end === 'end' ? earlier : later).focus?.();
     });
