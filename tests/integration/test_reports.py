@@ -9,6 +9,8 @@ section), server/domain/reports.c (snapshot, access log) and server/http/api_rep
 import datetime
 import json
 import os
+import shutil
+import subprocess
 import sys
 import time
 import zoneinfo
@@ -20,6 +22,17 @@ from harness import ServerTest, add_user, post_webhook, text_payload  # noqa: E4
 
 KARACHI = zoneinfo.ZoneInfo("Asia/Karachi")
 PNID_A, PNID_B = harness.PNID_A, harness.PNID_B
+BROWSER_DIR = os.path.join(harness.ROOT, "tests", "browser")
+SANA_PW = "sana-quiet-harbour-7"
+
+
+def browser_missing():
+    """What the browser step lacks here (as test_viewer.py checks it)."""
+    missing = [m for m, ok in (("/usr/bin/chromium", os.path.exists("/usr/bin/chromium")),
+                               ("node", shutil.which("node") is not None),
+                               ("playwright-core", os.path.isdir(os.path.join(
+                                   BROWSER_DIR, "node_modules", "playwright-core")))) if not ok]
+    return missing
 
 
 def change(field, value, pnid=PNID_A):
@@ -71,6 +84,7 @@ class Reports(ServerTest):
         cls.sana = add_user(cls.dsn, "sana", "supervisor", limit=100000)
         cls.qadir = add_user(cls.dsn, "qadir", "qa")
         cls.adil = add_user(cls.dsn, "adil", "admin")
+        harness.set_password(cls.dsn, "sana", SANA_PW)
 
         # day D is three days ago in Karachi; M is the midnight that ends it (UTC M - 5 h)
         today = datetime.datetime.now(KARACHI).date()
@@ -369,6 +383,28 @@ class Reports(ServerTest):
             self.assertEqual(r.status, 400, (query, r))
             self.assertEqual(r.json()["error"]["code"], code, query)
         self.assertEqual(self.access_rows(), before)
+
+    def test_viewer_pages(self):
+        """The report and activity pages in headless chromium (tests/browser/reports.test.mjs)."""
+        missing = browser_missing()
+        if missing:
+            if os.environ.get("CASETRAIL_REQUIRE_BROWSER"):
+                self.fail(f"CASETRAIL_REQUIRE_BROWSER is set but these are missing: {missing}")
+            self.skipTest(f"{', '.join(missing)} missing (run tests/browser/setup)")
+        # asad acted today: the range runs from day D up to tomorrow
+        frm, to = str(self.D), str(self.tomorrow)
+        days = self.summary(f"from={frm}&to={to}")["by_day"]
+        artifacts = os.path.join(os.path.dirname(os.path.abspath(
+            harness.env_or_die("CASETRAIL_BIN"))), "artifacts")
+        env = dict(os.environ, CASETRAIL_URL=f"http://127.0.0.1:{self.srv.port}",
+                   CASETRAIL_SUPERVISOR="sana", CASETRAIL_SUPERVISOR_PASSWORD=SANA_PW,
+                   CASETRAIL_ARTIFACTS=artifacts,
+                   CASETRAIL_SEED=json.dumps({"from": frm, "to": to, "days": days,
+                                              "agent": "asad", "agent_actions": 10}))
+        r = subprocess.run(["node", os.path.join(BROWSER_DIR, "reports.test.mjs")],
+                           cwd=harness.ROOT, env=env, capture_output=True, text=True, timeout=90)
+        print(r.stdout)
+        self.assertEqual(r.returncode, 0, f"{r.stdout}\n{r.stderr}\nserver log: {self.srv.log_path}")
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
 // app.js: start-up, the hash router, signing in and out. Views: #/signin, #/queue?FILTERS,
-// #/tickets/ID. Each view is a function that renders into <main> and returns a cleanup.
+// #/tickets/ID, #/reports?from=&to=, #/agents/NAME/activity?from=&to=. Each view is a function that renders into <main> and returns a cleanup.
 import { api, get, onUnauthorized, ApiError } from './api.js';
 import { h, clear, field, toast } from './dom.js';
 import { setTimeZone, refreshTimes } from './time.js';
 import { startLive, stopLive, onLiveState } from './live.js';
 import { renderQueue } from './queue.js';
 import { renderTicket } from './ticket.js';
+import { renderReports, renderActivity } from './reports.js';
 import { session } from './state.js';
 
 const main = document.getElementById('main');
@@ -37,6 +38,10 @@ async function route() {
     cleanup = renderQueue(main, params);
   } else if ((m = path.match(/^\/tickets\/(\d+)$/))) {
     cleanup = renderTicket(main, Number(m[1]), params);
+  } else if (path === '/reports') {
+    cleanup = renderReports(main, params);
+  } else if ((m = path.match(/^\/agents\/([^/]+)\/activity$/))) {
+    cleanup = renderActivity(main, decodeURIComponent(m[1]), params);
   } else {
     clear(main).append(h('section', { class: 'view narrow' },
       h('h1', { tabindex: '-1' }, 'Page not found'),
@@ -113,6 +118,8 @@ async function loadMe() {
   session.me = me;
   setTimeZone(me.timezone || 'UTC');
   document.getElementById('topnav').hidden = false;
+  // reports are for supervisors, QA and admins (an agent reaches their own activity by link)
+  document.getElementById('nav-reports').hidden = !['supervisor', 'qa', 'admin'].includes(me.role);
   const sess = document.getElementById('session');
   sess.hidden = false;
   const who = document.getElementById('who');
