@@ -13,6 +13,10 @@
 
 #define IN_RANGE(col) " " col " >= $1::timestamptz AND " col " < $2::timestamptz"
 #define FOR_NUMBER(col) " ($3::text IS NULL OR " col " = $3::text)"
+/* Ticket events in the range, said so the planner can use the partial index events_occurred
+ * (occurred_at, id) WHERE ticket_id IS NOT NULL (migration 0014): a join to tickets implies it,
+ * but a partial index is only chosen when the query states its condition. */
+#define TICKET_EVENTS_IN_RANGE " e.ticket_id IS NOT NULL AND" IN_RANGE("e.occurred_at")
 #define STR_(x) #x
 #define STR(x) STR_(x)
 
@@ -32,7 +36,7 @@
     " AND e.to_value = 'open')))::text"                                                         \
     " FROM events e JOIN tickets t ON t.id = e.ticket_id"                                       \
     " WHERE e.action IN ('" CT_EV_TICKET_CREATED "', '" CT_EV_TICKET_REOPENED "', '"            \
-    CT_EV_STATUS "') AND" IN_RANGE("e.occurred_at") " AND" FOR_NUMBER("t.phone_number_id")
+    CT_EV_STATUS "') AND" TICKET_EVENTS_IN_RANGE " AND" FOR_NUMBER("t.phone_number_id")
 
 /* Over the tickets created in the range (their ticket.created event, whose time is the
  * WhatsApp time of the opening message: tickets.created_at is when casetrail stored it): seconds
@@ -49,7 +53,7 @@
     " AND s.action = '" CT_EV_STATUS "' AND s.to_value IN ('resolved', 'closed'))"              \
     " - e.occurred_at)::float8 AS rs"                                                           \
     " FROM events e JOIN tickets t ON t.id = e.ticket_id"                                       \
-    " WHERE e.action = '" CT_EV_TICKET_CREATED "' AND" IN_RANGE("e.occurred_at") " AND"         \
+    " WHERE e.action = '" CT_EV_TICKET_CREATED "' AND" TICKET_EVENTS_IN_RANGE " AND"            \
     FOR_NUMBER("t.phone_number_id") ")"                                                         \
     " SELECT jsonb_build_object('tickets', count(*), 'first_response_seconds', " STATS("fr") "," \
     " 'resolution_seconds', " STATS("rs") ")::text FROM c"
@@ -59,7 +63,7 @@
 #define ESCALATIONS_SQL                                                                         \
     "WITH x AS (SELECT e.action, e.actor_type, e.to_value, e.data FROM events e"                \
     " JOIN tickets t ON t.id = e.ticket_id WHERE e.action IN ('" CT_EV_ESC_RAISED "', '"        \
-    CT_EV_ESC_LOWERED "') AND" IN_RANGE("e.occurred_at") " AND"                                 \
+    CT_EV_ESC_LOWERED "') AND" TICKET_EVENTS_IN_RANGE " AND"                                    \
     FOR_NUMBER("t.phone_number_id") "), r AS (SELECT * FROM x WHERE action = '"                 \
     CT_EV_ESC_RAISED "')"                                                                       \
     " SELECT jsonb_build_object('raised', (SELECT count(*) FROM r),"                            \
@@ -89,7 +93,7 @@
 #define AGENTS_SQL                                                                              \
     "WITH ev AS (SELECT e.id, e.ticket_id, e.action, e.actor_type, e.actor_id, e.from_value,"   \
     " e.to_value FROM events e JOIN tickets t ON t.id = e.ticket_id WHERE"                      \
-    IN_RANGE("e.occurred_at") " AND" FOR_NUMBER("t.phone_number_id") "),"                       \
+    TICKET_EVENTS_IN_RANGE " AND" FOR_NUMBER("t.phone_number_id") "),"                       \
     " held AS (SELECT s.uid, s.ticket_id FROM (SELECT DISTINCT ON (e.ticket_id) e.ticket_id,"   \
     " e.to_value AS uid FROM events e JOIN tickets t ON t.id = e.ticket_id"                     \
     " WHERE e.action = '" CT_EV_ASSIGNMENT "' AND e.occurred_at < $1::timestamptz AND"          \
@@ -167,7 +171,7 @@
 #define BY_DAY_SQL                                                                              \
     "WITH c AS (SELECT date_trunc('day', e.occurred_at) AS d, count(*) AS n FROM events e"      \
     " JOIN tickets t ON t.id = e.ticket_id WHERE e.action = '" CT_EV_TICKET_CREATED "' AND"     \
-    IN_RANGE("e.occurred_at") " AND" FOR_NUMBER("t.phone_number_id") " GROUP BY 1)"             \
+    TICKET_EVENTS_IN_RANGE " AND" FOR_NUMBER("t.phone_number_id") " GROUP BY 1)"             \
     " SELECT coalesce(jsonb_agg(jsonb_build_object('day', to_char(g.d, 'YYYY-MM-DD'),"          \
     " 'created', coalesce(c.n, 0)) ORDER BY g.d), '[]'::jsonb)::text"                           \
     " FROM generate_series(date_trunc('day', $1::timestamptz),"                                 \
@@ -272,6 +276,14 @@ ct_rc ct_store_report_summary(struct ct_tx *tx, const struct ct_report_range *r,
 
 /* ---- activity ---- */
 
+/* The person's events after the cursor, at most $6: ticket events along events_occurred
+ * (which needs ticket_id IS NOT NULL stated), user events (staff administration, few) apart. */
+#define ACTIVITY_BRANCH(chain)                                                                  \
+    "(SELECT * FROM events e WHERE e.ticket_id IS " chain " AND"                                \
+    " e.actor_type = '" CT_ACTOR_AGENT "' AND e.actor_id = $3::text AND"                        \
+    IN_RANGE("e.occurred_at")                                                                   \
+    " AND ($4::bigint IS NULL OR (e.occurred_at, e.id) > ($5::timestamptz, $4::bigint))"        \
+    " ORDER BY e.occurred_at, e.id LIMIT $6::int)"
 /* An action as the coaching page shows it: the timeline's from/to (user names for
  * assignments), the reason and note the person wrote (never a reply's body: that is the
  * conversation, read on the ticket), and the event's data (an approval's kind and amount). */
@@ -283,13 +295,11 @@ ct_rc ct_store_report_summary(struct ct_tx *tx, const struct ct_report_range *r,
     " 'to', CASE WHEN e.action = '" CT_EV_ASSIGNMENT "' THEN (SELECT u.name FROM users u"       \
     " WHERE u.id::text = e.to_value) ELSE e.to_value END,"                                      \
     " 'reason', x.reason, 'note', x.note, 'data', e.data)::text,"                               \
-    " " CT_SQL_US("e.occurred_at") ", e.id FROM events e"                                       \
+    " " CT_SQL_US("e.occurred_at") ", e.id"                                                     \
+    " FROM (" ACTIVITY_BRANCH("NOT NULL") " UNION ALL " ACTIVITY_BRANCH("NULL") ") e"           \
     " LEFT JOIN LATERAL (SELECT max(t.body) FILTER (WHERE t.field = 'reason') AS reason,"       \
     " max(t.body) FILTER (WHERE t.field = 'note') AS note FROM event_texts t"                   \
     " WHERE t.event_id = e.id AND t.field IN ('reason', 'note')) x ON true"                     \
-    " WHERE e.actor_type = '" CT_ACTOR_AGENT "' AND e.actor_id = $3::text AND"                  \
-    IN_RANGE("e.occurred_at")                                                                   \
-    " AND ($4::bigint IS NULL OR (e.occurred_at, e.id) > ($5::timestamptz, $4::bigint))"        \
     " ORDER BY e.occurred_at, e.id LIMIT $6::int"
 
 ct_rc ct_store_activity_page(struct ct_tx *tx, long long user_id, const struct ct_report_range *r,
