@@ -275,6 +275,19 @@ class Reports(ServerTest):
         self.assertEqual(s["tickets"]["created"], 4)
         self.assertEqual([d["created"] for d in s["by_day"]], [1, 3])  # still Karachi days
 
+    def test_ticket_held_at_the_start_is_handled(self):
+        # from just after asad's reply on T5: he still holds T5 (open) and acts no more; T1 is
+        # closed by then and counts for nobody
+        frm = self.one("SELECT to_char((occurred_at + interval '1 microsecond') AT TIME ZONE"
+                       " 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM events"
+                       " WHERE action = 'message.queued'")
+        s = self.summary(f"from={frm}&to={self.tomorrow}")
+        self.assertEqual(s["agents"], [
+            {"user": "asad", "role": "agent", "tickets_handled": 1, "replies": 0, "notes": 0,
+             "handoffs_given": 0, "handoffs_received": 0, "approvals_requested": 0,
+             "approvals_approved": 0, "approvals_denied": 0}])
+        self.assertEqual(s["tickets"], {"created": 0, "resolved": 0, "closed": 0, "reopened": 0})
+
     def test_phone_number_filter(self):
         s = self.summary(f"from={self.D}&to={self.tomorrow}&phone_number_id={PNID_B}")
         self.assertEqual(s["phone_number_id"], PNID_B)

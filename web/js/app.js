@@ -56,6 +56,9 @@ export function focusHeading() {
 }
 
 function renderSignIn() {
+  // a route change while the form is up (boot's first route after a hashchange) keeps it, and
+  // what was typed into it: drawing it again would wipe a name and password mid-entry
+  if (main.querySelector('form.signin')) return;
   document.getElementById('topnav').hidden = true;
   document.getElementById('session').hidden = true;
   document.title = 'Sign in · casetrail';
