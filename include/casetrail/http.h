@@ -117,6 +117,23 @@ bool ct_http_cursor_param(const struct ct_req *req, char buf[CT_QUERY_BUF]);
 /* Answers 400 invalid_cursor. */
 void ct_http_bad_cursor(struct ct_req *req);
 
+/* ---- strict parameters and time ranges (exports, reports: docs/DECISIONS.md#csv-exports) ---- */
+
+/* Answers 400 (unknown_parameter, duplicate_parameter) and returns false when the query holds a
+ * parameter not in allowed (NULL-terminated) or one twice. Names compare byte for byte. */
+bool ct_http_only_params(struct ct_req *req, const char *const *allowed);
+/* A from/to value: YYYY-MM-DD or an ISO 8601 timestamp with a zone (ct_text_parse_when). */
+bool ct_http_valid_when(const char *s);
+/* A valid from/to as PostgreSQL should read it: a bare date stays bare (that day's midnight in
+ * the transaction's zone, ct_store_use_zone); a timestamp is rewritten with its own offset into
+ * buf, and *v then points there. */
+void ct_http_zone_time(const char **v, char buf[CT_QUERY_BUF]);
+/* A staff member's name as users.name allows it. */
+bool ct_http_valid_user_name(const char *s);
+#define CT_HTTP_TIME_MESSAGE(p)                                                                \
+    p " must be YYYY-MM-DD (that day's start in CASETRAIL_TIMEZONE) or an ISO 8601 timestamp"  \
+      " with a zone"
+
 /* Header value or NULL (case-insensitive name). */
 const char *ct_http_header(const struct ct_req *req, const char *name);
 

@@ -37,6 +37,8 @@ void ct_api_approval_decide(struct ct_req *req);
 void ct_api_approvals_list(struct ct_req *req); /* api_exports.c, like the two below */
 void ct_api_events_list(struct ct_req *req);
 void ct_api_access_log(struct ct_req *req);
+void ct_api_report_summary(struct ct_req *req); /* api_reports.c, like the one below */
+void ct_api_agent_activity(struct ct_req *req);
 void ct_api_rules_get(struct ct_req *req);
 void ct_api_rules_put(struct ct_req *req);
 

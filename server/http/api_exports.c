@@ -25,73 +25,10 @@
 
 /* ---- query parameters ---- */
 
-/* Refuses (400) a parameter this endpoint does not take, and one given twice. Names compare
- * byte for byte: civetweb finds values by a case-insensitive, undecoded name, so "Format" or
- * "form%61t" would otherwise be a filter silently applied or silently dropped, and an export
- * with a dropped filter hands out more than was asked for. */
-static bool only_params(struct ct_req *req, const char *const *allowed)
-{
-    const char *q = req->query;
-    char seen[16][24];
-    int nseen = 0;
-
-    while (q != NULL && *q != '\0') {
-        size_t n = strcspn(q, "&"), name = strcspn(q, "=&");
-        bool known = false, twice = false;
-        if (name > 0) {
-            for (const char *const *a = allowed; *a != NULL && !known; a++)
-                known = strlen(*a) == name && memcmp(*a, q, name) == 0;
-            for (int i = 0; i < nseen && known && !twice; i++)
-                twice = strlen(seen[i]) == name && memcmp(seen[i], q, name) == 0;
-            if (!known || twice) {
-                ct_http_fail(req, CT_E_INVALID, !known ? "unknown_parameter" : "duplicate_parameter",
-                             !known ? "unknown query parameter \"%.*s\""
-                                    : "query parameter \"%.*s\" is given twice",
-                             (int)(name < 40 ? name : 40), q);
-                return false;
-            }
-            if (nseen < 16 && name < sizeof(seen[0]))
-                snprintf(seen[nseen++], sizeof(seen[0]), "%.*s", (int)name, q);
-        }
-        q += n;
-        if (*q == '&')
-            q++;
-    }
-    return true;
-}
-
-static bool valid_when(const char *s)
-{
-    char out[CT_QUERY_BUF];
-    return ct_text_parse_when(s, out, sizeof(out));
-}
-
-/* A valid from/to as PostgreSQL should read it: a bare date stays bare, so the export's
- * transaction (ct_store_use_zone) reads it as that day's midnight in CASETRAIL_TIMEZONE; a full
- * timestamp is rewritten with its own offset. *v points into buf. */
-static void zone_time(const char **v, char buf[CT_QUERY_BUF])
-{
-    char raw[CT_QUERY_BUF];
-    if (*v == NULL || strlen(*v) == 10)
-        return;
-    snprintf(raw, sizeof(raw), "%s", *v);
-    ct_text_parse_when(raw, buf, CT_QUERY_BUF);
-    *v = buf;
-}
-
 static bool valid_id(const char *s)
 {
     long long id;
     return ct_http_parse_id(s, &id);
-}
-
-/* A staff member's name as users.name allows it. */
-static bool valid_name(const char *s)
-{
-    size_t n = strlen(s);
-    if (n == 0 || n > CT_USER_NAME_MAX || strchr("._@-", s[0]) != NULL)
-        return false;
-    return strspn(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-") == n;
 }
 
 /* An event action or access-log name: status.changed, approvals.csv ... */
@@ -100,10 +37,6 @@ static bool valid_word(const char *s)
     size_t n = strlen(s);
     return n > 0 && n <= 64 && strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789._") == n;
 }
-
-#define TIME_MESSAGE(p)                                                                        \
-    p " must be YYYY-MM-DD (that day's start in CASETRAIL_TIMEZONE) or an ISO 8601 timestamp"  \
-      " with a zone"
 
 /* The filters as asked, for the access log: every filter given, by its name, and the zone that
  * gave bare dates their meaning. Returns a malloc'd JSON text (NULL when out of memory). */
@@ -451,12 +384,14 @@ static const struct ct_query_field approval_filters[] = {
      "invalid status: expected pending, approved or denied"},
     {"kind", CT_Q_TEXT, F(kind), valid_kind, "invalid_kind", "invalid approval kind"},
     /* names are checked, so every filter recorded in the access log is text PostgreSQL takes */
-    {"requested_by", CT_Q_TEXT, F(requested_by), valid_name, "invalid_user",
+    {"requested_by", CT_Q_TEXT, F(requested_by), ct_http_valid_user_name, "invalid_user",
      "requested_by must be a staff member's name"},
-    {"decided_by", CT_Q_TEXT, F(decided_by), valid_name, "invalid_user",
+    {"decided_by", CT_Q_TEXT, F(decided_by), ct_http_valid_user_name, "invalid_user",
      "decided_by must be a staff member's name"},
-    {"from", CT_Q_TEXT, F(from), valid_when, "invalid_time", TIME_MESSAGE("from")},
-    {"to", CT_Q_TEXT, F(to), valid_when, "invalid_time", TIME_MESSAGE("to")},
+    {"from", CT_Q_TEXT, F(from), ct_http_valid_when, "invalid_time",
+     CT_HTTP_TIME_MESSAGE("from")},
+    {"to", CT_Q_TEXT, F(to), ct_http_valid_when, "invalid_time",
+     CT_HTTP_TIME_MESSAGE("to")},
 };
 #undef F
 #define NAPPROVAL (sizeof(approval_filters) / sizeof(approval_filters[0]))
@@ -472,7 +407,7 @@ void ct_api_approvals_list(struct ct_req *req)
     bool csv, bom;
 
     memset(&j, 0, sizeof(j));
-    if (!only_params(req, allowed) || !read_format(req, &csv) ||
+    if (!ct_http_only_params(req, allowed) || !read_format(req, &csv) ||
         (csv && !may_export(req, "approval exports")) || !format_params(req, csv, &bom) ||
         (!csv && !ct_http_query_limit(req, &j.f.limit)) ||
         !ct_http_query_filters(req, approval_filters, NAPPROVAL, &j.f, bufs))
@@ -485,8 +420,8 @@ void ct_api_approvals_list(struct ct_req *req)
     char *filters = csv ? filters_json(approval_filters, NAPPROVAL, &j.f,
                                        req->srv->cfg.timezone)
                         : NULL;
-    zone_time(&j.f.from, from);
-    zone_time(&j.f.to, to);
+    ct_http_zone_time(&j.f.from, from);
+    ct_http_zone_time(&j.f.to, to);
     if (csv) {
         struct ct_export_request r = {.what = CT_ACCESS_APPROVALS_CSV, .filters_json = filters,
                                       .approvals = &j.f};
@@ -519,12 +454,14 @@ struct event_query {
 static const struct ct_query_field event_filters[] = {
     {"ticket", CT_Q_TEXT, F(ticket), valid_id, "invalid_ticket",
      "ticket must be a ticket id (a positive integer)"},
-    {"actor", CT_Q_TEXT, F(actor), valid_name, "invalid_actor",
+    {"actor", CT_Q_TEXT, F(actor), ct_http_valid_user_name, "invalid_actor",
      "actor must be a staff member's name"},
     {"action", CT_Q_TEXT, F(action), valid_word, "invalid_action",
      "action must be an event action such as status.changed"},
-    {"from", CT_Q_TEXT, F(from), valid_when, "invalid_time", TIME_MESSAGE("from")},
-    {"to", CT_Q_TEXT, F(to), valid_when, "invalid_time", TIME_MESSAGE("to")},
+    {"from", CT_Q_TEXT, F(from), ct_http_valid_when, "invalid_time",
+     CT_HTTP_TIME_MESSAGE("from")},
+    {"to", CT_Q_TEXT, F(to), ct_http_valid_when, "invalid_time",
+     CT_HTTP_TIME_MESSAGE("to")},
 };
 #undef F
 #define NEVENT (sizeof(event_filters) / sizeof(event_filters[0]))
@@ -541,7 +478,7 @@ void ct_api_events_list(struct ct_req *req)
 
     memset(&q, 0, sizeof(q));
     memset(&f, 0, sizeof(f));
-    if (!may_export(req, "events across tickets") || !only_params(req, allowed) ||
+    if (!may_export(req, "events across tickets") || !ct_http_only_params(req, allowed) ||
         !read_format(req, &csv) || !format_params(req, csv, &bom) ||
         (!csv && !ct_http_query_limit(req, &f.limit)) ||
         !ct_http_query_filters(req, event_filters, NEVENT, &q, bufs))
@@ -562,8 +499,8 @@ void ct_api_events_list(struct ct_req *req)
     f.action = q.action;
     f.from = q.from;
     f.to = q.to;
-    zone_time(&f.from, from);
-    zone_time(&f.to, to);
+    ct_http_zone_time(&f.from, from);
+    ct_http_zone_time(&f.to, to);
     if (csv) {
         struct ct_export_request r = {.what = CT_ACCESS_EVENTS_CSV, .filters_json = filters,
                                       .events = &f};
@@ -603,11 +540,14 @@ static ct_rc access_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 
 #define F(m) offsetof(struct ct_access_filter, m)
 static const struct ct_query_field access_filters[] = {
-    {"user", CT_Q_TEXT, F(user), valid_name, "invalid_user", "user must be a staff member's name"},
+    {"user", CT_Q_TEXT, F(user), ct_http_valid_user_name, "invalid_user",
+     "user must be a staff member's name"},
     {"what", CT_Q_TEXT, F(what), valid_word, "invalid_what",
      "what must be a kind of read such as evidence, approvals.csv, events.csv or events"},
-    {"from", CT_Q_TEXT, F(from), valid_when, "invalid_time", TIME_MESSAGE("from")},
-    {"to", CT_Q_TEXT, F(to), valid_when, "invalid_time", TIME_MESSAGE("to")},
+    {"from", CT_Q_TEXT, F(from), ct_http_valid_when, "invalid_time",
+     CT_HTTP_TIME_MESSAGE("from")},
+    {"to", CT_Q_TEXT, F(to), ct_http_valid_when, "invalid_time",
+     CT_HTTP_TIME_MESSAGE("to")},
 };
 #undef F
 #define NACCESS (sizeof(access_filters) / sizeof(access_filters[0]))
@@ -620,15 +560,15 @@ void ct_api_access_log(struct ct_req *req)
     struct ct_err err;
 
     memset(&j, 0, sizeof(j));
-    if (!only_params(req, allowed) || !ct_http_query_limit(req, &j.f.limit) ||
+    if (!ct_http_only_params(req, allowed) || !ct_http_query_limit(req, &j.f.limit) ||
         !ct_http_query_filters(req, access_filters, NACCESS, &j.f, bufs))
         return;
     if (ct_http_cursor_param(req, cursor) && !ct_cursor_at_decode('g', cursor, &j.f.cursor)) {
         ct_http_bad_cursor(req);
         return;
     }
-    zone_time(&j.f.from, from);
-    zone_time(&j.f.to, to);
+    ct_http_zone_time(&j.f.from, from);
+    ct_http_zone_time(&j.f.to, to);
     j.zone = req->srv->cfg.timezone;
     if (ct_store_in_tx(req->srv->pool, access_tx, &j, &err) != CT_OK) {
         cJSON_Delete(j.items);

@@ -53,6 +53,8 @@ static const struct ct_route routes[] = {
     /* supervisors, QA and admins (checked in the handler: the role order has no such rung) */
     {"GET", "/api/events", ct_api_events_list, CT_AUTH_TOKEN, CT_ROLE_NONE},
     {"GET", "/api/access-log", ct_api_access_log, CT_AUTH_TOKEN, CT_ROLE_ADMIN},
+    {"GET", "/api/reports/summary", ct_api_report_summary, CT_AUTH_TOKEN, CT_ROLE_NONE},
+    {"GET", "/api/agents/{name}/activity", ct_api_agent_activity, CT_AUTH_TOKEN, CT_ROLE_NONE},
     {"GET", "/api/webhooks/rejects", ct_api_webhook_rejects, CT_AUTH_TOKEN, CT_ROLE_SUPERVISOR},
     {"GET", "/api/rules/complaints", ct_api_rules_get, CT_AUTH_TOKEN, CT_ROLE_NONE},
     {"PUT", "/api/rules/complaints", ct_api_rules_put, CT_AUTH_TOKEN, CT_ROLE_ADMIN},

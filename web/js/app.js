@@ -1,5 +1,6 @@
 // app.js: start-up, the hash router, signing in and out. Views: #/signin, #/queue?FILTERS,
-// #/tickets/ID, #/tickets/ID/print. Each view is a function that renders into <main> and returns a cleanup.
+// #/tickets/ID, #/tickets/ID/print, #/reports?from=&to=, #/agents/NAME/activity?from=&to=.
+// Each view is a function that renders into <main> and returns a cleanup.
 import { api, get, onUnauthorized, ApiError } from './api.js';
 import { h, clear, field, toast } from './dom.js';
 import { setTimeZone, refreshTimes } from './time.js';
@@ -7,6 +8,7 @@ import { startLive, stopLive, onLiveState } from './live.js';
 import { renderQueue } from './queue.js';
 import { renderTicket } from './ticket.js';
 import { renderPrint } from './print.js';
+import { renderReports, renderActivity } from './reports.js';
 import { session } from './state.js';
 
 const main = document.getElementById('main');
@@ -40,6 +42,10 @@ async function route() {
     cleanup = renderTicket(main, Number(m[1]), params);
   } else if ((m = path.match(/^\/tickets\/(\d+)\/print$/))) {
     cleanup = renderPrint(main, Number(m[1]));
+  } else if (path === '/reports') {
+    cleanup = renderReports(main, params);
+  } else if ((m = path.match(/^\/agents\/([^/]+)\/activity$/))) {
+    cleanup = renderActivity(main, decodeURIComponent(m[1]), params);
   } else {
     clear(main).append(h('section', { class: 'view narrow' },
       h('h1', { tabindex: '-1' }, 'Page not found'),
@@ -54,6 +60,9 @@ export function focusHeading() {
 }
 
 function renderSignIn() {
+  // a route change while the form is up (boot's first route after a hashchange) keeps it, and
+  // what was typed into it: drawing it again would wipe a name and password mid-entry
+  if (main.querySelector('form.signin')) return;
   document.getElementById('topnav').hidden = true;
   document.getElementById('session').hidden = true;
   document.title = 'Sign in · casetrail';
@@ -116,6 +125,8 @@ async function loadMe() {
   session.me = me;
   setTimeZone(me.timezone || 'UTC');
   document.getElementById('topnav').hidden = false;
+  // reports are for supervisors, QA and admins (an agent reaches their own activity by link)
+  document.getElementById('nav-reports').hidden = !['supervisor', 'qa', 'admin'].includes(me.role);
   const sess = document.getElementById('session');
   sess.hidden = false;
   const who = document.getElementById('who');
