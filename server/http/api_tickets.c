@@ -80,14 +80,6 @@ static bool valid_active(const char *s)
            strcmp(s, "30d") == 0 || valid_date(s);
 }
 
-/* A time as from/to take it; kept as given, since a bare date means midnight in
- * CASETRAIL_TIMEZONE, which the store works out. */
-static bool valid_when(const char *s)
-{
-    char literal[64];
-    return ct_text_parse_when(s, literal, sizeof(literal));
-}
-
 #define F(m) offsetof(struct ct_ticket_filter, m)
 static const struct ct_query_field ticket_filters[] = {
     {"status", CT_Q_TEXT, F(status), valid_status, "invalid_status",
@@ -105,9 +97,9 @@ static const struct ct_query_field ticket_filters[] = {
      "q must be words of UTF-8 text without control characters"},
     {"active", CT_Q_TEXT, F(active), valid_active, "invalid_active",
      "active must be today, yesterday, 7d, 30d or a date YYYY-MM-DD"},
-    {"active_from", CT_Q_TEXT, F(active_from), valid_when, "invalid_active_from",
+    {"active_from", CT_Q_TEXT, F(active_from), ct_http_valid_when, "invalid_active_from",
      "active_from must be YYYY-MM-DD or an ISO 8601 timestamp with a zone"},
-    {"active_to", CT_Q_TEXT, F(active_to), valid_when, "invalid_active_to",
+    {"active_to", CT_Q_TEXT, F(active_to), ct_http_valid_when, "invalid_active_to",
      "active_to must be YYYY-MM-DD or an ISO 8601 timestamp with a zone"},
 };
 #undef F

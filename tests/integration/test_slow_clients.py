@@ -275,28 +275,25 @@ class KeepAlive(ServerTest):
             took = time.monotonic() - t0
         self.assertLess(took, 0.5, f"20 requests on one connection took {took:.3f} s")
 
+    def refused(self, path, length, want, closes_within):
+        """Sends a head declaring `length` body bytes and a few of them; the answer must be
+        `want` with Connection: close, and the connection closed within closes_within s."""
+        s, f = self.connect()
+        with s:
+            s.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      b"Content-Length: %d\r\n\r\n{\"body\"" % (path, length))
+            status, headers, body = self.answer(f)
+            self.assertEqual(status, want, body)
+            self.assertEqual(headers.get("connection"), "close")
+            s.settimeout(closes_within)
+            self.assertEqual(s.recv(1), b"")  # closed, not reading the rest first
+
     def test_a_refused_body_closes_the_connection(self):
         # unauthenticated: 401 before the body is read, and closed at once
-        s, f = self.connect()
-        with s:
-            s.sendall(b"POST /api/tickets/1/notes HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                      b"application/json\r\nContent-Length: 1000000\r\n\r\n{\"body\"")
-            status, headers, body = self.answer(f)
-            self.assertEqual(status, 401, body)
-            self.assertEqual(headers.get("connection"), "close")
-            s.settimeout(5)
-            self.assertEqual(s.recv(1), b"")  # closed, not reading the rest first
+        self.refused(b"/api/tickets/1/notes", 1000000, 401, 5)
         # too large: 413 from the header; what follows is read for at most the body timeout
         # (so the client sees the answer rather than a reset), then the connection closes
-        s, f = self.connect()
-        with s:
-            s.sendall(b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\nContent-Type: "
-                      b"application/json\r\nContent-Length: 100000000\r\n\r\n{\"object\"")
-            status, headers, body = self.answer(f)
-            self.assertEqual(status, 413, body)
-            self.assertEqual(headers.get("connection"), "close")
-            s.settimeout(BODY_MS / 1000 + 3 * GRACE)
-            self.assertEqual(s.recv(1), b"")
+        self.refused(b"/webhooks/whatsapp", 100000000, 413, BODY_MS / 1000 + 3 * GRACE)
 
     def test_a_client_asking_to_close_is_closed(self):
         s, f = self.connect()
