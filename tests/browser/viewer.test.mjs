@@ -370,6 +370,12 @@ try {
     let shown = await texts();
     assert(shown[shown.length - 1] === newest, `the last message shown reads "${shown[shown.length - 1]}", expected "${newest}"`);
     assert(await a.getByRole('button', { name: 'Load later' }).isHidden(), '"Load later" is offered at the end of the story');
+    // ... and shows it: the window is scrolled to the newest message
+    const onScreen = await a.locator('ol.timeline > li.msg', { hasText: newest }).evaluate((el) => {
+      const r = el.getBoundingClientRect();
+      return r.top < window.innerHeight && r.bottom > 0;
+    });
+    assert(onScreen, 'the newest message is not on screen when the ticket opens');
     await a.screenshot({ path: path.join(ARTIFACTS, 'timeline-long.png') });
     const badgeText = await a.locator('.ticket-badges').textContent();
     assert(!/null|undefined/.test(badgeText), `the ticket's badges read "${badgeText}"`);

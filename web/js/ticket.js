@@ -418,7 +418,7 @@ export function renderTicket(main, id) {
   async function open() {
     try {
       if (!(await showOnly({ from: 'end' }, 'view'))) return;
-      list.lastElementChild?.scrollIntoView({ block: 'end' });
+      lastShown()?.scrollIntoView({ block: 'end' });
     } catch (e) {
       if (st.disposed) return;
       errorEl.textContent = e.status === 404 ? `There is no ticket #${id}.` : `Could not load the ticket: ${e.message}`;
