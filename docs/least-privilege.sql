@@ -16,9 +16,9 @@ GRANT SELECT ON ALL TABLES IN SCHEMA public TO :"app_role";
 GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO :"app_role";
 
 -- the append-only record: insert and read, nothing else
-GRANT INSERT ON events, event_texts, text_salts, webhook_receipts, webhook_rejects, access_log
-    TO :"app_role";
-REVOKE UPDATE, DELETE, TRUNCATE ON events, access_log FROM :"app_role";
+GRANT INSERT ON events, event_texts, text_salts, webhook_receipts, webhook_rejects, access_log,
+    digests TO :"app_role";
+REVOKE UPDATE, DELETE, TRUNCATE ON events, access_log, digests FROM :"app_role";
 
 -- working state
 GRANT INSERT, UPDATE ON users, contacts, tickets, messages, message_statuses, approvals

@@ -131,13 +131,18 @@ void ct_audit_reconcile(const struct ct_chain *c, struct ct_verify_result *r);
 /* What an evidence bundle held, once checked. */
 struct ct_bundle_counts {
     size_t events, texts, receipts;
+    long long digest_seq;  /* the digest covers seq 1..digest_seq (0: no digest) */
+    char digest_time[40];  /* that digest's time */
+    bool digest_signed;    /* its signature was checked with the key */
 };
 
 /* Checks an evidence bundle (docs/audit-format.md) with no database: seqs, links, hashes and
  * head; every text against its digest and every digest against a text; every raw receipt
  * against its SHA-256 and, given app_secret, its X-Hub-Signature-256; events against the
- * receipts and messages they name. false with the first bad item named in why. */
-bool ct_audit_check_bundle(const cJSON *bundle, const char *app_secret,
+ * receipts and messages they name; the signed digest's proof and, given verify_key (a PEM
+ * file), its signature (a bundle without a digest fails then). false with the first bad item
+ * named in why. */
+bool ct_audit_check_bundle(const cJSON *bundle, const char *app_secret, const char *verify_key,
                            struct ct_bundle_counts *n, char *why, size_t len);
 
 /* One chain head as it stands at a digest point. */
@@ -147,13 +152,36 @@ struct ct_chain_head {
     char hash[2 * CT_HASH_LEN + 1];
 };
 
-/* Root over heads: SHA-256 of "chain seq hash\n" lines sorted by chain (bytewise). Sorts heads
- * in place. Writes hex into root. */
+/* Version 1 root over heads: SHA-256 of "chain seq hash\n" lines sorted by chain (bytewise).
+ * Sorts heads in place. Writes hex into root. Kept to check digests made before version 2. */
 void ct_audit_root(struct ct_chain_head *heads, size_t n, char root[2 * CT_HASH_LEN + 1]);
 
+/* Version 2: a Merkle tree (RFC 9162's shape) over the heads sorted by chain, leaf i being
+ * SHA-256(0x00 || "chain seq hash") and a node SHA-256(0x01 || left || right), so one ticket's
+ * inclusion is proved by about log2(chains) hashes instead of every chain's head. Sorts heads
+ * in place; writes the root's hex. */
+void ct_audit_merkle_root(struct ct_chain_head *heads, size_t n, char root[2 * CT_HASH_LEN + 1]);
+
+/* The inclusion proof of chain's head: its index among the sorted heads and the sibling hashes
+ * from leaf to root (*path newly allocated, CT_HASH_LEN bytes each, caller frees). Sorts heads
+ * in place. false when chain has no head among them (or out of memory). */
+bool ct_audit_merkle_proof(struct ct_chain_head *heads, size_t n, const char *chain,
+                           size_t *index, unsigned char **path, size_t *plen);
+
+/* The leaf hash of one head. */
+void ct_audit_merkle_leaf(const char *chain, long long seq, const char *hash_hex,
+                          unsigned char out[CT_HASH_LEN]);
+
+/* Folds a leaf with its proof (RFC 9162 section 2.1.3.2) into out; false when the path does not
+ * fit a tree of that size at that index. */
+bool ct_audit_merkle_fold(const unsigned char leaf[CT_HASH_LEN], size_t index, size_t size,
+                          const unsigned char *path, size_t plen, unsigned char out[CT_HASH_LEN]);
+
 struct ct_digest {
+    int version;                     /* 1 (flat root) or 2 (Merkle root, chains counted) */
     char time[40];                   /* ISO 8601 UTC */
     long long events;                /* events recorded up to the digest point */
+    long long chains;                /* version 2: chains with an event up to it (the leaves) */
     long long upto_id;               /* the digest point: every event with id <= upto_id */
     char root[2 * CT_HASH_LEN + 1];
     char signature[2 * 64 + 1];      /* hex Ed25519 signature, "" when unsigned */

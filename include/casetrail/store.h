@@ -469,12 +469,22 @@ ct_rc ct_store_chain_load(struct ct_tx *tx, const char *kind, long long id, stru
 /* Every chain owner that has events: kinds[i] is "ticket" or "user". Arrays are calloc'd. */
 ct_rc ct_store_chain_list(struct ct_tx *tx, char (**kinds)[8], long long **ids, size_t *n,
                           struct ct_err *err);
-/* Fills d (events, upto_id, root, time) at a consistent point: waits for appends in flight
- * and holds new ones back until the transaction ends. Must run inside ct_store_in_tx. */
+/* Fills d (version 2: events, chains, upto_id, Merkle root, time) at a consistent point: waits
+ * for appends in flight and holds new ones back until the transaction ends. Must run inside
+ * ct_store_in_tx. */
 ct_rc ct_store_digest_now(struct ct_tx *tx, struct ct_digest *d, struct ct_err *err);
-/* Recomputes events and root over the events with id <= upto_id, as they are stored now. */
-ct_rc ct_store_digest_at(struct ct_tx *tx, long long upto_id, long long *events,
-                         char root[65], struct ct_err *err);
+/* Recomputes events, chains and the root (of version 1 or 2) over the events with
+ * id <= upto_id, as they are stored now. */
+ct_rc ct_store_digest_at(struct ct_tx *tx, long long upto_id, int version, long long *events,
+                         long long *chains, char root[65], struct ct_err *err);
+/* Keeps d (its payload, and its signature when signed) in the append-only digests table. */
+ct_rc ct_store_digest_save(struct ct_tx *tx, const struct ct_digest *d, struct ct_err *err);
+/* The newest signed digest that covers ticket_id: its payload text (*payload newly allocated,
+ * NULL when there is none), its signature's hex, and every chain head at its digest point
+ * (*heads calloc'd; both freed by the caller), from which the ticket's proof is cut. */
+ct_rc ct_store_digest_covering(struct ct_tx *tx, long long ticket_id, char **payload,
+                               char signature[129], struct ct_chain_head **heads, size_t *n,
+                               struct ct_err *err);
 
 /* ---- complaint rules ---- */
 

@@ -2,6 +2,7 @@
  * Changing the encoding breaks every stored chain: add a new version tag instead. */
 #include <math.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -424,12 +425,145 @@ void ct_audit_root(struct ct_chain_head *heads, size_t n, char root[2 * CT_HASH_
     ct_hex_encode(md, CT_HASH_LEN, root);
 }
 
+static void sha256_parts(const void *a, size_t alen, const void *b, size_t blen, const void *c,
+                         size_t clen, unsigned char out[CT_HASH_LEN])
+{
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+    unsigned int len = 0;
+    memset(out, 0, CT_HASH_LEN); /* out of memory: zeros, which no root matches */
+    if (ctx == NULL)
+        return;
+    EVP_DigestInit_ex(ctx, EVP_sha256(), NULL);
+    EVP_DigestUpdate(ctx, a, alen);
+    EVP_DigestUpdate(ctx, b, blen);
+    EVP_DigestUpdate(ctx, c, clen);
+    EVP_DigestFinal_ex(ctx, out, &len);
+    EVP_MD_CTX_free(ctx);
+}
+
+void ct_audit_merkle_leaf(const char *chain, long long seq, const char *hash_hex,
+                          unsigned char out[CT_HASH_LEN])
+{
+    static const unsigned char zero = 0x00;
+    char line[160];
+    int k = snprintf(line, sizeof(line), "%s %lld %s", chain, seq, hash_hex);
+    sha256_parts(&zero, 1, line, (size_t)k, "", 0, out);
+}
+
+static void merkle_node(const unsigned char *l, const unsigned char *r,
+                        unsigned char out[CT_HASH_LEN])
+{
+    static const unsigned char one = 0x01;
+    unsigned char tmp[CT_HASH_LEN];
+    sha256_parts(&one, 1, l, CT_HASH_LEN, r, CT_HASH_LEN, tmp);
+    memcpy(out, tmp, CT_HASH_LEN);
+}
+
+/* Builds the tree bottom-up in one array: each level pairs neighbours left to right and lifts a
+ * lone last node unchanged, which is RFC 9162's split at the largest power of two. When want is
+ * not SIZE_MAX, the siblings on want's way up are copied to path. The root ends in level[0]. */
+static bool merkle_build(const struct ct_chain_head *heads, size_t n, size_t want,
+                         unsigned char root[CT_HASH_LEN], unsigned char *path, size_t *plen)
+{
+    unsigned char(*level)[CT_HASH_LEN];
+    size_t m = n, idx = want, k = 0;
+    if (n == 0) {
+        sha256_parts("", 0, "", 0, "", 0, root); /* the empty tree: SHA-256 of nothing */
+        return true;
+    }
+    level = malloc(n * CT_HASH_LEN);
+    if (level == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        ct_audit_merkle_leaf(heads[i].chain, heads[i].seq, heads[i].hash, level[i]);
+    for (; m > 1; m = (m + 1) / 2, idx /= 2) {
+        if (path != NULL && (idx ^ 1) < m)
+            memcpy(path + CT_HASH_LEN * k++, level[idx ^ 1], CT_HASH_LEN);
+        for (size_t i = 0; i < m / 2; i++)
+            merkle_node(level[2 * i], level[2 * i + 1], level[i]);
+        if (m % 2 == 1)
+            memcpy(level[m / 2], level[m - 1], CT_HASH_LEN);
+    }
+    memcpy(root, level[0], CT_HASH_LEN);
+    if (plen != NULL)
+        *plen = k;
+    free(level);
+    return true;
+}
+
+void ct_audit_merkle_root(struct ct_chain_head *heads, size_t n, char root[2 * CT_HASH_LEN + 1])
+{
+    unsigned char md[CT_HASH_LEN];
+    root[0] = '\0';
+    qsort(heads, n, sizeof(*heads), cmp_heads);
+    if (merkle_build(heads, n, SIZE_MAX, md, NULL, NULL))
+        ct_hex_encode(md, CT_HASH_LEN, root);
+}
+
+bool ct_audit_merkle_proof(struct ct_chain_head *heads, size_t n, const char *chain,
+                           size_t *index, unsigned char **path, size_t *plen)
+{
+    unsigned char md[CT_HASH_LEN];
+    size_t i;
+    *path = NULL;
+    *plen = 0;
+    qsort(heads, n, sizeof(*heads), cmp_heads);
+    for (i = 0; i < n && strcmp(heads[i].chain, chain) != 0; i++)
+        ;
+    if (i == n)
+        return false;
+    *index = i;
+    *path = malloc(64 * CT_HASH_LEN); /* a tree of 2^64 leaves is 64 levels deep */
+    if (*path == NULL)
+        return false;
+    if (!merkle_build(heads, n, i, md, *path, plen)) {
+        free(*path);
+        *path = NULL;
+        return false;
+    }
+    return true;
+}
+
+bool ct_audit_merkle_fold(const unsigned char leaf[CT_HASH_LEN], size_t index, size_t size,
+                          const unsigned char *path, size_t plen, unsigned char out[CT_HASH_LEN])
+{
+    size_t fn = index, sn;
+    if (size == 0 || index >= size)
+        return false;
+    sn = size - 1;
+    memcpy(out, leaf, CT_HASH_LEN);
+    for (size_t k = 0; k < plen; k++) {
+        const unsigned char *p = path + CT_HASH_LEN * k;
+        if (sn == 0)
+            return false; /* more path than the tree has levels */
+        if ((fn & 1) == 1 || fn == sn) {
+            merkle_node(p, out, out);
+            while ((fn & 1) == 0 && fn != 0) { /* a lone node lifted: skip the levels it rose */
+                fn >>= 1;
+                sn >>= 1;
+            }
+        } else {
+            merkle_node(out, p, out);
+        }
+        fn >>= 1;
+        sn >>= 1;
+    }
+    return sn == 0;
+}
+
 char *ct_audit_digest_payload(const struct ct_digest *d)
 {
     char buf[400];
-    snprintf(buf, sizeof(buf),
-             "{\"version\":1,\"time\":\"%s\",\"events\":%lld,\"upto_id\":%lld,\"root\":\"%s\"}",
-             d->time, d->events, d->upto_id, d->root);
+    if (d->version == 2)
+        snprintf(buf, sizeof(buf),
+                 "{\"version\":2,\"time\":\"%s\",\"events\":%lld,\"chains\":%lld,"
+                 "\"upto_id\":%lld,\"root\":\"%s\"}",
+                 d->time, d->events, d->chains, d->upto_id, d->root);
+    else
+        snprintf(buf, sizeof(buf),
+                 "{\"version\":1,\"time\":\"%s\",\"events\":%lld,\"upto_id\":%lld,"
+                 "\"root\":\"%s\"}",
+                 d->time, d->events, d->upto_id, d->root);
     return strdup(buf);
 }
 
@@ -482,11 +616,11 @@ static bool time_ok(const char *s)
 
 bool ct_audit_digest_parse(const char *json, struct ct_digest *d, char *reason, size_t len)
 {
-    static const char *const fields[] = {"version", "time", "events", "upto_id", "root", "alg",
-                                         "signature", NULL};
+    static const char *const fields[] = {"version", "time",      "events", "chains", "upto_id",
+                                         "root",    "alg",       "signature", NULL};
     struct ct_err err;
     cJSON *j = ct_json_parse_strict(json, strlen(json), 2, &err);
-    const cJSON *v, *t, *ev, *up, *root, *alg, *sig;
+    const cJSON *v, *t, *ev, *ch, *up, *root, *alg, *sig;
     bool ok = false;
 
     memset(d, 0, sizeof(*d));
@@ -497,14 +631,21 @@ bool ct_audit_digest_parse(const char *json, struct ct_digest *d, char *reason, 
     v = cJSON_GetObjectItemCaseSensitive(j, "version");
     t = cJSON_GetObjectItemCaseSensitive(j, "time");
     ev = cJSON_GetObjectItemCaseSensitive(j, "events");
+    ch = cJSON_GetObjectItemCaseSensitive(j, "chains");
     up = cJSON_GetObjectItemCaseSensitive(j, "upto_id");
     root = cJSON_GetObjectItemCaseSensitive(j, "root");
     alg = cJSON_GetObjectItemCaseSensitive(j, "alg");
     sig = cJSON_GetObjectItemCaseSensitive(j, "signature");
-    if (!cJSON_IsObject(j) || !cJSON_IsNumber(v) || v->valuedouble != 1 || !cJSON_IsString(t) ||
+    if (!cJSON_IsObject(j) || !cJSON_IsNumber(v) ||
+        (v->valuedouble != 1 && v->valuedouble != 2) || !cJSON_IsString(t) ||
         !time_ok(t->valuestring) || !count_ok(ev) || !count_ok(up) || !cJSON_IsString(root) ||
         !lower_hex(root->valuestring, 2 * CT_HASH_LEN)) {
-        snprintf(reason, len, "the digest lacks version 1, time, events, upto_id or root");
+        snprintf(reason, len, "the digest lacks version 1 or 2, time, events, upto_id or root");
+        goto out;
+    }
+    /* version 2 counts its leaves; version 1 has none to count */
+    if ((v->valuedouble == 2) != (ch != NULL) || (ch != NULL && !count_ok(ch))) {
+        snprintf(reason, len, "the digest's chains must be a count in version 2 and absent in 1");
         goto out;
     }
     if (ct_json_only(j, fields, &err) != CT_OK) {
@@ -516,7 +657,9 @@ bool ct_audit_digest_parse(const char *json, struct ct_digest *d, char *reason, 
         snprintf(reason, len, "the digest's signature is malformed");
         goto out;
     }
+    d->version = (int)v->valuedouble;
     snprintf(d->time, sizeof(d->time), "%s", t->valuestring);
+    d->chains = ch != NULL ? (long long)ch->valuedouble : 0;
     d->events = (long long)ev->valuedouble;
     d->upto_id = (long long)up->valuedouble;
     snprintf(d->root, sizeof(d->root), "%s", root->valuestring);

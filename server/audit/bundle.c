@@ -259,8 +259,94 @@ static bool check_links(const cJSON *b, struct check *c)
     return true;
 }
 
-bool ct_audit_check_bundle(const cJSON *b, const char *app_secret, struct ct_bundle_counts *n,
-                           char *why, size_t len)
+/* The ticket's inclusion proof in the digest's Merkle tree: the leaf is the bundle's own event
+ * at the proof's seq, and folding the path must give the signed root. */
+static bool check_proof(const cJSON *b, const char *chain, const cJSON *proof,
+                        const struct ct_digest *d, struct check *c, size_t nevents,
+                        long long *covered)
+{
+    const cJSON *path = cJSON_GetObjectItemCaseSensitive(proof, "path"), *p;
+    long long seq = 0, idx = -1, size = -1;
+    unsigned char leaf[CT_HASH_LEN], root[CT_HASH_LEN], want[CT_HASH_LEN], *hashes = NULL;
+    const char *hash = str(proof, "hash"), *event_hash;
+    size_t plen = 0;
+    bool ok;
+
+    if (!cJSON_IsObject(proof))
+        return bad(c, "digest: no proof that it covers %s", chain);
+    if (!num(proof, "seq", &seq) || seq < 1 || seq > (long long)nevents)
+        return bad(c, "digest: its proof names seq %lld, which is not in the bundle", seq);
+    event_hash = str(event_at(b, seq), "hash");
+    if (hash == NULL || event_hash == NULL || strcmp(hash, event_hash) != 0)
+        return bad(c, "digest: its proof's hash for seq %lld is not the event's", seq);
+    if (!num(proof, "leaf_index", &idx) || !num(proof, "tree_size", &size) || idx < 0 ||
+        size != d->chains || !cJSON_IsArray(path) || cJSON_GetArraySize(path) > 64)
+        return bad(c, "digest: its proof is malformed or sized for another tree");
+    hashes = malloc(64 * CT_HASH_LEN);
+    if (hashes == NULL)
+        return bad(c, "digest: out of memory");
+    cJSON_ArrayForEach(p, path)
+    {
+        if (!hex32(cJSON_IsString(p) ? p->valuestring : NULL, hashes + CT_HASH_LEN * plen)) {
+            free(hashes);
+            return bad(c, "digest: its proof's path holds something other than hashes");
+        }
+        plen++;
+    }
+    ct_audit_merkle_leaf(chain, seq, hash, leaf);
+    ok = ct_audit_merkle_fold(leaf, (size_t)idx, (size_t)size, hashes, plen, root) &&
+         ct_hex_decode(d->root, want, CT_HASH_LEN) && memcmp(root, want, CT_HASH_LEN) == 0;
+    free(hashes);
+    if (!ok)
+        return bad(c, "digest: the proof for seq %lld does not lead to the signed root", seq);
+    *covered = seq;
+    return true;
+}
+
+/* The signed digest that covers the ticket, when the bundle carries one: a version 2 payload in
+ * its printed form, the proof that the chain is among its leaves and, given the key, its
+ * signature. */
+static bool check_digest(const cJSON *b, const char *chain, const char *verify_key,
+                         struct check *c, struct ct_bundle_counts *n)
+{
+    const cJSON *dg = cJSON_GetObjectItemCaseSensitive(b, "digest");
+    const char *payload = str(dg, "payload"), *alg = str(dg, "alg"), *sig = str(dg, "signature");
+    struct ct_digest d;
+    char reason[300], *printed;
+    bool same;
+
+    if (dg == NULL || cJSON_IsNull(dg)) {
+        if (verify_key != NULL)
+            return bad(c, "digest: the bundle carries no signed digest to check the key with");
+        return true;
+    }
+    if (payload == NULL)
+        return bad(c, "digest: no payload");
+    /* the payload is signed byte for byte, so it must be exactly what its fields print as */
+    same = ct_audit_digest_parse(payload, &d, reason, sizeof(reason));
+    printed = same ? ct_audit_digest_payload(&d) : NULL;
+    same = printed != NULL && strcmp(printed, payload) == 0;
+    free(printed);
+    if (!same || d.version != 2)
+        return bad(c, "digest: the payload is not a version 2 digest in its printed form");
+    if (alg == NULL || strcmp(alg, "ed25519") != 0 || sig == NULL || strlen(sig) != 128 ||
+        strspn(sig, "0123456789abcdef") != 128)
+        return bad(c, "digest: the signature is malformed");
+    if (!check_proof(b, chain, cJSON_GetObjectItemCaseSensitive(dg, "proof"), &d, c, n->events,
+                     &n->digest_seq))
+        return false;
+    snprintf(n->digest_time, sizeof(n->digest_time), "%s", d.time);
+    if (verify_key != NULL) {
+        snprintf(d.signature, sizeof(d.signature), "%s", sig);
+        if (!ct_audit_digest_check(&d, verify_key, reason, sizeof(reason)))
+            return bad(c, "digest: %s", reason);
+        n->digest_signed = true;
+    }
+    return true;
+}
+
+bool ct_audit_check_bundle(const cJSON *b, const char *app_secret, const char *verify_key,
+                           struct ct_bundle_counts *n, char *why, size_t len)
 {
     struct check c = {why, len};
     const char *format = str(b, "format"), *chain = str(b, "chain");
@@ -276,5 +362,6 @@ bool ct_audit_check_bundle(const cJSON *b, const char *app_secret, struct ct_bun
     if (chain == NULL || strcmp(chain, want_chain) != 0)
         return bad(&c, "chain: %s is not the ticket's chain", chain ? chain : "?");
     return check_events(b, chain, &c, &n->events) && check_texts(b, &c, n->events, &n->texts) &&
-           check_receipts(b, app_secret, &c, &n->receipts) && check_links(b, &c);
+           check_receipts(b, app_secret, &c, &n->receipts) && check_links(b, &c) &&
+           check_digest(b, chain, verify_key, &c, n);
 }

@@ -423,19 +423,32 @@ static ct_rc list_chains_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 
 struct digest_job {
     struct ct_digest d;
-    long long events;
+    const char *signing_key; /* digest: sign with it when set */
+    long long events, chains;
     char root[65];
 };
 
+/* Computes, signs and keeps the digest in one transaction, so a digest that is printed is
+ * also stored (and one that failed to sign is neither). */
 static ct_rc digest_now_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 {
-    return ct_store_digest_now(tx, &((struct digest_job *)arg)->d, err);
+    struct digest_job *j = arg;
+    char reason[300];
+    ct_rc rc = ct_store_digest_now(tx, &j->d, err);
+    if (rc != CT_OK)
+        return rc;
+    if (j->signing_key != NULL &&
+        !ct_audit_digest_sign(&j->d, j->signing_key, reason, sizeof(reason)))
+        return ct_err_set(err, CT_E_INTERNAL, "signing_failed", "%s (CASETRAIL_SIGNING_KEY)",
+                          reason);
+    return ct_store_digest_save(tx, &j->d, err);
 }
 
 static ct_rc digest_at_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 {
     struct digest_job *j = arg;
-    return ct_store_digest_at(tx, j->d.upto_id, &j->events, j->root, err);
+    return ct_store_digest_at(tx, j->d.upto_id, j->d.version, &j->events, &j->chains, j->root,
+                              err);
 }
 
 /* Reads --digest: the JSON line itself, or @FILE / FILE holding it. Caller frees. */
@@ -488,7 +501,8 @@ static bool check_digest(struct ct_pool *pool, const struct audit_args *a)
         printf("FAIL digest: %s\n", err.message);
         return false;
     }
-    if (j.events != j.d.events || strcmp(j.root, j.d.root) != 0) {
+    if (j.events != j.d.events || strcmp(j.root, j.d.root) != 0 ||
+        (j.d.version == 2 && j.chains != j.d.chains)) {
         printf("FAIL digest: records from before %s were altered or removed "
                "(digest: %lld events, root %.16s...; now: %lld events, root %.16s...)\n",
                j.d.time, j.d.events, j.d.root, j.events, j.root);
@@ -578,17 +592,12 @@ static int do_digest(struct ct_pool *pool, void *arg)
     const struct audit_args *a = arg;
     struct digest_job j;
     struct ct_err err;
-    char reason[300];
     char *line;
 
     memset(&j, 0, sizeof(j));
+    j.signing_key = a->signing_key;
     if (ct_store_in_tx(pool, digest_now_tx, &j, &err) != CT_OK) {
         fprintf(stderr, "casetrail: %s\n", err.message);
-        return 1;
-    }
-    if (a->signing_key != NULL &&
-        !ct_audit_digest_sign(&j.d, a->signing_key, reason, sizeof(reason))) {
-        fprintf(stderr, "casetrail: %s (CASETRAIL_SIGNING_KEY)\n", reason);
         return 1;
     }
     line = ct_audit_digest_json(&j.d);
@@ -607,7 +616,7 @@ static int cmd_digest(int argc, char **argv)
     return with_audit(do_digest, &a);
 }
 
-#define USAGE_BUNDLE "casetrail verify-bundle FILE [--app-secret-file FILE]"
+#define USAGE_BUNDLE "casetrail verify-bundle FILE [--app-secret-file FILE] [--verify-key PEM]"
 #define BUNDLE_MAX (1024L * 1024 * 1024)
 
 /* Reads a whole file (at most max bytes) into a NUL-terminated buffer (caller frees). */
@@ -632,7 +641,7 @@ static char *read_file(const char *path, long max, size_t *len)
 /* Checks an evidence bundle offline: no database, no configuration. */
 static int cmd_verify_bundle(int argc, char **argv)
 {
-    const char *path = NULL, *secret_path = NULL;
+    const char *path = NULL, *secret_path = NULL, *key_path = NULL;
     char *body = NULL, *secret = NULL, why[320];
     size_t len = 0, slen = 0;
     struct ct_bundle_counts n;
@@ -643,6 +652,8 @@ static int cmd_verify_bundle(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--app-secret-file") == 0 && i + 1 < argc)
             secret_path = argv[++i];
+        else if (strcmp(argv[i], "--verify-key") == 0 && i + 1 < argc)
+            key_path = argv[++i];
         else if (argv[i][0] != '-' && path == NULL)
             path = argv[i];
         else
@@ -669,12 +680,18 @@ static int cmd_verify_bundle(int argc, char **argv)
         printf("BAD bundle: %s\n", err.message);
         goto out;
     }
-    if (!ct_audit_check_bundle(b, secret, &n, why, sizeof(why))) {
+    if (!ct_audit_check_bundle(b, secret, key_path, &n, why, sizeof(why))) {
         printf("BAD %s\n", why);
         goto out;
     }
     printf("ok %zu events, %zu texts, %zu receipts%s\n", n.events, n.texts, n.receipts,
            secret != NULL ? ", signatures checked" : " (signatures not checked: no app secret)");
+    if (n.digest_seq > 0)
+        printf("digest of %s covers seq 1..%lld%s\n", n.digest_time, n.digest_seq,
+               n.digest_signed ? ", signature valid"
+                               : " (its signature not checked: no --verify-key)");
+    else
+        printf("no signed digest covers this ticket yet\n");
     code = 0;
 out:
     cJSON_Delete(b);
@@ -699,10 +716,13 @@ static const struct command commands[] = {
     {"verify-bundle", cmd_verify_bundle, USAGE_BUNDLE,
      "Checks an evidence bundle (GET /api/tickets/{id}/evidence) offline, with no database:\n"
      "      every hash and link, text digest, raw receipt SHA-256 and, with the app secret, its\n"
-     "      X-Hub-Signature-256. Prints ok, or BAD naming the first bad item and exits 1."},
+     "      X-Hub-Signature-256; the signed digest's inclusion proof and, with --verify-key (the\n"
+     "      Ed25519 public key PEM), its signature. Prints ok, or BAD naming the first bad item\n"
+     "      and exits 1."},
     {"digest", cmd_digest, "casetrail digest",
-     "Prints one JSON line (time, event count, root hash over all chain heads), signed with\n"
-     "      CASETRAIL_SIGNING_KEY (Ed25519 PEM) when set. Keep it outside the database."},
+     "Prints one JSON line (time, event and chain counts, Merkle root over all chain heads),\n"
+     "      signed with CASETRAIL_SIGNING_KEY (Ed25519 PEM) when set, and keeps it in the\n"
+     "      digests table for evidence bundles. Keep the line outside the database too."},
 };
 
 static void print_help(void)

@@ -119,6 +119,55 @@ static cJSON *verification_json(const struct ct_verify_result *r)
     return j;
 }
 
+/* The ticket's leaf in the digest's Merkle tree and the path from it to the root. */
+static cJSON *proof_json(struct ct_chain_head *heads, size_t n, const char *chain)
+{
+    unsigned char *path = NULL;
+    size_t idx = 0, plen = 0;
+    cJSON *j, *arr;
+    if (!ct_audit_merkle_proof(heads, n, chain, &idx, &path, &plen))
+        return cJSON_CreateNull(); /* not among the leaves: the checkers say so */
+    j = cJSON_CreateObject();
+    cJSON_AddNumberToObject(j, "seq", (double)heads[idx].seq);
+    cJSON_AddStringToObject(j, "hash", heads[idx].hash);
+    cJSON_AddNumberToObject(j, "leaf_index", (double)idx);
+    cJSON_AddNumberToObject(j, "tree_size", (double)n);
+    arr = cJSON_AddArrayToObject(j, "path");
+    for (size_t k = 0; k < plen; k++) {
+        char hex[2 * CT_HASH_LEN + 1];
+        ct_hex_encode(path + k * CT_HASH_LEN, CT_HASH_LEN, hex);
+        cJSON_AddItemToArray(arr, cJSON_CreateString(hex));
+    }
+    free(path);
+    return j;
+}
+
+/* The newest signed digest covering the ticket, as signed, with the ticket's inclusion proof;
+ * JSON null when none covers it yet. */
+static ct_rc digest_json(struct ct_tx *tx, long long ticket_id, const char *chain, cJSON **out,
+                         struct ct_err *err)
+{
+    char *payload = NULL, signature[129] = "";
+    struct ct_chain_head *heads = NULL;
+    size_t n = 0;
+    ct_rc rc = ct_store_digest_covering(tx, ticket_id, &payload, signature, &heads, &n, err);
+    *out = NULL;
+    if (rc != CT_OK)
+        return rc;
+    if (payload == NULL) {
+        *out = cJSON_CreateNull();
+        return CT_OK;
+    }
+    *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(*out, "payload", payload);
+    cJSON_AddStringToObject(*out, "alg", "ed25519");
+    cJSON_AddStringToObject(*out, "signature", signature);
+    cJSON_AddItemToObject(*out, "proof", proof_json(heads, n, chain));
+    free(payload);
+    free(heads);
+    return CT_OK;
+}
+
 struct bundle_job {
     long long id;
     cJSON *bundle;
@@ -129,7 +178,7 @@ static ct_rc bundle_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     struct bundle_job *j = arg;
     struct ct_chain c;
     struct ct_verify_result r;
-    cJSON *ticket = NULL, *rows = NULL, *events;
+    cJSON *ticket = NULL, *rows = NULL, *digest = NULL, *events;
     ct_rc rc;
 
     cJSON_Delete(j->bundle); /* a retried transaction starts over */
@@ -140,8 +189,11 @@ static ct_rc bundle_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     rc = ct_store_ticket_get(tx, j->id, &ticket, err);
     if (rc == CT_OK)
         rc = ct_store_evidence_rows(tx, j->id, &rows, err);
+    if (rc == CT_OK)
+        rc = digest_json(tx, j->id, c.name, &digest, err);
     if (rc != CT_OK) {
         cJSON_Delete(ticket);
+        cJSON_Delete(rows);
         ct_chain_free(&c);
         return rc;
     }
@@ -162,8 +214,7 @@ static ct_rc bundle_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
          part += strlen(part) + 1)
         cJSON_AddItemToObject(j->bundle, part, cJSON_DetachItemFromObject(rows, part));
     cJSON_AddItemToObject(j->bundle, "verification", verification_json(&r));
-    /* signed digests are printed by `casetrail digest`, not stored: none to include yet */
-    cJSON_AddNullToObject(j->bundle, "digest");
+    cJSON_AddItemToObject(j->bundle, "digest", digest);
     cJSON_Delete(rows);
     ct_chain_free(&c);
     return CT_OK;

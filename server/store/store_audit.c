@@ -265,39 +265,47 @@ ct_rc ct_store_chain_list(struct ct_tx *tx, char (**kinds)[8], long long **ids, 
     return CT_OK;
 }
 
-/* Heads of every chain over the events with id <= upto, and their count. */
-static ct_rc heads_at(struct ct_tx *tx, long long upto, long long *events, char root[65],
-                      struct ct_err *err)
+/* Heads of every chain over the events with id <= upto (*heads calloc'd, caller frees), and
+ * their count. Each chain's head is found by walking its (chain, seq) index down from the top
+ * until an id <= upto: one probe per chain, where scanning every event took seconds at 1M. A
+ * chain whose owner row was deleted behind the triggers' backs loses its leaf, which changes the
+ * root as surely as the deleted events do. */
+static ct_rc heads_at(struct ct_tx *tx, long long upto, long long *events,
+                      struct ct_chain_head **heads, size_t *nheads, struct ct_err *err)
 {
     struct ct_params p = {0};
     ct_param_ll(&p, upto);
+    *heads = NULL;
+    *nheads = 0;
     PGresult *res = ct_tx_query(tx, "SELECT count(*) FROM events WHERE id <= $1", &p, err);
     if (res == NULL)
         return err->rc;
     *events = atoll(PQgetvalue(res, 0, 0));
     PQclear(res);
     res = ct_tx_query(tx,
-                      "SELECT DISTINCT ON (chain) chain, seq, encode(hash, 'hex') FROM ("
-                      " SELECT CASE WHEN ticket_id IS NOT NULL THEN 'ticket:' || ticket_id"
-                      " ELSE 'user:' || user_id END AS chain, seq, hash"
-                      " FROM events WHERE id <= $1) x ORDER BY chain, seq DESC",
+                      "SELECT 'ticket:' || t.id, e.seq, encode(e.hash, 'hex') FROM tickets t"
+                      " CROSS JOIN LATERAL (SELECT seq, hash FROM events WHERE ticket_id = t.id"
+                      "  AND id <= $1 ORDER BY seq DESC LIMIT 1) e"
+                      " UNION ALL SELECT 'user:' || u.id, e.seq, encode(e.hash, 'hex')"
+                      " FROM users u CROSS JOIN LATERAL (SELECT seq, hash FROM events"
+                      "  WHERE user_id = u.id AND ticket_id IS NULL AND id <= $1"
+                      "  ORDER BY seq DESC LIMIT 1) e",
                       &p, err);
     if (res == NULL)
         return err->rc;
     int n = PQntuples(res);
-    struct ct_chain_head *heads = calloc(n > 0 ? (size_t)n : 1, sizeof(*heads));
-    if (heads == NULL) {
+    *heads = calloc(n > 0 ? (size_t)n : 1, sizeof(**heads));
+    if (*heads == NULL) {
         PQclear(res);
         return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
     }
     for (int i = 0; i < n; i++) {
-        ct_store_copy(heads[i].chain, sizeof(heads[i].chain), res, i, 0);
-        heads[i].seq = atoll(PQgetvalue(res, i, 1));
-        ct_store_copy(heads[i].hash, sizeof(heads[i].hash), res, i, 2);
+        ct_store_copy((*heads)[i].chain, sizeof((*heads)[i].chain), res, i, 0);
+        (*heads)[i].seq = atoll(PQgetvalue(res, i, 1));
+        ct_store_copy((*heads)[i].hash, sizeof((*heads)[i].hash), res, i, 2);
     }
+    *nheads = (size_t)n;
     PQclear(res);
-    ct_audit_root(heads, (size_t)n, root);
-    free(heads);
     return CT_OK;
 }
 
@@ -315,14 +323,85 @@ ct_rc ct_store_digest_now(struct ct_tx *tx, struct ct_digest *d, struct ct_err *
                          " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM events", 0, NULL, err);
     if (res == NULL)
         return err->rc;
+    d->version = 2;
     d->upto_id = atoll(PQgetvalue(res, 0, 0));
     ct_store_copy(d->time, sizeof(d->time), res, 0, 1);
     PQclear(res);
-    return heads_at(tx, d->upto_id, &d->events, d->root, err);
+    return ct_store_digest_at(tx, d->upto_id, 2, &d->events, &d->chains, d->root, err);
 }
 
-ct_rc ct_store_digest_at(struct ct_tx *tx, long long upto_id, long long *events, char root[65],
-                         struct ct_err *err)
+ct_rc ct_store_digest_at(struct ct_tx *tx, long long upto_id, int version, long long *events,
+                         long long *chains, char root[65], struct ct_err *err)
 {
-    return heads_at(tx, upto_id, events, root, err);
+    struct ct_chain_head *heads = NULL;
+    size_t n = 0;
+    ct_rc rc = heads_at(tx, upto_id, events, &heads, &n, err);
+    if (rc == CT_OK) {
+        *chains = (long long)n;
+        if (version == 2)
+            ct_audit_merkle_root(heads, n, root);
+        else
+            ct_audit_root(heads, n, root);
+    }
+    free(heads);
+    return rc;
+}
+
+ct_rc ct_store_digest_save(struct ct_tx *tx, const struct ct_digest *d, struct ct_err *err)
+{
+    struct ct_params p = {0};
+    char *payload = ct_audit_digest_payload(d);
+    if (payload == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    ct_param_ll(&p, d->upto_id);
+    ct_param_str(&p, payload);
+    ct_param_str(&p, d->signature[0] != '\0' ? "ed25519" : NULL);
+    ct_param_str(&p, d->signature[0] != '\0' ? d->signature : NULL);
+    PGresult *res = ct_tx_query(tx,
+                                "INSERT INTO digests (upto_id, payload, alg, signature)"
+                                " VALUES ($1, $2, $3, $4)",
+                                &p, err);
+    free(payload);
+    if (res == NULL)
+        return err->rc;
+    PQclear(res);
+    return CT_OK;
+}
+
+ct_rc ct_store_digest_covering(struct ct_tx *tx, long long ticket_id, char **payload,
+                               char signature[129], struct ct_chain_head **heads, size_t *n,
+                               struct ct_err *err)
+{
+    struct ct_params p = {0};
+    long long events = 0;
+    ct_rc rc;
+    *payload = NULL;
+    *heads = NULL;
+    *n = 0;
+    ct_param_ll(&p, ticket_id);
+    /* covering: made after the ticket's first event, so its chain is among the leaves */
+    PGresult *res = ct_tx_query(tx,
+                                "SELECT payload, signature, upto_id FROM digests"
+                                " WHERE signature IS NOT NULL AND upto_id >= (SELECT min(id)"
+                                " FROM events WHERE ticket_id = $1)"
+                                " ORDER BY upto_id DESC, id DESC LIMIT 1",
+                                &p, err);
+    if (res == NULL)
+        return err->rc;
+    if (PQntuples(res) == 0) {
+        PQclear(res);
+        return CT_OK;
+    }
+    *payload = strdup(PQgetvalue(res, 0, 0));
+    ct_store_copy(signature, 129, res, 0, 1);
+    long long upto = atoll(PQgetvalue(res, 0, 2));
+    PQclear(res);
+    if (*payload == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    rc = heads_at(tx, upto, &events, heads, n, err);
+    if (rc != CT_OK) {
+        free(*payload);
+        *payload = NULL;
+    }
+    return rc;
 }

@@ -69,12 +69,30 @@ def event_hash(prev_hex, chain, e):
     return hashlib.sha256(bytes.fromhex(prev_hex) + canon).hexdigest()
 
 
-def digest_root(heads):
-    """heads: [(chain, seq, hash_hex)] -> the root `casetrail digest` publishes."""
+def digest_root_v1(heads):
+    """heads: [(chain, seq, hash_hex)] -> the root of a version 1 digest."""
     h = hashlib.sha256(b"casetrail-root-v1\n")
     for chain, seq, hx in sorted(heads, key=lambda x: x[0].encode()):
         h.update(f"{chain} {seq} {hx}\n".encode())
     return h.hexdigest()
+
+
+def merkle_root(heads):
+    """heads: [(chain, seq, hash_hex)] -> the version 2 root `casetrail digest` publishes:
+    RFC 9162's Merkle tree hash, written the recursive way the RFC states it."""
+    leaves = [hashlib.sha256(b"\x00" + f"{c} {s} {h}".encode()).digest()
+              for c, s, h in sorted(heads, key=lambda x: x[0].encode())]
+
+    def mth(d):
+        if len(d) == 0:
+            return hashlib.sha256(b"").digest()
+        if len(d) == 1:
+            return d[0]
+        k = 1
+        while k * 2 < len(d):
+            k *= 2
+        return hashlib.sha256(b"\x01" + mth(d[:k]) + mth(d[k:])).digest()
+    return mth(leaves).hex()
 
 
 def flip(hexstr, i):
@@ -751,20 +769,37 @@ class Digests(AuditTest):
         self.assertEqual((summary["ok"], summary["failures"]), (False, 1), out)
 
     def test_digest_states_count_last_id_and_root_of_all_chain_heads(self):
+        stored = int(self.one("SELECT count(*) FROM digests"))
         line = self.digest()
         d = json.loads(line)
-        self.assertEqual(set(d), {"version", "time", "events", "upto_id", "root"})
-        self.assertEqual(d["version"], 1)
+        self.assertEqual(list(d), ["version", "time", "events", "chains", "upto_id", "root"])
+        self.assertEqual(d["version"], 2)
         self.assertRegex(d["time"], r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
         self.assertEqual(d["events"], int(self.one("SELECT count(*) FROM events")))
         self.assertEqual(d["upto_id"], int(self.one("SELECT max(id) FROM events")))
         heads = self.q("SELECT DISTINCT ON (c) c, seq, encode(hash, 'hex') FROM (SELECT CASE WHEN"
                        " ticket_id IS NOT NULL THEN 'ticket:' || ticket_id ELSE 'user:' || user_id END c,"
                        " seq, hash FROM events) x ORDER BY c, seq DESC")
-        self.assertEqual(d["root"], digest_root([(c, int(s), h) for c, s, h in heads]))
+        heads = [(c, int(s), h) for c, s, h in heads]
+        self.assertEqual(d["chains"], len(heads))
+        self.assertEqual(d["root"], merkle_root(heads))
         # each head is the chain head the owner row stores
-        self.assertIn([f"ticket:{self.tid}", "9", self.head(self.tid)[1]], heads)
+        self.assertIn((f"ticket:{self.tid}", 9, self.head(self.tid)[1]), heads)
         self.assert_digest_ok(line)
+        # kept, unsigned, exactly as printed; and append-only like the events
+        self.assertEqual(int(self.one("SELECT count(*) FROM digests")), stored + 1)
+        self.assertEqual(self.q("SELECT payload, alg, signature FROM digests ORDER BY id DESC"
+                                " LIMIT 1"), [[line, "", ""]])
+        for sql in ("UPDATE digests SET upto_id = 1", "DELETE FROM digests", "TRUNCATE digests"):
+            with self.assertRaises(AssertionError) as ctx:
+                self.q(sql)
+            self.assertIn("append-only", str(ctx.exception))
+        # a version 1 line (made before Merkle roots) keeps verifying, and catches changes
+        v1 = {"version": 1, "time": d["time"], "events": d["events"], "upto_id": d["upto_id"],
+              "root": digest_root_v1(heads)}
+        self.assert_digest_ok(json.dumps(v1, separators=(",", ":")))
+        self.assert_digest_fails(json.dumps(dict(v1, root=flip(v1["root"], 5)),
+                                            separators=(",", ":")), r".*altered or removed")
 
     def test_events_appended_after_the_digest_keep_it_valid(self):
         line = self.digest()
@@ -799,7 +834,11 @@ class Digests(AuditTest):
         # an outside auditor can check it with openssl alone: the signed text is the line
         # without alg and signature
         payload = line[:line.index(',"alg":')] + "}"
-        self.assertEqual(json.loads(payload), {k: d[k] for k in ("version", "time", "events", "upto_id", "root")})
+        self.assertEqual(json.loads(payload),
+                         {k: d[k] for k in ("version", "time", "events", "chains", "upto_id", "root")})
+        # kept with its signature, the payload as signed
+        self.assertEqual(self.q("SELECT payload, alg, signature FROM digests ORDER BY id DESC"
+                                " LIMIT 1"), [[payload, "ed25519", d["signature"]]])
         pf, sf = os.path.join(self.tmp.name, "payload"), os.path.join(self.tmp.name, "sig")
         with open(pf, "w") as f:
             f.write(payload)
@@ -822,7 +861,8 @@ class Digests(AuditTest):
                           ("signature", dict(d, signature=flip(d["signature"], 0))),
                           ("signature last", dict(d, signature=flip(d["signature"], 127))),
                           ("time", dict(d, time=d["time"].replace("Z", "").rstrip("0123456789") + "000001Z")),
-                          ("events", dict(d, events=d["events"] + 1))]:
+                          ("events", dict(d, events=d["events"] + 1)),
+                          ("chains", dict(d, chains=d["chains"] + 1))]:
             with self.subTest(changed=name):
                 self.assertNotEqual(bad, d)
                 self.assert_digest_fails(json.dumps(bad, separators=(",", ":")), r".*signature", pub)
@@ -836,10 +876,12 @@ class Digests(AuditTest):
         self.assert_digest_fails(stripped, r"the digest is not signed", pub)
 
     def test_digest_with_a_bad_signing_key_fails(self):
+        stored = self.one("SELECT count(*) FROM digests")
         r = cli(self.dsn, "digest", env={"CASETRAIL_SIGNING_KEY": self.pub})
         self.assertEqual(r.returncode, 1, r.stdout)
         self.assertEqual(r.stdout, "")
         self.assertIn("CASETRAIL_SIGNING_KEY", r.stderr)
+        self.assertEqual(self.one("SELECT count(*) FROM digests"), stored)  # nothing kept
 
 
 if __name__ == "__main__":

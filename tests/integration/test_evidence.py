@@ -7,6 +7,7 @@ import base64
 import copy
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -49,20 +50,44 @@ class Evidence(ServerTest):
                          {"decision": "approved", "reason": "loyal customer, photos attached"},
                          token=cls.sup)
         assert r.status == 200, r
+        # a signed digest now, then an unsigned one: the bundle carries the newest signed one,
+        # and the message after it lies beyond what it covers
+        cls.tmp = tempfile.TemporaryDirectory(prefix="ct-evidence-keys-")
+        cls.key = os.path.join(cls.tmp.name, "k.pem")
+        cls.pub = os.path.join(cls.tmp.name, "pub.pem")
+        cls.other_pub = os.path.join(cls.tmp.name, "other_pub.pem")
+        other = os.path.join(cls.tmp.name, "other.pem")
+        for args in (["genpkey", "-algorithm", "ed25519", "-out", cls.key],
+                     ["pkey", "-in", cls.key, "-pubout", "-out", cls.pub],
+                     ["genpkey", "-algorithm", "ed25519", "-out", other],
+                     ["pkey", "-in", other, "-pubout", "-out", cls.other_pub]):
+            subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+        r = harness.cli(cls.dsn, "digest", env={"CASETRAIL_SIGNING_KEY": cls.key})
+        assert r.returncode == 0, r.stderr
+        cls.digest_line = r.stdout.strip()
+        cls.covered = int(harness.scalar(cls.dsn, f"SELECT last_seq FROM tickets WHERE id = {t}"))
+        assert harness.cli(cls.dsn, "digest").returncode == 0
         r = post_webhook(cls.srv, text_payload("wamid.ev.2", "923490000001", ts + 60,
                                                "thank you"))
         assert r.status == 200, r
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            super().tearDownClass()
+        finally:
+            cls.tmp.cleanup()
 
     def bundle(self, token=None, tid=None):
         r = self.srv.get(f"/api/tickets/{tid or self.tid}/evidence", token=token or self.qa)
         self.assertEqual(r.status, 200, r)
         return r
 
-    def check(self, bundle, secret=harness.APP_SECRET):
-        return check_bundle.check(bundle, secret.encode() if secret else None)
+    def check(self, bundle, secret=harness.APP_SECRET, key=None):
+        return check_bundle.check(bundle, secret.encode() if secret else None, key)
 
-    def cli_check(self, body, secret=True):
-        """casetrail verify-bundle on body (bytes): (exit code, first stdout line)."""
+    def cli_check(self, body, secret=True, key=None, lines=1):
+        """casetrail verify-bundle on body (bytes): (exit code, the first stdout lines)."""
         with tempfile.TemporaryDirectory() as d:
             path, sfile = os.path.join(d, "bundle.json"), os.path.join(d, "secret")
             with open(path, "wb") as f:
@@ -70,8 +95,10 @@ class Evidence(ServerTest):
             with open(sfile, "w") as f:
                 f.write(harness.APP_SECRET + "\n")
             args = ["verify-bundle", path] + (["--app-secret-file", sfile] if secret else [])
+            args += ["--verify-key", key] if key else []
             r = harness.cli(self.dsn, *args)
-            return r.returncode, (r.stdout + r.stderr).strip().splitlines()[0]
+            out = (r.stdout + r.stderr).strip().splitlines()
+            return r.returncode, out[0] if lines == 1 else out[:lines]
 
     def test_bundle_checks_offline_with_the_independent_checker(self):
         r = self.bundle()
@@ -96,9 +123,17 @@ class Evidence(ServerTest):
         for rc in b["receipts"]:
             self.assertRegex(rc["signature"], r"^sha256=[0-9a-f]{64}$")
             self.assertIn(b"wamid.ev.", base64.b64decode(rc["body_base64"]))
-        events, texts, receipts = self.check(b)
+        events, texts, receipts, digest = self.check(b, key=self.pub)
         self.assertEqual((events, receipts), (len(b["events"]), 2))
         self.assertGreater(texts, 5)
+        # the newest signed digest, covering the ticket up to the message that came after it
+        d = json.loads(self.digest_line)
+        self.assertEqual(b["digest"]["payload"], self.digest_line[:self.digest_line.index(',"alg"')] + "}")
+        self.assertEqual((b["digest"]["alg"], b["digest"]["signature"]), ("ed25519", d["signature"]))
+        self.assertEqual(b["digest"]["proof"]["seq"], self.covered)
+        self.assertLess(self.covered, len(b["events"]))
+        self.assertEqual(b["digest"]["proof"]["tree_size"], d["chains"])
+        self.assertEqual(digest, (d["time"], self.covered, True))
         # the command line form, with the secret from a file, as QA would run it
         with tempfile.TemporaryDirectory() as d:
             path, secret = os.path.join(d, "bundle.json"), os.path.join(d, "secret")
@@ -106,10 +141,12 @@ class Evidence(ServerTest):
                 f.write(r.body)
             with open(secret, "w") as f:
                 f.write(harness.APP_SECRET + "\n")
-            out = subprocess.run([sys.executable, CHECKER, path, "--app-secret-file", secret],
+            out = subprocess.run([sys.executable, CHECKER, path, "--app-secret-file", secret,
+                                  "--verify-key", self.pub],
                                  capture_output=True, text=True, timeout=60)
             self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
             self.assertTrue(out.stdout.startswith("ok "), out.stdout)
+            self.assertIn(f"covers seq 1..{self.covered}, signature valid", out.stdout)
 
     def test_each_single_change_is_named(self):
         b = self.bundle().json()
@@ -136,6 +173,10 @@ class Evidence(ServerTest):
             import hashlib
             r["body_sha256"] = hashlib.sha256(base64.b64decode(r["body_base64"])).hexdigest()
 
+        def bump_time(payload):
+            i = payload.index('Z"') - 1  # the time's last digit
+            return payload[:i] + ("1" if payload[i] != "1" else "2") + payload[i + 1:]
+
         dec = seq_of("approval.decided")
         cases = [
             ("a note's text", lambda x: text_of(x, "note").__setitem__("text", "photo is fine"),
@@ -161,6 +202,35 @@ class Evidence(ServerTest):
             ("a removed text", lambda x: x["texts"].remove(text_of(x, "note")), "missing"),
             ("the head", lambda x: x["head"].__setitem__("hash", flip_hex(x["head"]["hash"])),
              "head"),
+            # the signed digest: its signature, what it signs, and the proof that it covers us
+            ("a digest signature", lambda x: x["digest"].__setitem__(
+                "signature", flip_hex(x["digest"]["signature"])),
+             f"digest: the digest's signature does not verify with {self.pub}"),
+            ("a digest signature's last byte", lambda x: x["digest"].__setitem__(
+                "signature", x["digest"]["signature"][:-1]
+                + ("0" if x["digest"]["signature"][-1] != "0" else "1")),
+             "signature does not verify"),
+            ("the digest's time", lambda x: x["digest"].__setitem__(
+                "payload", bump_time(x["digest"]["payload"])), "signature does not verify"),
+            ("the digest's root", lambda x: x["digest"].__setitem__(
+                "payload", x["digest"]["payload"][:-10] + flip_hex(x["digest"]["payload"][-10:])),
+             "does not lead to the signed root"),
+            ("the digest's chain count", lambda x: x["digest"].__setitem__(
+                "payload", re.sub(r'"chains":(\d+)', lambda m: f'"chains":{int(m[1]) + 1}',
+                                  x["digest"]["payload"])),
+             "sized for another tree"),
+            ("a proof hash", lambda x: x["digest"]["proof"]["path"].__setitem__(
+                0, flip_hex(x["digest"]["proof"]["path"][0])), "does not lead to the signed root"),
+            ("the proof's leaf", lambda x: x["digest"]["proof"].__setitem__(
+                "hash", flip_hex(x["digest"]["proof"]["hash"])),
+             f"its proof's hash for seq {self.covered} is not the event's"),
+            ("the proof's place", lambda x: x["digest"]["proof"].__setitem__(
+                "leaf_index", x["digest"]["proof"]["leaf_index"] ^ 1),
+             "does not lead to the signed root"),
+            ("the proof's seq", lambda x: x["digest"]["proof"].__setitem__(
+                "seq", self.covered + 1), "is not the event's"),
+            ("the digest removed", lambda x: x.__setitem__("digest", None),
+             "the bundle carries no signed digest"),
         ]
 
         def ev(x, seq):
@@ -174,11 +244,12 @@ class Evidence(ServerTest):
         for name, mutate, named in cases:
             x = copy.deepcopy(b)
             mutate(x)
+            self.assertNotEqual(x, b, name)
             with self.assertRaises(check_bundle.Bad, msg=name) as ctx:
-                self.check(x)
+                self.check(x, key=self.pub)
             self.assertIn(named, str(ctx.exception), name)
             # casetrail's own checker names the same item, in the same words
-            code, line = self.cli_check(json.dumps(x).encode())
+            code, line = self.cli_check(json.dumps(x).encode(), key=self.pub)
             self.assertEqual((code, line), (1, f"BAD {ctx.exception}"), name)
 
     def test_verify_bundle_cli(self):
@@ -208,6 +279,45 @@ class Evidence(ServerTest):
         self.assertEqual(r.returncode, 2)
         r = harness.cli(self.dsn, "verify-bundle", "/nonexistent/bundle.json")
         self.assertEqual(r.returncode, 1)
+
+    def test_verify_key(self):
+        body = self.bundle().body
+        code, out = self.cli_check(body, key=self.pub, lines=2)
+        self.assertEqual(code, 0, out)
+        self.assertRegex(out[1], rf"^digest of \S+Z covers seq 1..{self.covered}, signature valid$")
+        code, out = self.cli_check(body, lines=2)
+        self.assertEqual(code, 0, out)
+        self.assertIn("signature not checked: no --verify-key", out[1])
+        # another key, a private key file, a missing file
+        code, line = self.cli_check(body, key=self.other_pub)
+        self.assertEqual((code, line), (1, "BAD digest: the digest's signature does not verify"
+                                           f" with {self.other_pub}"))
+        self.assertEqual(self.cli_check(body, key=self.key)[0], 0)  # its public half is inside
+        code, line = self.cli_check(body, key="/nonexistent/pub.pem")
+        self.assertEqual(code, 1)
+        self.assertIn("could not open key file", line)
+        with self.assertRaises(check_bundle.Bad):
+            self.check(json.loads(body), key=self.other_pub)
+        # a ticket begun after the last signed digest: no digest covers it yet, said plainly,
+        # and a key asked for cannot be satisfied
+        r = post_webhook(self.srv, text_payload("wamid.ev.late", "923490000077", int(time.time()),
+                                                "hello"))
+        self.assertEqual(r.status, 200)
+        late = int(self.one("SELECT max(id) FROM tickets"))
+        b = self.bundle(tid=late)
+        self.assertIsNone(b.json()["digest"])
+        code, out = self.cli_check(b.body, lines=2)
+        self.assertEqual((code, out[1]), (0, "no signed digest covers this ticket yet"))
+        code, line = self.cli_check(b.body, key=self.pub)
+        self.assertEqual((code, line), (1, "BAD digest: the bundle carries no signed digest to"
+                                           " check the key with"))
+        self.assertEqual(self.check(b.json())[3], None)
+        # a new signed digest covers it
+        self.assertEqual(harness.cli(self.dsn, "digest", env={"CASETRAIL_SIGNING_KEY": self.key})
+                         .returncode, 0)
+        b = self.bundle(tid=late)
+        self.assertEqual(self.check(b.json(), key=self.pub)[3][1:], (len(b.json()["events"]), True))
+        self.assertEqual(self.cli_check(b.body, key=self.pub)[0], 0)
 
     def test_who_may_take_a_bundle_and_the_access_log(self):
         r = self.srv.get(f"/api/tickets/{self.tid}/evidence", token=self.agent)

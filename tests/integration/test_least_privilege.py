@@ -63,7 +63,9 @@ class LeastPrivilege(harness.unittest.TestCase):
             self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
             # the privilege system, not only the trigger, refuses a rewrite
             harness.psql(dsn, "ALTER TABLE events DISABLE TRIGGER events_no_update_delete")
-            for sql in ["UPDATE events SET action = 'x'", "DELETE FROM events", "TRUNCATE events"]:
+            harness.psql(dsn, "ALTER TABLE digests DISABLE TRIGGER digests_no_update_delete")
+            for sql in ["UPDATE events SET action = 'x'", "DELETE FROM events", "TRUNCATE events",
+                        "UPDATE digests SET upto_id = 0", "DELETE FROM digests"]:
                 with self.assertRaises(AssertionError) as ctx:
                     harness.psql(app, sql)
                 self.assertIn("permission denied", str(ctx.exception))

@@ -100,7 +100,8 @@ struct bad_line {
 
 #define T "\"time\":\"2025-10-14T12:00:00Z\""
 #define R "\"root\":\"" ROOT "\""
-#define LACKS "lacks version 1, time, events, upto_id or root"
+#define LACKS "lacks version 1 or 2, time, events, upto_id or root"
+#define CHAINS "chains must be a count in version 2"
 
 static const struct bad_line BAD[] = {
     {"", "not JSON"},
@@ -110,7 +111,12 @@ static const struct bad_line BAD[] = {
     {"[1]", LACKS},
     {"{}", LACKS},
     {"{" T ",\"events\":1,\"upto_id\":2," R "}", LACKS},                     /* no version */
-    {"{\"version\":2," T ",\"events\":1,\"upto_id\":2," R "}", LACKS},
+    {"{\"version\":3," T ",\"events\":1,\"chains\":1,\"upto_id\":2," R "}", LACKS},
+    /* version 2 counts its leaves, version 1 has none */
+    {"{\"version\":2," T ",\"events\":1,\"upto_id\":2," R "}", CHAINS},
+    {"{\"version\":2," T ",\"events\":1,\"chains\":-1,\"upto_id\":2," R "}", CHAINS},
+    {"{\"version\":2," T ",\"events\":1,\"chains\":\"1\",\"upto_id\":2," R "}", CHAINS},
+    {"{\"version\":1," T ",\"events\":1,\"chains\":1,\"upto_id\":2," R "}", CHAINS},
     {"{\"version\":\"1\"," T ",\"events\":1,\"upto_id\":2," R "}", LACKS},
     {"{\"version\":1,\"events\":1,\"upto_id\":2," R "}", LACKS},             /* no time */
     {"{\"version\":1,\"time\":20251014,\"events\":1,\"upto_id\":2," R "}", LACKS},
@@ -273,10 +279,108 @@ out:
     }
 }
 
+#define LINE2                                                                             \
+    "{\"version\":2,\"time\":\"2026-11-24T12:00:00.000000Z\",\"events\":42,\"chains\":7," \
+    "\"upto_id\":97,\"root\":\"" ROOT "\"}"
+
+static void check_version2(void)
+{
+    struct ct_digest d;
+    char reason[200] = "", *json;
+    CHECK(ct_audit_digest_parse(LINE2, &d, reason, sizeof(reason)));
+    CHECK(d.version == 2 && d.chains == 7 && d.events == 42 && d.upto_id == 97);
+    json = ct_audit_digest_payload(&d);
+    CHECK_STR(json, LINE2); /* field order is part of what is signed */
+    free(json);
+    CHECK(ct_audit_digest_parse(LINE, &d, reason, sizeof(reason)));
+    CHECK(d.version == 1 && d.chains == 0);
+}
+
+/* RFC 9162's definition, written the recursive way it is stated, to hold the bottom-up
+ * construction to: MTH(D) = H(0x01 || MTH(D[0:k]) || MTH(D[k:n])), k the largest power of two
+ * below n. */
+static void mth(const struct ct_chain_head *h, size_t n, unsigned char out[CT_HASH_LEN])
+{
+    size_t k = 1;
+    unsigned char l[CT_HASH_LEN], r[CT_HASH_LEN], buf[1 + 2 * CT_HASH_LEN];
+    unsigned int len;
+    if (n == 1) {
+        ct_audit_merkle_leaf(h[0].chain, h[0].seq, h[0].hash, out);
+        return;
+    }
+    while (k * 2 < n)
+        k *= 2;
+    mth(h, k, l);
+    mth(h + k, n - k, r);
+    buf[0] = 0x01;
+    memcpy(buf + 1, l, CT_HASH_LEN);
+    memcpy(buf + 1 + CT_HASH_LEN, r, CT_HASH_LEN);
+    EVP_Digest(buf, sizeof(buf), out, &len, EVP_sha256(), NULL);
+}
+
+static void check_merkle(void)
+{
+    struct ct_chain_head h[40];
+    char root[2 * CT_HASH_LEN + 1], want[2 * CT_HASH_LEN + 1];
+    unsigned char md[CT_HASH_LEN], leaf[CT_HASH_LEN], got[CT_HASH_LEN];
+
+    ct_audit_merkle_root(h, 0, root);
+    CHECK_STR(root, "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    for (size_t n = 1; n <= 40; n++) {
+        for (size_t i = 0; i < n; i++) { /* named so that sorting puts ticket:10 before ticket:2 */
+            snprintf(h[i].chain, sizeof(h[i].chain), "ticket:%zu", i + 1);
+            h[i].seq = (long long)(i * 7 + 1);
+            snprintf(h[i].hash, sizeof(h[i].hash), "%064zx", i * 2654435761u);
+        }
+        ct_audit_merkle_root(h, n, root); /* sorts h */
+        mth(h, n, md);
+        ct_hex_encode(md, CT_HASH_LEN, want);
+        if (strcmp(root, want) != 0) {
+            fprintf(stderr, "merkle root of %zu leaves differs from RFC 9162's\n", n);
+            t_failures++;
+        }
+        for (size_t i = 0; i < n; i++) {
+            unsigned char *path = NULL;
+            size_t idx = 99, plen = 0;
+            char chain[48];
+            memcpy(chain, h[i].chain, sizeof(chain)); /* proof sorts h: keep the name */
+            CHECK(ct_audit_merkle_proof(h, n, chain, &idx, &path, &plen));
+            CHECK(idx == i);
+            ct_audit_merkle_leaf(h[i].chain, h[i].seq, h[i].hash, leaf);
+            CHECK(ct_audit_merkle_fold(leaf, idx, n, path, plen, got));
+            CHECK(memcmp(got, md, CT_HASH_LEN) == 0);
+            /* the proof fits that leaf, place and size only */
+            if (n > 1) {
+                CHECK(!ct_audit_merkle_fold(leaf, idx, n, path, plen - 1, got) ||
+                      memcmp(got, md, CT_HASH_LEN) != 0);
+                CHECK(!ct_audit_merkle_fold(leaf, (idx + 1) % n, n, path, plen, got) ||
+                      memcmp(got, md, CT_HASH_LEN) != 0);
+                path[plen - 1] ^= 0x01;
+                CHECK(ct_audit_merkle_fold(leaf, idx, n, path, plen, got));
+                CHECK(memcmp(got, md, CT_HASH_LEN) != 0);
+                path[plen - 1] ^= 0x01;
+            }
+            /* (a wrong size can fold to the same root: 3 leaves' path fits 4 at index 0, so
+             * the checkers hold tree_size to the signed chain count) */
+            CHECK(!ct_audit_merkle_fold(leaf, n, n, path, plen, got));
+            leaf[0] ^= 0x80;
+            CHECK(ct_audit_merkle_fold(leaf, idx, n, path, plen, got));
+            CHECK(memcmp(got, md, CT_HASH_LEN) != 0);
+            free(path);
+        }
+        unsigned char *none = NULL;
+        size_t ni = 0, nl = 0;
+        CHECK(!ct_audit_merkle_proof(h, n, "ticket:999", &ni, &none, &nl));
+        free(none);
+    }
+}
+
 int main(void)
 {
     check_parse();
     check_bad_lines();
-        check_sign();
+    check_version2();
+    check_merkle();
+    check_sign();
     T_DONE();
 }
