@@ -34,6 +34,8 @@ struct ct_resolved {
     long long contact_id;  /* the contact, locked for the rest of the transaction */
     enum ct_link link;
     long long merged_from; /* CT_LINK_MERGED: the contact folded in */
+    int name_state;        /* the contact's stored name: CT_NAME_* of struct ct_contact_row */
+    char name[256];
 };
 
 /* Finds (or creates) and locks the contact of who, linking ids as described above. Locks are

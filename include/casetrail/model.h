@@ -154,6 +154,11 @@ struct ct_event_new {
     const cJSON *data;       /* borrowed; ids, enums, amounts only; NULL allowed */
     struct ct_event_text texts[CT_EVENT_MAX_TEXTS];
     int ntexts;
+    /* a ticket event that is also the ticket's activity (a message): the append sets the
+     * ticket's updated_at and moves last_message_at to touch_us (0: leaves it), in the same
+     * statement, where it used to take one more round trip */
+    bool touch;
+    long long touch_us;
 };
 
 /* The one way events are started: clears ev, names its chain, action and actor, and records

@@ -130,11 +130,22 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
 
 /* ---- ingestion (webhooks) ---- */
 
+/* A raw webhook body to keep, with the counts it will have when all its entries are new, and
+ * its messages' wamids (a JSON array of strings, or NULL) to look up on the way. */
+struct ct_receipt_new {
+    const char *body;
+    size_t len;
+    const char *signature;   /* checked X-Hub-Signature-256, or NULL */
+    int messages, statuses, rejected;
+    const char *wamids_json;
+    size_t nwamids;
+};
 /* Stores the raw webhook body as received; sets *id and sha256_hex (its SHA-256, which events
  * carry so the bytes are bound to the chain). A byte-identical body stored before is not
- * stored again: *id is then the earlier receipt and *dup is true. */
-ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, const char *signature,
-                              long long *id, bool *dup, char sha256_hex[65], struct ct_err *err);
+ * stored again: *id is then the earlier receipt and *dup is true. known[i] (nwamids entries,
+ * or NULL) is set for each wamid already stored. */
+ct_rc ct_store_receipt_insert(struct ct_tx *tx, const struct ct_receipt_new *r, long long *id,
+                              bool *dup, char sha256_hex[65], bool *known, struct ct_err *err);
 ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int statuses,
                               int rejected, struct ct_err *err);
 /* Records an entry of receipt_id that could not be stored (kind "message" or "status", its
@@ -152,6 +163,9 @@ struct ct_contact_row {
     char wa_id[72];        /* "" when unknown */
     char user_id[168];     /* "" when unknown */
     long long merged_into; /* 0 when this row is the contact itself */
+    /* the display name as stored, so an unchanged one is not written again */
+    enum { CT_NAME_UNKNOWN, CT_NAME_NULL, CT_NAME_SET } name_state; /* UNKNOWN: too long */
+    char name[256];
 };
 
 /* Finds and locks (FOR UPDATE) the contact of phone_number_id whose BSUID (by_user) or phone

@@ -95,6 +95,8 @@ ct_rc ct_contacts_resolve(struct ct_tx *tx, const struct ct_identity *who, struc
     }
     c = has_a ? a : b;
     out->contact_id = c.id;
+    out->name_state = (int)c.name_state;
+    memcpy(out->name, c.name, sizeof(out->name));
     if (out->link == CT_LINK_NEW) {
         if (who->parent_user_id != NULL)
             rc = ct_store_contact_set_ids(tx, c.id, NULL, NULL, who->parent_user_id, err);

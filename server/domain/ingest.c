@@ -36,6 +36,8 @@ struct job {
     size_t *morder; /* message indexes sorted by (phone number, sender), batch order kept */
     size_t *sorder; /* status indexes sorted by wamid */
     struct excluded *mout, *sout; /* by message / status index */
+    bool *known;                  /* by message index: its wamid was stored before */
+    char *wamids;                 /* the messages' wamids as a JSON array, by index */
     struct receipt receipt;
     bool failed_on_entry;         /* the last attempt failed inside entry (failed_msg, idx) */
     bool failed_msg;
@@ -212,6 +214,8 @@ static ct_rc store_message(struct ct_tx *tx, const struct ct_wa_message *m, long
         return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
     ev.data = data;
     ct_event_text(&ev, "body", m->text, m->echo ? CT_SCOPE_STAFF : scope);
+    ev.touch = true; /* the ticket's activity moves with its message, in the same statement */
+    ev.touch_us = m->ts * 1000000LL;
     rc = ct_store_event_append(tx, &ev, NULL, err);
     cJSON_Delete(data);
     if (rc == CT_OK && m->type != NULL)
@@ -219,14 +223,18 @@ static ct_rc store_message(struct ct_tx *tx, const struct ct_wa_message *m, long
     return rc;
 }
 
-/* Keeps the contact's display data current: profile name and username. */
-static ct_rc contact_display(struct ct_tx *tx, const struct ct_wa_message *m, long long contact_id,
-                             struct ct_err *err)
+/* Keeps the contact's display data current: profile name and username. A name equal to the
+ * stored one would change nothing (the update only writes a different name), so it is not
+ * sent at all: most messages come from a customer whose name has not changed. */
+static ct_rc contact_display(struct ct_tx *tx, const struct ct_wa_message *m,
+                             const struct ct_resolved *contact, struct ct_err *err)
 {
+    long long contact_id = contact->contact_id;
     ct_rc rc = CT_OK;
     if (m->echo)
         return CT_OK; /* an echo's contacts entry, if any, is not the customer speaking */
-    if (m->profile_name != NULL)
+    if (m->profile_name != NULL &&
+        !(contact->name_state == CT_NAME_SET && strcmp(contact->name, m->profile_name) == 0))
         rc = ct_store_contact_name(tx, contact_id, m->profile_name, m->ts * 1000000LL, err);
     if (rc == CT_OK && m->username != NULL)
         rc = ct_store_contact_username(tx, contact_id, m->username, m->ts * 1000000LL, err);
@@ -234,7 +242,7 @@ static ct_rc contact_display(struct ct_tx *tx, const struct ct_wa_message *m, lo
 }
 
 static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m,
-                            const struct receipt *receipt,
+                            const struct receipt *receipt, bool known,
                             struct ct_ingest_result *res, struct ct_err *err)
 {
     struct ct_identity who = {m->phone_number_id, m->from, m->user_id, m->parent_user_id};
@@ -248,10 +256,12 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m,
     /* B-ingest 6: a known wamid changes nothing, not even a contact row. Checked before the
      * contact exists (a redelivery under another number), and again under the contact's row
      * lock, which serialises concurrent deliveries about one customer; an echo of a reply
-     * casetrail sent itself has that reply's wamid and changes nothing either */
-    rc = seen_before(tx, m->wamid, &dup, res, err);
-    if (rc != CT_OK || dup)
-        return rc;
+     * casetrail sent itself has that reply's wamid and changes nothing either. The first
+     * check came with the receipt's insert (known) */
+    if (known) {
+        res->messages_duplicate++;
+        return CT_OK;
+    }
     rc = ct_contacts_resolve(tx, &who, &contact, err);
     if (rc != CT_OK)
         return rc;
@@ -264,7 +274,7 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m,
         rc = ct_contacts_change_ids(tx, contact.contact_id, m->phone_number_id, m->new_wa_id,
                                     m->new_user_id, &change, err);
     if (rc == CT_OK)
-        rc = contact_display(tx, m, contact.contact_id, err);
+        rc = contact_display(tx, m, &contact, err);
     if (rc == CT_OK)
         rc = ticket_for_message(tx, m, contact.contact_id, scope, &ticket, res, err);
     if (rc == CT_OK)
@@ -275,8 +285,6 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m,
                                      m->ts * 1000000LL, err);
     if (rc == CT_OK)
         rc = store_message(tx, m, contact.contact_id, ticket.id, scope, receipt, err);
-    if (rc == CT_OK)
-        rc = ct_store_ticket_touch(tx, ticket.id, m->ts * 1000000LL, err);
     if (rc == CT_OK && m->echo) /* a reply typed on the shop's phone is a first response too */
         rc = ct_store_ticket_first_response(tx, ticket.id, m->ts * 1000000LL, err);
     if (rc == CT_OK && !m->echo)
@@ -435,14 +443,25 @@ static ct_rc ingest_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     /* a retried transaction starts from zero */
     memset(j->res, 0, sizeof(*j->res));
     j->failed_on_entry = false;
-    rc = ct_store_receipt_insert(tx, j->body, j->len, j->signature, &j->res->receipt_id,
-                                 &j->res->receipt_duplicate, j->receipt.sha256, err);
+    struct ct_receipt_new rn = {j->body, j->len, j->signature, 0, 0, (int)b->nrejects,
+                                j->wamids, b->nmessages};
+    for (size_t i = 0; i < b->nmessages; i++) {
+        j->known[i] = false;
+        rn.messages += !j->mout[i].set;
+        rn.rejected += j->mout[i].set;
+    }
+    for (size_t i = 0; i < b->nstatuses; i++) {
+        rn.statuses += !j->sout[i].set;
+        rn.rejected += j->sout[i].set;
+    }
+    rc = ct_store_receipt_insert(tx, &rn, &j->res->receipt_id, &j->res->receipt_duplicate,
+                                 j->receipt.sha256, j->known, err);
     j->receipt.id = j->res->receipt_id;
     for (size_t i = 0; rc == CT_OK && i < b->nmessages; i++) {
         size_t m = j->morder[i];
         if (j->mout[m].set)
             continue;
-        rc = ingest_message(tx, &b->messages[m], &j->receipt, j->res, err);
+        rc = ingest_message(tx, &b->messages[m], &j->receipt, j->known[m], j->res, err);
         if (rc != CT_OK) {
             j->failed_on_entry = true;
             j->failed_msg = true;
@@ -470,7 +489,10 @@ static ct_rc ingest_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     /* a redelivered body changes nothing, not even its receipt's counts or rejects */
     if (rc == CT_OK && !j->res->receipt_duplicate)
         rc = record_rejects(tx, j, err);
-    if (rc == CT_OK && !j->res->receipt_duplicate)
+    /* the receipt went in with the counts of an all-new body: most are, and need no update */
+    if (rc == CT_OK && !j->res->receipt_duplicate &&
+        (j->res->messages_new != rn.messages || j->res->statuses_new != rn.statuses ||
+         j->res->rejected != rn.rejected))
         rc = ct_store_receipt_counts(tx, j->res->receipt_id, j->res->messages_new,
                                      j->res->statuses_new, j->res->rejected, err);
     return rc;
@@ -510,8 +532,20 @@ static bool job_init(struct job *j, const char *body, size_t len, const char *si
     j->sorder = calloc(batch->nstatuses + 1, sizeof(size_t));
     j->mout = calloc(batch->nmessages + 1, sizeof(*j->mout));
     j->sout = calloc(batch->nstatuses + 1, sizeof(*j->sout));
+    j->known = calloc(batch->nmessages + 1, sizeof(*j->known));
+    if (batch->nmessages > 0) {
+        cJSON *arr = cJSON_CreateArray();
+        for (size_t i = 0; arr != NULL && i < batch->nmessages; i++)
+            cJSON_AddItemToArray(arr, cJSON_CreateString(batch->messages[i].wamid != NULL
+                                                              ? batch->messages[i].wamid
+                                                              : ""));
+        j->wamids = arr != NULL ? cJSON_PrintUnformatted(arr) : NULL;
+        cJSON_Delete(arr);
+        if (j->wamids == NULL)
+            return false;
+    }
     return j->morder != NULL && j->sorder != NULL && j->mout != NULL && j->sout != NULL &&
-           sort_entries(j);
+           j->known != NULL && sort_entries(j);
 }
 
 static void job_free(struct job *j)
@@ -520,6 +554,8 @@ static void job_free(struct job *j)
     free(j->sorder);
     free(j->mout);
     free(j->sout);
+    free(j->known);
+    free(j->wamids);
 }
 
 /* After an attempt failed with err: when the failure was one entry's own (its data), leaves

@@ -81,24 +81,40 @@ static ct_rc get_salt(struct ct_tx *tx, const char *scope, unsigned char salt[CT
     return CT_OK;
 }
 
-/* Locks the chain owner and reads its head. The shared advisory lock lets `casetrail digest`
- * wait for every append in flight and hold new ones back while it reads a consistent point. */
+/* The scope of the event's first text, whose salt lock_chain fetches on the way. */
+static const char *first_scope(const struct ct_event_new *ev)
+{
+    for (int i = 0; i < ev->ntexts; i++)
+        if (ev->texts[i].body != NULL)
+            return ev->texts[i].salt_scope;
+    return NULL;
+}
+
+/* Locks the chain owner and reads its head, and the salt of the first text's scope when it
+ * exists (*have_salt), saving get_salt's round trip in the common case. The shared advisory
+ * lock lets `casetrail digest` wait for every append in flight and hold new ones back while it
+ * reads a consistent point. */
 static ct_rc lock_chain(struct ct_tx *tx, const struct ct_event_new *ev, long long *last_seq,
-                        unsigned char head[CT_HASH_LEN], struct ct_err *err)
+                        unsigned char head[CT_HASH_LEN], unsigned char salt[CT_SALT_LEN],
+                        bool *have_salt, struct ct_err *err)
 {
     struct ct_params p = {0};
     const char *sql;
     PGresult *res;
 
+    *have_salt = false;
     if (strcmp(ev->chain_kind, CT_CHAIN_TICKET) == 0)
-        sql = "SELECT last_seq, chain_head, pg_advisory_xact_lock_shared(" CT_DIGEST_LOCK ")"
+        sql = "SELECT last_seq, chain_head, pg_advisory_xact_lock_shared(" CT_DIGEST_LOCK "),"
+              " (SELECT salt FROM text_salts WHERE scope = $2)"
               " FROM tickets WHERE id = $1 FOR UPDATE";
     else if (strcmp(ev->chain_kind, CT_CHAIN_USER) == 0)
-        sql = "SELECT last_seq, chain_head, pg_advisory_xact_lock_shared(" CT_DIGEST_LOCK ")"
+        sql = "SELECT last_seq, chain_head, pg_advisory_xact_lock_shared(" CT_DIGEST_LOCK "),"
+              " (SELECT salt FROM text_salts WHERE scope = $2)"
               " FROM users WHERE id = $1 FOR UPDATE";
     else
         return ct_err_set(err, CT_E_INTERNAL, "internal", "unknown chain kind");
     ct_param_ll(&p, ev->chain_id);
+    ct_param_str(&p, first_scope(ev));
     res = ct_tx_query(tx, sql, &p, err);
     if (res == NULL)
         return err->rc;
@@ -110,21 +126,24 @@ static ct_rc lock_chain(struct ct_tx *tx, const struct ct_event_new *ev, long lo
     *last_seq = atoll(PQgetvalue(res, 0, 0));
     if (!ct_store_bytea(res, 0, 1, head, CT_HASH_LEN))
         memset(head, 0, CT_HASH_LEN);
+    /* NULL: no salt yet, or a destroyed one; get_salt tells them apart */
+    *have_salt = ct_store_bytea(res, 0, 3, salt, CT_SALT_LEN);
     PQclear(res);
     return CT_OK;
 }
 
 /* Builds {"field": digest} for the event's texts; *out is canonical JSON (caller frees) or
  * NULL when there are no texts. */
-static ct_rc digest_texts(struct ct_tx *tx, const struct ct_event_new *ev, char **out,
+static ct_rc digest_texts(struct ct_tx *tx, const struct ct_event_new *ev,
+                          unsigned char salt[CT_SALT_LEN], bool have_first, char **out,
                           struct ct_err *err)
 {
     cJSON *obj = NULL;
     ct_rc rc = CT_OK;
 
     *out = NULL;
-    unsigned char salt[CT_SALT_LEN];
-    const char *have = NULL; /* scope whose salt is in salt[] */
+    /* scope whose salt is in salt[]: lock_chain may have fetched the first one */
+    const char *have = have_first ? first_scope(ev) : NULL;
     for (int i = 0; i < ev->ntexts; i++) {
         char hex[2 * CT_HASH_LEN + 1];
         if (ev->texts[i].body == NULL)
@@ -149,7 +168,6 @@ static ct_rc digest_texts(struct ct_tx *tx, const struct ct_event_new *ev, char 
             rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
     }
 out:
-    OPENSSL_cleanse(salt, sizeof(salt));
     cJSON_Delete(obj);
     return rc;
 }
@@ -197,25 +215,30 @@ oom:
     " x AS (INSERT INTO event_texts (event_id, field, body, salt_scope)"                       \
     " SELECT e.id, t.field, t.body, t.salt_scope FROM e, jsonb_to_recordset("                 \
     " coalesce($15::jsonb, '[]')) AS t (field text, body text, salt_scope text)),"            \
-    " ht AS (UPDATE tickets SET last_seq = $3, chain_head = $14 WHERE id = $1),"              \
+    " ht AS (UPDATE tickets SET last_seq = $3, chain_head = $14,"                            \
+    "  updated_at = CASE WHEN $16 THEN now() ELSE updated_at END,"                            \
+    "  last_message_at = CASE WHEN $16 AND $17::timestamptz IS NOT NULL"                      \
+    "   THEN greatest(last_message_at, $17::timestamptz) ELSE last_message_at END"            \
+    "  WHERE id = $1),"                                                                        \
     " hu AS (UPDATE users SET last_seq = $3, chain_head = $14 WHERE id = $2)"                 \
     " SELECT id FROM e"
 
 ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, long long *seq_out,
                             struct ct_err *err)
 {
-    unsigned char prev[CT_HASH_LEN], hash[CT_HASH_LEN];
+    unsigned char prev[CT_HASH_LEN], hash[CT_HASH_LEN], salt[CT_SALT_LEN];
     char chain[48];
     struct ct_params p = {0};
     char *data = NULL, *digests = NULL, *texts = NULL;
     long long last_seq = 0;
+    bool have_salt = false;
     PGresult *res = NULL;
     ct_rc rc;
 
-    rc = lock_chain(tx, ev, &last_seq, prev, err);
+    rc = lock_chain(tx, ev, &last_seq, prev, salt, &have_salt, err);
     if (rc != CT_OK)
         goto out;
-    rc = digest_texts(tx, ev, &digests, err);
+    rc = digest_texts(tx, ev, salt, have_salt, &digests, err);
     if (rc != CT_OK)
         goto out;
     if (ev->data != NULL)
@@ -259,6 +282,8 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
     if (rc != CT_OK)
         goto out;
     ct_param_str(&p, texts);
+    ct_param_bool(&p, is_ticket && ev->touch);
+    ct_param_ts(&p, ev->touch_us != 0, ev->touch_us);
     res = ct_tx_query(tx, APPEND_SQL, &p, err);
     if (res == NULL) {
         rc = err->rc;
@@ -269,6 +294,7 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
     if (is_ticket)
         ct_tx_touch(tx, ev->chain_id); /* live updates, once this commits */
 out:
+    OPENSSL_cleanse(salt, sizeof(salt));
     PQclear(res);
     free(data);
     free(digests);

@@ -8,27 +8,56 @@
 #include "casetrail/text.h"
 #include "store_internal.h"
 
-ct_rc ct_store_receipt_insert(struct ct_tx *tx, const char *body, size_t len, const char *signature,
-                              long long *id, bool *dup, char sha256_hex[65], struct ct_err *err)
+/* Marks known[i] for each position i (1-based in PostgreSQL's array) the answer lists. */
+static void mark_known(const char *arr, bool *known, size_t n)
+{
+    for (const char *p = arr; p != NULL && *p != '\0'; p++) {
+        if (*p >= '1' && *p <= '9') {
+            char *end;
+            unsigned long long i = strtoull(p, &end, 10);
+            if (i >= 1 && i <= n)
+                known[i - 1] = true;
+            p = end - 1;
+        }
+    }
+}
+
+ct_rc ct_store_receipt_insert(struct ct_tx *tx, const struct ct_receipt_new *r, long long *id,
+                              bool *dup, char sha256_hex[65], bool *known, struct ct_err *err)
 {
     unsigned char sum[32];
     unsigned int sumlen = 0;
     struct ct_params p = {0}, h = {0};
-    EVP_Digest(body, len, sum, &sumlen, EVP_sha256(), NULL);
+    EVP_Digest(r->body, r->len, sum, &sumlen, EVP_sha256(), NULL);
     ct_hex_encode(sum, sizeof(sum), sha256_hex);
-    ct_param_bin(&p, body, len);
+    ct_param_bin(&p, r->body, r->len);
     ct_param_bin(&p, sum, sizeof(sum));
-    ct_param_ll(&p, (long long)len);
-    ct_param_bool(&p, signature != NULL);
-    ct_param_str(&p, signature);
+    ct_param_ll(&p, (long long)r->len);
+    ct_param_bool(&p, r->signature != NULL);
+    ct_param_str(&p, r->signature);
+    ct_param_ll(&p, r->messages);
+    ct_param_ll(&p, r->statuses);
+    ct_param_ll(&p, r->rejected);
+    ct_param_str(&p, r->wamids_json);
+    /* the counts as they will be when every entry is new (ct_store_receipt_counts corrects
+     * them otherwise), and which of the body's wamids are stored already: the first duplicate
+     * check of each message, in the same round trip. A scalar subquery with LIMIT, not EXISTS:
+     * the planner turned EXISTS into a hashed semi-join that read all of messages each time */
     PGresult *res = ct_tx_query(tx,
-                                "INSERT INTO webhook_receipts (body, body_sha256, body_length,"
-                                " signature_verified, signature) VALUES ($1, $2, $3, $4, $5)"
-                                " ON CONFLICT (body_sha256) DO NOTHING RETURNING id",
+                                "WITH r AS (INSERT INTO webhook_receipts (body, body_sha256,"
+                                " body_length, signature_verified, signature, messages, statuses,"
+                                " rejected) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
+                                " ON CONFLICT (body_sha256) DO NOTHING RETURNING id)"
+                                " SELECT (SELECT id FROM r), ARRAY(SELECT w.i FROM"
+                                " jsonb_array_elements_text(coalesce($9::jsonb, '[]'))"
+                                " WITH ORDINALITY w (wamid, i) WHERE (SELECT true FROM messages m"
+                                " WHERE m.wamid = w.wamid LIMIT 1))",
                                 &p, err);
     if (res == NULL)
         return err->rc;
-    *dup = PQntuples(res) == 0;
+    if (known != NULL)
+        mark_known(PQgetvalue(res, 0, 1), known, r->nwamids);
+    *dup = PQgetisnull(res, 0, 0);
     if (*dup) {
         /* a new statement sees the earlier receipt even when it committed while we waited */
         PQclear(res);
@@ -58,7 +87,9 @@ ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int 
                              " rejected = $4 WHERE id = $1", &p, err);
 }
 
-#define CONTACT_COLS "id, coalesce(wa_id, ''), coalesce(user_id, ''), coalesce(merged_into, 0)"
+#define CONTACT_COLS                                                                        \
+    "id, coalesce(wa_id, ''), coalesce(user_id, ''), coalesce(merged_into, 0), name IS NULL,"  \
+    " CASE WHEN octet_length(name) < 256 THEN name END"
 
 static void row_to_contact(const PGresult *res, struct ct_contact_row *out)
 {
@@ -67,6 +98,12 @@ static void row_to_contact(const PGresult *res, struct ct_contact_row *out)
     ct_store_copy(out->wa_id, sizeof(out->wa_id), res, 0, 1);
     ct_store_copy(out->user_id, sizeof(out->user_id), res, 0, 2);
     out->merged_into = atoll(PQgetvalue(res, 0, 3));
+    if (PQgetvalue(res, 0, 4)[0] == 't')
+        out->name_state = CT_NAME_NULL;
+    else if (!PQgetisnull(res, 0, 5)) {
+        out->name_state = CT_NAME_SET;
+        ct_store_copy(out->name, sizeof(out->name), res, 0, 5);
+    }
 }
 
 ct_rc ct_store_contact_find(struct ct_tx *tx, const char *phone_number_id, bool by_user,

@@ -43,7 +43,7 @@ PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const c
 /* Query parameters, in $1..$n order, with room to format numbers in place (so no caller keeps
  * its own snprintf buffers). Start with `struct ct_params p = {0};`. More than CT_PARAMS_MAX
  * is a programming error (asserted). */
-#define CT_PARAMS_MAX 16
+#define CT_PARAMS_MAX 20
 struct ct_params {
     int n;
     const char *v[CT_PARAMS_MAX];
