@@ -20,8 +20,8 @@ import harness  # noqa: E402
 from harness import ServerTest, post_webhook, text_payload  # noqa: E402
 
 SKIP = 77
-WEBHOOKS = 240
-CONTACTS = 30
+WEBHOOKS = harness.env_int("CT_FAULT_TWO_WEBHOOKS", 240)  # bench/faults: full size
+CONTACTS = harness.env_int("CT_FAULT_TWO_CONTACTS", 30)
 
 
 def free_port():
@@ -154,11 +154,13 @@ backend casetrail
         self.fail("haproxy did not start")
 
     def test_both_instances_at_once_leave_one_instances_record(self):
+        t0 = time.monotonic()
         work = workload()
         # one instance, each webhook once: the reference record
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
             self.assertEqual(set(pool.map(lambda b: post_webhook(self.srv, b).status, work)),
                              {200})
+        referenced = time.monotonic()
         # two instances through PgBouncer (transaction mode: no prepared statements)
         bouncer = self.start_pgbouncer()
         env = {"CASETRAIL_DB_PREPARE": "0"}
@@ -171,16 +173,28 @@ backend casetrail
         targets = self.servers + [balancer]
         # every webhook to A, to B and through the balancer, at the same moment
         jobs = [(t, b) for b in work for t in targets]
+        started = time.monotonic()
         with concurrent.futures.ThreadPoolExecutor(24) as pool:
             statuses = list(pool.map(lambda j: post_webhook(j[0], j[1]).status, jobs))
-        self.assertEqual(set(statuses), {200}, [s.log_path for s in self.servers])
+        delivered = time.monotonic()
         want, got = record(self.dsn), record(self.dsn2)
+        stored = {m[0] for m in got[0]}
+        verified = harness.cli(self.dsn2, "verify", timeout=600)
+        harness.fault_report(
+            "two_instances", size=WEBHOOKS, contacts=CONTACTS, deliveries=len(jobs),
+            ok=statuses.count(200), not_ok=len(statuses) - statuses.count(200),
+            lost=len({json.loads(b)["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+                      for b in work} - stored),
+            doubled=len(got[0]) - len(stored), receipts=int(got[2]),
+            messages_match=got[0] == want[0], tickets_match=got[1] == want[1],
+            verify=verified.returncode, reference_s=round(referenced - t0, 1),
+            deliver_s=round(delivered - started, 1), seconds=round(time.monotonic() - t0, 1))
+        self.assertEqual(set(statuses), {200}, [s.log_path for s in self.servers])
         self.assertEqual(len(got[0]), WEBHOOKS)
         self.assertEqual(got[0], want[0])
         self.assertEqual(got[1], want[1])
         self.assertEqual((got[2], want[2]), (str(WEBHOOKS), str(WEBHOOKS)))
-        r = harness.cli(self.dsn2, "verify")
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        self.assertEqual(verified.returncode, 0, verified.stdout + verified.stderr)
 
 
 if __name__ == "__main__":

@@ -66,6 +66,8 @@ class FakeGraph:
         self.token = token
         self.default = "ok"          # the answer when the script is empty
         self.hang_seconds = 30.0     # how long "hang" holds a request before answering "ok"
+        self.delay = 0.0             # seconds an "ok" send takes (Graph's latency): the message
+                                     # is accepted (its wamid recorded) on arrival, answered after
         self._lock = threading.Lock()
         self._requests = []
         self._queue = []
@@ -160,7 +162,8 @@ class FakeGraph:
     def requests(self):
         """Every request so far, oldest first: dicts with method, path (query included),
         headers (lower-case keys), body (bytes), json (parsed or None), t (time.monotonic()
-        on arrival), client ((host, port): the same port means the same connection)."""
+        on arrival), client ((host, port): the same port means the same connection), and for
+        a send answered "ok", wamid (the id Graph accepted it as)."""
         with self._lock:
             return list(self._requests)
 
@@ -311,7 +314,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 return
             kind = "ok"                # Graph took the message after all: the ambiguous case
         if kind == "ok":
-            return self._send(200, self._success(rec["json"]))
+            answer = self._success(rec["json"])
+            if answer.get("messages"):
+                rec["wamid"] = answer["messages"][0]["id"]  # what Graph accepted it as
+            if self.fake.delay > 0 and self.fake._stopping.wait(self.fake.delay):
+                self.close_connection = True
+                return
+            return self._send(200, answer)
         status, code, message, details, headers = ERRORS[kind]
         self._send(status, _graph_error(code, message, details), headers=headers)
 

@@ -60,6 +60,32 @@ def scalar(dsn, sql, **params):
     return rows[0][0] if rows else None
 
 
+def env_int(name, default, low=1, high=10_000_000):
+    """A size from the environment (the fault tests' CT_FAULT_* knobs, which bench/faults sets
+    to full size): default when unset; a value that is not an integer in [low, high] stops the
+    test with a message naming the variable."""
+    raw = os.environ.get(name, "")
+    if raw == "":
+        return default
+    if not re.fullmatch(r"[0-9]{1,9}", raw) or not low <= int(raw) <= high:
+        sys.stderr.write(f"{name}={raw!r}: want an integer from {low} to {high}\n")
+        sys.exit(2)
+    return int(raw)
+
+
+def fault_report(test, **fields):
+    """One summary line of a fault test (sizes, what got 200 before the fault, what was resent,
+    lost and doubled counts, seconds): printed to stderr, and appended as a JSON line to
+    $CT_FAULT_REPORT when set (bench/faults prints them as a table). Call it before asserting,
+    so a failing run still reports its counts."""
+    rec = {"test": test, **fields}
+    sys.stderr.write("fault report: " + json.dumps(rec) + "\n")
+    path = os.environ.get("CT_FAULT_REPORT")
+    if path:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(rec) + "\n")
+
+
 _db_counter = [0]
 
 
