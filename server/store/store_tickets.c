@@ -1,5 +1,6 @@
 /* store_tickets.c: ticket rows (lock, create, change) and the read models of tickets and
  * timelines, which PostgreSQL builds as JSON in the API's shape. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -384,43 +385,95 @@ ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct
     /* last, so no data field can stand in for it: the print view shows each event's hash */  \
     "   || jsonb_build_object('hash', encode(e.hash, 'hex'))"
 
-/* Only the sort keys are read for the whole ticket, ordered and cut to a page; the items'
- * JSON is built for that page alone (a 10,000-item ticket built 10,000 items to show 500). */
-#define SINCE_MESSAGES                                                                        \
-    " AND (NOT $7::bool OR m.id IN (SELECT CASE WHEN s.data->>'message_id' ~ '^[0-9]{1,18}$'"  \
-    "   THEN (s.data->>'message_id')::bigint END FROM events s WHERE s.ticket_id = $1"         \
-    "   AND s.seq > $8::bigint AND s.seq <= $8::bigint + $6 AND s.action IN"                   \
-    "   ('" CT_EV_MESSAGE_RECEIVED "', '" CT_EV_MESSAGE_ECHOED "', '" CT_EV_MESSAGE_QUEUED "')))"
-
-/* The page's items, their JSON built for the page alone, in time order. */
-#define TIMELINE_ITEMS(keys)                                                                  \
-    "SELECT j.item::text, k.at_us, k.rec_us, k.kind, k.id FROM (" keys ") k CROSS JOIN"       \
-    " LATERAL (SELECT " MESSAGE_ITEM " AS item FROM messages m WHERE k.kind = 0"              \
-    " AND m.id = k.id UNION ALL SELECT " EVENT_ITEM " FROM events e WHERE k.kind = 1"         \
-    " AND e.id = k.id) j ORDER BY k.at_us, k.rec_us, k.kind, k.id"
-
-#define TIMELINE_KEYS(since_messages, since_events)                                           \
+/* A page costs its size, not the ticket's: each branch walks its timeline index
+ * (messages_timeline, events_timeline: migration 0016) from the cursor and stops after the
+ * page, and only those two short runs are merged by the sort key. The key is in microseconds
+ * (what cursors carry), but the index is on the columns: US() is exact and strictly increasing
+ * at timestamptz's microsecond resolution, so ordering and comparing the columns (the cursor's
+ * times passed back as timestamptz) is ordering and comparing the key. Sorting the keys of the
+ * whole ticket first cost a 10,000-event ticket 50 to 100 ms a page under ingestion, about 7 ms
+ * now (docs/PERFORMANCE.md).
+ * kind sits between the times and the id in the key; within one branch it is a constant, so
+ * the cursor's (kind, id) becomes an id bound per branch (tie_id). */
+#define TIMELINE_BRANCHES(cmp, dir)                                                           \
     " SELECT at_us, rec_us, kind, id FROM ("                                                  \
-    "  SELECT " US("m.sent_at") " AS at_us, " US("m.received_at") " AS rec_us, 0 AS kind,"    \
-    "  m.id FROM messages m WHERE m.ticket_id = $1" since_messages                            \
+    "  (SELECT " US("m.sent_at") " AS at_us, " US("m.received_at") " AS rec_us, 0 AS kind,"   \
+    "  m.id FROM messages m WHERE m.ticket_id = $1"                                           \
+    "  AND (m.sent_at, m.received_at, m.id) " cmp " ($2::timestamptz, $3::timestamptz,"      \
+    "  $4::bigint) ORDER BY m.sent_at" dir ", m.received_at" dir ", m.id" dir " LIMIT $6)"     \
     "  UNION ALL"                                                                             \
-    "  SELECT " US("e.occurred_at") ", " US("e.recorded_at") ", 1, e.id FROM events e"       \
-    "  WHERE e.ticket_id = $1" since_events " ) x"
+    "  (SELECT " US("e.occurred_at") ", " US("e.recorded_at") ", 1, e.id FROM events e"      \
+    "  WHERE e.ticket_id = $1"                                                                \
+    "  AND (e.occurred_at, e.recorded_at, e.id) " cmp " ($2::timestamptz, $3::timestamptz,"  \
+    "  $5::bigint) ORDER BY e.occurred_at" dir ", e.recorded_at" dir ", e.id" dir " LIMIT $6)"  \
+    " ) x ORDER BY at_us" dir ", rec_us" dir ", kind" dir ", id" dir " LIMIT $6::int"
 
-#define TIMELINE_SQL                                                                          \
-    TIMELINE_ITEMS(TIMELINE_KEYS(SINCE_MESSAGES,                                              \
-    /* since a seq: the next $6 events of the chain and the messages they record */          \
-    "  AND (NOT $7::bool OR (e.seq > $8::bigint AND e.seq <= $8::bigint + $6))")              \
-    " WHERE $7::bool OR $2::bigint IS NULL"                                                   \
-    " OR (at_us, rec_us, kind, id) > ($2::bigint, $3::bigint, $4::int, $5::bigint)"           \
-    " ORDER BY at_us, rec_us, kind, id LIMIT CASE WHEN $7::bool THEN NULL ELSE $6::int END")
+/* The page's items, their JSON built for the page alone, in time order, and beside each the
+ * chain head (tickets.last_seq) read in the same snapshot: what the chain holds as the page is
+ * read, so a resume cursor made from it misses nothing and needs no statement of its own. An
+ * empty page is one row with only the head; an unknown ticket, no row. */
+#define TIMELINE_ITEMS(keys)                                                                  \
+    "SELECT j.item::text, k.at_us, k.rec_us, k.kind, k.id, h.last_seq FROM tickets h"         \
+    " LEFT JOIN LATERAL (" keys ") k ON true LEFT JOIN LATERAL"                               \
+    " (SELECT " MESSAGE_ITEM " AS item FROM messages m WHERE k.kind = 0"                      \
+    " AND m.id = k.id UNION ALL SELECT " EVENT_ITEM " FROM events e WHERE k.kind = 1"         \
+    " AND e.id = k.id) j ON true WHERE h.id = $1 ORDER BY k.at_us, k.rec_us, k.kind, k.id"
 
-/* Backwards from a key, or from the end when $2 is NULL: the newest $6 before it. */
-#define TIMELINE_BACK_SQL                                                                     \
-    TIMELINE_ITEMS(TIMELINE_KEYS("", "")                                                      \
-    " WHERE $2::bigint IS NULL"                                                               \
-    " OR (at_us, rec_us, kind, id) < ($2::bigint, $3::bigint, $4::int, $5::bigint)"           \
-    " ORDER BY at_us DESC, rec_us DESC, kind DESC, id DESC LIMIT $6::int")
+/* After a key ($2, $3 and the ids' bounds $4, $5), or from the start: the first $6. */
+#define TIMELINE_SQL TIMELINE_ITEMS(TIMELINE_BRANCHES(">", ""))
+
+/* Backwards from a key, or from the end: the newest $6 before it. */
+#define TIMELINE_BACK_SQL TIMELINE_ITEMS(TIMELINE_BRANCHES("<", " DESC"))
+
+/* Since a seq ($2): the next $3 events of the chain and the messages they record, whatever
+ * their time (found through events_ticket_seq and the messages' ids, not the time order). */
+#define TIMELINE_SINCE_SQL                                                                    \
+    TIMELINE_ITEMS(                                                                           \
+    " SELECT " US("m.sent_at") " AS at_us, " US("m.received_at") " AS rec_us, 0 AS kind,"    \
+    " m.id FROM messages m WHERE m.ticket_id = $1"                                            \
+    " AND m.id IN (SELECT CASE WHEN s.data->>'message_id' ~ '^[0-9]{1,18}$'"                 \
+    "   THEN (s.data->>'message_id')::bigint END FROM events s WHERE s.ticket_id = $1"       \
+    "   AND s.seq > $2::bigint AND s.seq <= $2::bigint + $3::int AND s.action IN"            \
+    "   ('" CT_EV_MESSAGE_RECEIVED "', '" CT_EV_MESSAGE_ECHOED "', '" CT_EV_MESSAGE_QUEUED "'))" \
+    " UNION ALL"                                                                              \
+    " SELECT " US("e.occurred_at") ", " US("e.recorded_at") ", 1, e.id FROM events e"        \
+    " WHERE e.ticket_id = $1 AND e.seq > $2::bigint AND e.seq <= $2::bigint + $3::int")
+
+/* The items' count of a timeline answer (its empty page's one row is none), and the chain head
+ * it was read at (0 for an unknown ticket, which has no row). */
+static int page_rows(const PGresult *res, long long *last_seq)
+{
+    int n = PQntuples(res);
+    *last_seq = n > 0 ? atoll(PQgetvalue(res, 0, 5)) : 0;
+    return n == 1 && PQgetisnull(res, 0, 4) ? 0 : n;
+}
+
+/* The id bound, in the branch of this kind, for rows at the cursor's very times: a branch of a
+ * lower kind sorts before the cursor's row there (bound above every id), one of a higher kind
+ * after it (bound below every id: ids start at 1), the cursor's own kind by id. */
+static long long tie_id(const struct ct_timeline_cursor *c, int kind)
+{
+    if (c->kind > kind)
+        return LLONG_MAX;
+    return c->kind == kind ? c->id : 0;
+}
+
+/* $2..$6 of TIMELINE_SQL and TIMELINE_BACK_SQL: the cursor's key, or when there is none
+ * (from the start, or the end) a time beyond every row's on the side the page walks from. */
+static void key_params(struct ct_params *p, const struct ct_timeline_cursor *cur, bool set,
+                       const char *none, int rows)
+{
+    if (set) {
+        ct_param_ts(p, true, cur->at_us);
+        ct_param_ts(p, true, cur->rec_us);
+    } else {
+        ct_param_str(p, none);
+        ct_param_str(p, none);
+    }
+    ct_param_ll(p, set ? tie_id(cur, 0) : 0);
+    ct_param_ll(p, set ? tie_id(cur, 1) : 0);
+    ct_param_ll(p, rows);
+}
 
 /* A cursor at row r of a timeline answer; before: pages back from it. */
 static void row_cursor(const PGresult *res, int r, bool before, char out[CT_CURSOR_MAX])
@@ -435,22 +488,16 @@ static void row_cursor(const PGresult *res, int r, bool before, char out[CT_CURS
  * one, says that more lie before the page. */
 static ct_rc timeline_back(struct ct_tx *tx, long long ticket_id, int limit, bool latest,
                            const struct ct_timeline_cursor *cur, cJSON *items,
-                           struct ct_timeline_page *page, struct ct_err *err)
+                           struct ct_timeline_page *page, long long *last_seq,
+                           struct ct_err *err)
 {
     struct ct_params p = {0};
     ct_param_ll(&p, ticket_id);
-    if (latest)
-        ct_param_str(&p, NULL);
-    else
-        ct_param_ll(&p, cur->at_us);
-    ct_param_ll(&p, cur->rec_us);
-    ct_param_ll(&p, cur->kind);
-    ct_param_ll(&p, cur->id);
-    ct_param_ll(&p, limit + 1);
+    key_params(&p, cur, !latest, "infinity", limit + 1);
     PGresult *res = ct_tx_query(tx, TIMELINE_BACK_SQL, &p, err);
     if (res == NULL)
         return err->rc;
-    int n = PQntuples(res), first = n > limit ? 1 : 0;
+    int n = page_rows(res, last_seq), first = n > limit ? 1 : 0;
     ct_rc rc = rows_to_array(res, first, n, items, err);
     if (rc == CT_OK && first == 1)
         row_cursor(res, first, true, page->prev);
@@ -467,52 +514,40 @@ ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit, bool l
                         struct ct_timeline_page *page, struct ct_err *err)
 {
     struct ct_params p = {0};
+    long long last_seq = 0;
+    PGresult *res;
     ct_rc rc;
 
-    *items = NULL;
     memset(page, 0, sizeof(*page));
-    /* what the chain holds now, read before the items: anything committed in between comes
-     * again after resume (the viewer drops what it has), never not at all */
-    struct ct_params h = {0};
-    ct_param_ll(&h, ticket_id);
-    PGresult *head = ct_tx_query(tx, "SELECT last_seq FROM tickets WHERE id = $1", &h, err);
-    if (head == NULL)
-        return err->rc;
-    long long last_seq = PQntuples(head) == 1 ? atoll(PQgetvalue(head, 0, 0)) : 0;
-    PQclear(head);
-
     *items = cJSON_CreateArray();
     if (latest || (cur->set && cur->before)) {
-        rc = timeline_back(tx, ticket_id, limit, latest, cur, *items, page, err);
+        rc = timeline_back(tx, ticket_id, limit, latest, cur, *items, page, &last_seq, err);
         ct_cursor_since_encode(last_seq, page->resume);
         goto done;
     }
     ct_param_ll(&p, ticket_id);
-    if (cur->set && !cur->since)
-        ct_param_ll(&p, cur->at_us);
-    else
-        ct_param_str(&p, NULL);
-    ct_param_ll(&p, cur->rec_us);
-    ct_param_ll(&p, cur->kind);
-    ct_param_ll(&p, cur->id);
-    ct_param_ll(&p, cur->since ? limit : limit + 1);
-    ct_param_bool(&p, cur->since);
-    ct_param_ll(&p, cur->since_seq);
-    PGresult *res = ct_tx_query(tx, TIMELINE_SQL, &p, err);
+    if (cur->since) {
+        ct_param_ll(&p, cur->since_seq);
+        ct_param_ll(&p, limit);
+        res = ct_tx_query(tx, TIMELINE_SINCE_SQL, &p, err);
+    } else {
+        key_params(&p, cur, cur->set, "-infinity", limit + 1);
+        res = ct_tx_query(tx, TIMELINE_SQL, &p, err);
+    }
     if (res == NULL) {
         rc = err->rc;
         goto done;
     }
+    int n = page_rows(res, &last_seq);
     if (cur->since) {
         /* the chain's next `limit` events and their messages; more after them: next too */
         long long upto = cur->since_seq + limit < last_seq ? cur->since_seq + limit : last_seq;
-        rc = rows_to_array(res, 0, 2 * limit + 1, *items, err);
+        rc = rows_to_array(res, 0, n < 2 * limit + 1 ? n : 2 * limit + 1, *items, err);
         ct_cursor_since_encode(upto > cur->since_seq ? upto : cur->since_seq, page->resume);
         if (upto < last_seq)
             memcpy(page->next, page->resume, CT_CURSOR_MAX);
     } else {
-        int n = PQntuples(res);
-        rc = rows_to_array(res, 0, limit, *items, err);
+        rc = rows_to_array(res, 0, n < limit ? n : limit, *items, err);
         if (rc == CT_OK && n > limit)
             row_cursor(res, limit - 1, false, page->next);
         /* a page after a key has that key, at least, before it */
