@@ -91,8 +91,10 @@ static int default_pool(void)
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     if (cores < 1)
         cores = 1;
-    /* a few connections per core: more only costs PostgreSQL (backends compete for the cores) */
-    return (int)(cores * 2 < 4 ? 4 : (cores * 2 > 16 ? 16 : cores * 2));
+    /* four per core, the best measured on 2 cores (bench/ab --loadgen, one ingest lane per
+     * connection: 8 took 1.09x the webhooks of 4 and 1.18x those of 16, where backends only
+     * competed for the cores); docs/PERFORMANCE.md */
+    return (int)(cores * 4 < 4 ? 4 : (cores * 4 > 16 ? 16 : cores * 4));
 }
 
 /* ---- one parser per kind of value; each reads v (never NULL) into the field at out ---- */
