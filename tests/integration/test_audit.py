@@ -730,23 +730,9 @@ class Digests(AuditTest):
     def setUpClass(cls):
         super().setUpClass()
         cls.tmp = tempfile.TemporaryDirectory(prefix="ct-audit-keys-")
-        cls.key = os.path.join(cls.tmp.name, "k.pem")
-        cls.pub = os.path.join(cls.tmp.name, "pub.pem")
-        cls.other_pub = os.path.join(cls.tmp.name, "other_pub.pem")
-        other = os.path.join(cls.tmp.name, "other.pem")
-        for args in (["genpkey", "-algorithm", "ed25519", "-out", cls.key],
-                     ["pkey", "-in", cls.key, "-pubout", "-out", cls.pub],
-                     ["genpkey", "-algorithm", "ed25519", "-out", other],
-                     ["pkey", "-in", other, "-pubout", "-out", cls.other_pub]):
-            subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+        cls.addClassCleanup(cls.tmp.cleanup)
+        cls.key, cls.pub, cls.other_pub = harness.ed25519_keys(cls.tmp.name)
         cls.tid = None
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.tmp.cleanup()
 
     def setUp(self):
         if Digests.tid is None:

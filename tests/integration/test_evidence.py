@@ -53,15 +53,8 @@ class Evidence(ServerTest):
         # a signed digest now, then an unsigned one: the bundle carries the newest signed one,
         # and the message after it lies beyond what it covers
         cls.tmp = tempfile.TemporaryDirectory(prefix="ct-evidence-keys-")
-        cls.key = os.path.join(cls.tmp.name, "k.pem")
-        cls.pub = os.path.join(cls.tmp.name, "pub.pem")
-        cls.other_pub = os.path.join(cls.tmp.name, "other_pub.pem")
-        other = os.path.join(cls.tmp.name, "other.pem")
-        for args in (["genpkey", "-algorithm", "ed25519", "-out", cls.key],
-                     ["pkey", "-in", cls.key, "-pubout", "-out", cls.pub],
-                     ["genpkey", "-algorithm", "ed25519", "-out", other],
-                     ["pkey", "-in", other, "-pubout", "-out", cls.other_pub]):
-            subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+        cls.addClassCleanup(cls.tmp.cleanup)
+        cls.key, cls.pub, cls.other_pub = harness.ed25519_keys(cls.tmp.name)
         r = harness.cli(cls.dsn, "digest", env={"CASETRAIL_SIGNING_KEY": cls.key})
         assert r.returncode == 0, r.stderr
         cls.digest_line = r.stdout.strip()
@@ -70,13 +63,6 @@ class Evidence(ServerTest):
         r = post_webhook(cls.srv, text_payload("wamid.ev.2", "923490000001", ts + 60,
                                                "thank you"))
         assert r.status == 200, r
-
-    @classmethod
-    def tearDownClass(cls):
-        try:
-            super().tearDownClass()
-        finally:
-            cls.tmp.cleanup()
 
     def bundle(self, token=None, tid=None):
         r = self.srv.get(f"/api/tickets/{tid or self.tid}/evidence", token=token or self.qa)

@@ -103,6 +103,19 @@ def drop_db(name):
     psql(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def ed25519_keys(directory):
+    """Two throw-away Ed25519 key pairs as PEM files in directory, made with openssl:
+    (private key, its public key, another pair's public key)."""
+    key, pub = os.path.join(directory, "k.pem"), os.path.join(directory, "pub.pem")
+    other, other_pub = os.path.join(directory, "other.pem"), os.path.join(directory, "other_pub.pem")
+    for args in (["genpkey", "-algorithm", "ed25519", "-out", key],
+                 ["pkey", "-in", key, "-pubout", "-out", pub],
+                 ["genpkey", "-algorithm", "ed25519", "-out", other],
+                 ["pkey", "-in", other, "-pubout", "-out", other_pub]):
+        subprocess.run(["openssl", *args], check=True, capture_output=True, timeout=30)
+    return key, pub, other_pub
+
+
 def sign(body, secret=APP_SECRET):
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
