@@ -494,11 +494,12 @@ ct_rc ct_store_digest_at(struct ct_tx *tx, long long upto_id, int version, long 
 /* Keeps d (its payload, and its signature when signed) in the append-only digests table. */
 ct_rc ct_store_digest_save(struct ct_tx *tx, const struct ct_digest *d, struct ct_err *err);
 /* The newest signed digest that covers ticket_id: its payload text (*payload newly allocated,
- * NULL when there is none), its signature's hex, and every chain head at its digest point
- * (*heads calloc'd; both freed by the caller), from which the ticket's proof is cut. */
+ * NULL when there is none), its signature's hex, the ticket's last seq it covers, and, when
+ * heads is not NULL, every chain head at its digest point (*heads calloc'd; both freed by the
+ * caller), from which the ticket's proof is cut. */
 ct_rc ct_store_digest_covering(struct ct_tx *tx, long long ticket_id, char **payload,
-                               char signature[129], struct ct_chain_head **heads, size_t *n,
-                               struct ct_err *err);
+                               char signature[129], long long *covers_seq,
+                               struct ct_chain_head **heads, size_t *n, struct ct_err *err);
 
 /* ---- complaint rules ---- */
 

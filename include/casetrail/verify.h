@@ -15,4 +15,17 @@ struct ct_tx;
 ct_rc ct_verify_chain(struct ct_pool *pool, const char *kind, long long id,
                       struct ct_verify_result *r, struct ct_err *err);
 
+/* The newest signed digest stored that covers a ticket, as the print view names it: its time
+ * and the ticket's last seq at its digest point. Its proof and signature are checked offline,
+ * from the evidence bundle (casetrail verify-bundle --verify-key). */
+struct ct_digest_cover {
+    bool found;
+    char time[40];
+    long long covers_seq;
+};
+
+/* Fills *out (found false when no signed digest covers ticket_id yet). */
+ct_rc ct_verify_digest_cover(struct ct_pool *pool, long long ticket_id,
+                             struct ct_digest_cover *out, struct ct_err *err);
+
 #endif

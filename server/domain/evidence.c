@@ -150,7 +150,9 @@ static ct_rc digest_json(struct ct_tx *tx, long long ticket_id, const char *chai
     char *payload = NULL, signature[129] = "";
     struct ct_chain_head *heads = NULL;
     size_t n = 0;
-    ct_rc rc = ct_store_digest_covering(tx, ticket_id, &payload, signature, &heads, &n, err);
+    long long covers = 0;
+    ct_rc rc =
+        ct_store_digest_covering(tx, ticket_id, &payload, signature, &covers, &heads, &n, err);
     *out = NULL;
     if (rc != CT_OK)
         return rc;

@@ -309,8 +309,11 @@ void ct_api_ticket_verify(struct ct_req *req)
                      req->srv->cfg.verify_concurrency);
         return;
     }
+    struct ct_digest_cover cover;
     ct_rc rc = ct_verify_chain(req->srv->pool, CT_CHAIN_TICKET, id, &r, &err);
     atomic_fetch_sub(&req->srv->verifying, 1);
+    if (rc == CT_OK)
+        rc = ct_verify_digest_cover(req->srv->pool, id, &cover, &err);
     if (rc != CT_OK) {
         ct_http_send_error(req, &err);
         return;
@@ -330,6 +333,13 @@ void ct_api_ticket_verify(struct ct_req *req)
             cJSON_AddNumberToObject(root, "row", (double)r.row);
             cJSON_AddStringToObject(root, "field", r.field);
         }
+    }
+    if (cover.found) {
+        cJSON *d = cJSON_AddObjectToObject(root, "digest");
+        cJSON_AddStringToObject(d, "time", cover.time);
+        cJSON_AddNumberToObject(d, "covers_seq", (double)cover.covers_seq);
+    } else {
+        cJSON_AddNullToObject(root, "digest");
     }
     ct_http_send_json(req, 200, root);
     cJSON_Delete(root);

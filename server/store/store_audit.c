@@ -369,22 +369,26 @@ ct_rc ct_store_digest_save(struct ct_tx *tx, const struct ct_digest *d, struct c
 }
 
 ct_rc ct_store_digest_covering(struct ct_tx *tx, long long ticket_id, char **payload,
-                               char signature[129], struct ct_chain_head **heads, size_t *n,
-                               struct ct_err *err)
+                               char signature[129], long long *covers_seq,
+                               struct ct_chain_head **heads, size_t *n, struct ct_err *err)
 {
     struct ct_params p = {0};
     long long events = 0;
     ct_rc rc;
     *payload = NULL;
-    *heads = NULL;
-    *n = 0;
+    *covers_seq = 0;
+    if (heads != NULL) {
+        *heads = NULL;
+        *n = 0;
+    }
     ct_param_ll(&p, ticket_id);
     /* covering: made after the ticket's first event, so its chain is among the leaves */
     PGresult *res = ct_tx_query(tx,
-                                "SELECT payload, signature, upto_id FROM digests"
-                                " WHERE signature IS NOT NULL AND upto_id >= (SELECT min(id)"
-                                " FROM events WHERE ticket_id = $1)"
-                                " ORDER BY upto_id DESC, id DESC LIMIT 1",
+                                "SELECT d.payload, d.signature, d.upto_id, (SELECT max(e.seq)"
+                                " FROM events e WHERE e.ticket_id = $1 AND e.id <= d.upto_id)"
+                                " FROM digests d WHERE d.signature IS NOT NULL AND d.upto_id >="
+                                " (SELECT min(id) FROM events WHERE ticket_id = $1)"
+                                " ORDER BY d.upto_id DESC, d.id DESC LIMIT 1",
                                 &p, err);
     if (res == NULL)
         return err->rc;
@@ -395,9 +399,12 @@ ct_rc ct_store_digest_covering(struct ct_tx *tx, long long ticket_id, char **pay
     *payload = strdup(PQgetvalue(res, 0, 0));
     ct_store_copy(signature, 129, res, 0, 1);
     long long upto = atoll(PQgetvalue(res, 0, 2));
+    *covers_seq = atoll(PQgetvalue(res, 0, 3));
     PQclear(res);
     if (*payload == NULL)
         return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    if (heads == NULL)
+        return CT_OK;
     rc = heads_at(tx, upto, &events, heads, n, err);
     if (rc != CT_OK) {
         free(*payload);

@@ -6,11 +6,14 @@
 //   CASETRAIL_SUPERVISOR / _PASSWORD    a supervisor, for the second browser
 //   CASETRAIL_SEED                      JSON: ticket ids and the texts that were sent
 //   CASETRAIL_ARTIFACTS                 where queue.png, timeline.png, ticket-print.pdf go
+//   CASETRAIL_BIN, CASETRAIL_CLI_ENV    the casetrail binary and the environment (JSON) its CLI
+//                                       runs with against the server's database
 // Each step prints its name and time; the first failure ends the run with exit 1. Every wait
 // is bounded, and a watchdog ends the whole run after 150 s.
 import { chromium } from 'playwright-core';
 import { createHmac } from 'node:crypto';
-import { readFileSync, mkdirSync } from 'node:fs';
+import { readFileSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import { execFileSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
@@ -320,6 +323,8 @@ try {
         const t = await p.locator(box).textContent();
         assert(t.includes(`Chain verified: ${seqs.length} events`), `${box} reads "${t}"`);
         assert(t.includes('are the verified chain'), `${box} does not tie the check to the printed events: "${t}"`);
+        // which signed digest seals the story (none is made in this run), said either way
+        assert(t.includes('No signed digest covers this ticket yet'), `${box} does not name the digest: "${t}"`);
       }
       const msg = p.locator('li.pi-msg p.pi-text', { hasText: 'charged twice' });
       assert((await msg.getAttribute('dir')) === 'auto', 'a printed message is not dir="auto"');
@@ -350,6 +355,22 @@ try {
       // a hash may wrap at any character on paper
       const head = events[events.length - 1].slice(-64);
       assert(text.replace(/ /g, '').includes(head), `the PDF's text lacks the last event's hash ${head}`);
+      // sealed: a signed digest made now covers the whole story, and the print says up to where
+      const keys = mkdtempSync(path.join(os.tmpdir(), 'ct-print-key-'));
+      try {
+        const key = path.join(keys, 'k.pem');
+        execFileSync('openssl', ['genpkey', '-algorithm', 'ed25519', '-out', key], { timeout: T });
+        execFileSync(env('CASETRAIL_BIN'), ['digest'], {
+          env: { ...JSON.parse(env('CASETRAIL_CLI_ENV')), CASETRAIL_SIGNING_KEY: key }, timeout: T, stdio: 'pipe' });
+      } finally { rmSync(keys, { recursive: true, force: true }); }
+      await p.emulateMedia({ media: 'screen' });
+      await p.reload({ timeout: T });
+      await p.locator('.print-view[data-ready="1"]').waitFor({ timeout: T });
+      const sealed = await p.locator('#verify-end').textContent();
+      assert(/Sealed by the signed digest of \d{2} \w{3,4} \d{4}, \d{2}:\d{2}:\d{2}/.test(sealed) &&
+        sealed.includes(`events 1 to ${seqs.length} are covered`), `the sealed print reads "${sealed}"`);
+      await p.locator('#verify-end').scrollIntoViewIfNeeded();
+      await p.screenshot({ path: path.join(ARTIFACTS, 'ticket-print-sealed.png') });
     } finally { await p.close(); }
   });
 

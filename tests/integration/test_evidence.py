@@ -298,11 +298,17 @@ class Evidence(ServerTest):
         self.assertEqual((code, line), (1, "BAD digest: the bundle carries no signed digest to"
                                            " check the key with"))
         self.assertEqual(self.check(b.json())[3], None)
+        self.assertIsNone(self.srv.get(f"/api/tickets/{late}/verify", token=self.qa)
+                          .json()["digest"])
         # a new signed digest covers it
         self.assertEqual(harness.cli(self.dsn, "digest", env={"CASETRAIL_SIGNING_KEY": self.key})
                          .returncode, 0)
         b = self.bundle(tid=late)
         self.assertEqual(self.check(b.json(), key=self.pub)[3][1:], (len(b.json()["events"]), True))
+        # the verify endpoint (and so the print view) names it
+        d = self.srv.get(f"/api/tickets/{late}/verify", token=self.qa).json()["digest"]
+        self.assertEqual(d, {"time": json.loads(b.json()["digest"]["payload"])["time"],
+                             "covers_seq": len(b.json()["events"])})
         self.assertEqual(self.cli_check(b.body, key=self.pub)[0], 0)
 
     def test_who_may_take_a_bundle_and_the_access_log(self):

@@ -199,6 +199,7 @@ class Viewer(ServerTest):
             "CASETRAIL_SUPERVISOR": SUP, "CASETRAIL_SUPERVISOR_PASSWORD": SUP_PW,
             "CASETRAIL_ARTIFACTS": artifacts_dir(),
             "CASETRAIL_APP_SECRET": harness.APP_SECRET,
+            "CASETRAIL_CLI_ENV": json.dumps(harness.base_env(self.dsn)),
             "CASETRAIL_SEED": json.dumps({"ids": self.ids, "big_items": 2 * BIG_MESSAGES,
                                           "pnid": harness.PNID_A, "urdu_wa_id": URDU_WA_ID, "urdu_word": URDU_WORD,
                                           "urdu_text": URDU_TEXT, "xss_text": XSS_TEXT,
@@ -213,8 +214,9 @@ class Viewer(ServerTest):
         if r.returncode != 0:
             self.fail(f"the browser test failed (exit {r.returncode}):\n{r.stdout}\n{r.stderr}\n"
                       f"server log: {self.srv.log_path}")
-        # who looked: the agent printed the worked ticket once, and opened it (and others)
-        self.assertEqual(self.looked("ticket.print", AGENT, self.ids["worked"]), 1)
+        # who looked: the agent printed the worked ticket twice (before and after the digest
+        # sealed it), and opened it (and others); each print is its own access record
+        self.assertEqual(self.looked("ticket.print", AGENT, self.ids["worked"]), 2)
         self.assertGreaterEqual(self.looked("ticket.view", AGENT, self.ids["worked"]), 1)
         self.assertGreaterEqual(self.looked("ticket.view", SUP, self.ids["urdu"]), 1)
 

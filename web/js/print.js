@@ -136,6 +136,14 @@ export function renderPrint(main, id) {
     } else {
       out.push(h('p', { class: 'pv-note pv-bad' }, `The last event printed here is seq ${last ? last.seq : '—'}: events were recorded between the check and this page; print again for a matching pair.`));
     }
+    // the seal kept outside casetrail: which signed digest covers this story, and up to where
+    if (r.digest) {
+      out.push(h('p', { class: 'pv-note pv-digest' }, 'Sealed by the signed digest of ', when(r.digest.time),
+        `: events 1 to ${r.digest.covers_seq} are covered. `,
+        'The evidence bundle carries its proof; check it with ', h('code', null, 'casetrail verify-bundle --verify-key'), '.'));
+    } else {
+      out.push(h('p', { class: 'pv-note pv-digest' }, 'No signed digest covers this ticket yet (casetrail digest makes one).'));
+    }
     return out;
   }
 
