@@ -22,6 +22,7 @@ struct ct_config {
     int db_pool;             /* CASETRAIL_DB_POOL */
     int ingest_lanes;        /* CASETRAIL_INGEST_LANES: group-commit lanes, 0 off */
     int ingest_group;        /* CASETRAIL_INGEST_GROUP: most webhooks in one transaction */
+    bool ingest_batched;     /* CASETRAIL_INGEST_BATCHED: a group's rows written set-based */
     bool db_prepare;         /* CASETRAIL_DB_PREPARE: prepare statements once per connection */
     char *web_root;          /* CASETRAIL_WEB_ROOT */
     char *migrations_dir;    /* CASETRAIL_MIGRATIONS_DIR */

@@ -41,10 +41,12 @@ ct_rc ct_ingest_commit(struct ct_pool *pool, const char *body, size_t len, const
  * commits what is queued, then joins the lanes and frees ing (NULL is fine). */
 struct ct_ingester;
 struct ct_ingester *ct_ingester_start(struct ct_pool *pool, int lanes, int max_group,
-                                      size_t max_bytes);
+                                      size_t max_bytes, bool batched);
 void ct_ingester_stop(struct ct_ingester *ing);
-/* Groups committed and the webhooks in them, since start. */
-void ct_ingester_stats(struct ct_ingester *ing, long long *groups, long long *webhooks);
+/* Groups committed and the webhooks in them, and groups whose batched write failed and were
+ * written again row by row, since start. */
+void ct_ingester_stats(struct ct_ingester *ing, long long *groups, long long *webhooks,
+                       long long *unbatched);
 /* ct_ingest_commit through ing's lanes: returns once the webhook's group has committed (or
  * failed), with the same results and errors. ing NULL: ct_ingest_commit itself. */
 ct_rc ct_ingest_submit(struct ct_ingester *ing, struct ct_pool *pool, const char *body,

@@ -47,6 +47,12 @@ void ct_pool_on_commit(struct ct_pool *pool, ct_commit_fn fn, void *arg);
  * that broke before BEGIN, so fn must have no effect outside tx. CT_E_UNAVAILABLE when the
  * database cannot be reached. Returns only after COMMIT has been acknowledged. */
 ct_rc ct_store_in_tx(struct ct_pool *pool, ct_tx_fn fn, void *arg, struct ct_err *err);
+/* The same, with message rows and chain events held back and written set-based just before
+ * COMMIT (group commit's writes): ct_store_message_insert then returns a negative placeholder
+ * id, valid only as an event's data "message_id" in the same transaction, and reports a
+ * duplicate only by failing the flush (CT_E_CONFLICT "batch_conflict"): run the work again
+ * with ct_store_in_tx to learn whose it is. */
+ct_rc ct_store_in_tx_batched(struct ct_pool *pool, ct_tx_fn fn, void *arg, struct ct_err *err);
 /* Runs fn on a pooled connection in autocommit mode (reads). */
 ct_rc ct_store_with_conn(struct ct_pool *pool, ct_tx_fn fn, void *arg, struct ct_err *err);
 
@@ -237,6 +243,7 @@ struct ct_message_new {
     const char *target_wamid; /* edit / revoke: the message it changes; NULL otherwise */
     long long sent_us;
     long long receipt_id;  /* 0: none */
+    bool immediate;        /* its real id is needed at once (media): never held back */
 };
 
 /* Inserts a message; *dup is true (and nothing written) when its wamid is already stored.

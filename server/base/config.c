@@ -249,6 +249,8 @@ static const struct var vars[] = {
      "CASETRAIL_INGEST_LANES must be an integer from 0 (group commit off) to 64"},
     {"CASETRAIL_INGEST_GROUP", AT(ingest_group), p_int, "64", 1, 1024,
      "CASETRAIL_INGEST_GROUP must be an integer from 1 to 1024"},
+    {"CASETRAIL_INGEST_BATCHED", AT(ingest_batched), p_flag, "1", 0, 0,
+     "CASETRAIL_INGEST_BATCHED must be 1 or 0"},
     {"CASETRAIL_DB_PREPARE", AT(db_prepare), p_flag, "1", 0, 0,
      "CASETRAIL_DB_PREPARE must be 1 or 0"},
     {"CASETRAIL_WEB_ROOT", AT(web_root), p_string, "web", 0, 0, NULL},
@@ -339,11 +341,17 @@ ct_rc ct_config_load(struct ct_config *cfg, ct_getenv_fn get, void *arg, struct 
             goto fail;
         }
     }
-    /* one lane per pool connection: measured best on 2 cores (bench/ab: 4 lanes 1.32x 2 lanes,
-     * 1.35x none; 8 lanes on a pool of 12 no better than 4). A lane holds its connection only
-     * while it commits, so staff reads still get one between groups. */
-    if (cfg->ingest_lanes < 0)
-        cfg->ingest_lanes = cfg->db_pool;
+    /* one lane per core (at least 2, at most the pool): with a group's rows written set-based,
+     * fewer lanes make bigger groups, and bigger groups pay (bench/ab --loadgen on 2 cores:
+     * batched 2 lanes 1.27x unbatched 2 lanes, 1.11x unbatched 8 lanes with p99 halved; 4
+     * lanes no better than 2). A lane holds its connection only while it commits, so staff
+     * reads still get one between groups. docs/PERFORMANCE.md */
+    if (cfg->ingest_lanes < 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        cfg->ingest_lanes = cores < 2 ? 2 : (cores > 64 ? 64 : (int)cores);
+        if (cfg->ingest_lanes > cfg->db_pool)
+            cfg->ingest_lanes = cfg->db_pool;
+    }
     return CT_OK;
 fail:
     ct_config_free(cfg);

@@ -160,18 +160,29 @@ static cJSON *message_data(const struct ct_wa_message *m, long long message_id,
     return data;
 }
 
-/* A customer's photo, voice note, video, document or sticker: the worker fetches it later. */
-static ct_rc queue_media(struct ct_tx *tx, const struct ct_wa_message *m, long long message_id,
-                         struct ct_err *err)
+/* The media object of a customer's photo, voice note, video, document or sticker that has a
+ * media id to fetch; NULL for anything else. */
+static const cJSON *media_object(const struct ct_wa_message *m)
 {
     static const char *const kinds[] = {"image", "audio", "video", "document", "sticker"};
     const cJSON *obj = NULL;
+    if (m->echo || m->type == NULL)
+        return NULL;
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]) && obj == NULL; i++)
         if (strcmp(m->type, kinds[i]) == 0)
             obj = cJSON_GetObjectItemCaseSensitive(m->raw, kinds[i]);
     const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "id");
-    if (m->echo || !cJSON_IsString(id) || id->valuestring[0] == '\0')
+    return cJSON_IsString(id) && id->valuestring[0] != '\0' ? obj : NULL;
+}
+
+/* Queues the message's media, if any: the worker fetches it later. */
+static ct_rc queue_media(struct ct_tx *tx, const struct ct_wa_message *m, long long message_id,
+                         struct ct_err *err)
+{
+    const cJSON *obj = media_object(m);
+    if (obj == NULL)
         return CT_OK;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(obj, "id");
     const cJSON *mime = cJSON_GetObjectItemCaseSensitive(obj, "mime_type");
     const cJSON *sha = cJSON_GetObjectItemCaseSensitive(obj, "sha256");
     return ct_store_media_insert(tx, message_id, id->valuestring,
@@ -199,6 +210,7 @@ static ct_rc store_message(struct ct_tx *tx, const struct ct_wa_message *m, long
         .direction = m->echo ? "out" : "in", .type = m->type, .body = m->text,
         .payload = payload, .context_wamid = m->context_wamid, .target_wamid = m->target_wamid,
         .sent_us = m->ts * 1000000LL, .receipt_id = receipt->id,
+        .immediate = media_object(m) != NULL, /* the media row needs the message's real id */
     };
     rc = ct_store_message_insert(tx, &row, &message_id, &dup, payload_sha, err);
     free(payload);
@@ -218,7 +230,7 @@ static ct_rc store_message(struct ct_tx *tx, const struct ct_wa_message *m, long
     ev.touch_us = m->ts * 1000000LL;
     rc = ct_store_event_append(tx, &ev, NULL, err);
     cJSON_Delete(data);
-    if (rc == CT_OK && m->type != NULL)
+    if (rc == CT_OK)
         rc = queue_media(tx, m, message_id, err);
     return rc;
 }
@@ -646,6 +658,8 @@ struct ct_ingester {
     size_t max_bytes;
     struct lane *lanes;
     atomic_llong groups, grouped; /* for the metrics: groups committed, webhooks in them */
+    atomic_llong unbatched;       /* groups written again row by row after a batched failure */
+    bool batched;                 /* groups' messages and events written set-based */
 };
 
 struct group {
@@ -653,6 +667,15 @@ struct group {
     size_t n;
     struct pending *failed; /* the webhook whose step failed the last attempt */
 };
+
+/* Whether a failure of a batched group is worth one attempt written row by row: held-back
+ * writes fail for the whole group (a wamid raced in by another transaction, a row the
+ * database refuses), before COMMIT or at a statement that needed them written first, and only
+ * the unbatched run tells whose entry it was. A database that is down fails both. */
+static bool retry_unbatched(ct_rc rc)
+{
+    return rc != CT_OK && rc != CT_E_UNAVAILABLE;
+}
 
 static int cmp_pending(const void *x, const void *y)
 {
@@ -704,6 +727,7 @@ static void run_group(struct ct_ingester *ing, struct pending **p, size_t n)
     struct group g = {p, n, NULL};
     struct ct_err err = {0};
     size_t attempts = 1, active = n;
+    bool batched = ing->batched;
 
     qsort(p, n, sizeof(*p), cmp_pending);
     for (size_t i = 0; i < n; i++) {
@@ -711,8 +735,14 @@ static void run_group(struct ct_ingester *ing, struct pending **p, size_t n)
         attempts += job_entries(&p[i]->j) + 1;
     }
     while (active > 0) {
-        ct_rc rc = ct_store_in_tx(ing->pool, group_tx, &g, &err);
+        ct_rc rc = batched ? ct_store_in_tx_batched(ing->pool, group_tx, &g, &err)
+                           : ct_store_in_tx(ing->pool, group_tx, &g, &err);
         struct pending *f = g.failed;
+        if (batched && retry_unbatched(rc)) {
+            batched = false;
+            atomic_fetch_add(&ing->unbatched, 1);
+            continue;
+        }
         if (rc == CT_OK || f == NULL || rc == CT_E_UNAVAILABLE || --attempts == 0) {
             for (size_t i = 0; i < n; i++) {
                 if (p[i]->active) {
@@ -768,7 +798,7 @@ static void *lane_main(void *arg)
 }
 
 struct ct_ingester *ct_ingester_start(struct ct_pool *pool, int lanes, int max_group,
-                                      size_t max_bytes)
+                                      size_t max_bytes, bool batched)
 {
     struct ct_ingester *ing = calloc(1, sizeof(*ing));
     if (ing == NULL)
@@ -777,6 +807,7 @@ struct ct_ingester *ct_ingester_start(struct ct_pool *pool, int lanes, int max_g
     ing->nlanes = lanes;
     ing->max_group = max_group < 1 ? 1 : max_group;
     ing->max_bytes = max_bytes;
+    ing->batched = batched;
     ing->lanes = calloc((size_t)lanes, sizeof(*ing->lanes));
     if (ing->lanes == NULL) {
         free(ing);
@@ -822,8 +853,10 @@ void ct_ingester_stop(struct ct_ingester *ing)
     free(ing);
 }
 
-void ct_ingester_stats(struct ct_ingester *ing, long long *groups, long long *webhooks)
+void ct_ingester_stats(struct ct_ingester *ing, long long *groups, long long *webhooks,
+                       long long *unbatched)
 {
+    *unbatched = ing != NULL ? atomic_load(&ing->unbatched) : 0;
     *groups = ing != NULL ? atomic_load(&ing->groups) : 0;
     *webhooks = ing != NULL ? atomic_load(&ing->grouped) : 0;
 }

@@ -132,23 +132,27 @@ size_t ct_router_slots(void)
 
 void ct_api_metrics(struct ct_req *req)
 {
-    long long groups, grouped;
-    char ingest[512];
+    long long groups, grouped, unbatched;
+    char ingest[768];
     char *text = ct_metrics_render(req->srv->metrics, req->srv->pool);
     if (text == NULL) {
         ct_http_fail(req, CT_E_INTERNAL, "internal", "out of memory");
         return;
     }
     /* webhooks per group commit: grouped / groups */
-    ct_ingester_stats(req->srv->ingester, &groups, &grouped);
+    ct_ingester_stats(req->srv->ingester, &groups, &grouped, &unbatched);
     int n = snprintf(ingest, sizeof(ingest),
                      "# HELP casetrail_ingest_groups_total Group-commit transactions committed.\n"
                      "# TYPE casetrail_ingest_groups_total counter\n"
                      "casetrail_ingest_groups_total %lld\n"
                      "# HELP casetrail_ingest_grouped_webhooks_total Webhooks committed in them.\n"
                      "# TYPE casetrail_ingest_grouped_webhooks_total counter\n"
-                     "casetrail_ingest_grouped_webhooks_total %lld\n",
-                     groups, grouped);
+                     "casetrail_ingest_grouped_webhooks_total %lld\n"
+                     "# HELP casetrail_ingest_unbatched_total Groups whose set-based write"
+                     " failed, written again row by row.\n"
+                     "# TYPE casetrail_ingest_unbatched_total counter\n"
+                     "casetrail_ingest_unbatched_total %lld\n",
+                     groups, grouped, unbatched);
     size_t tl = strlen(text);
     char *all = realloc(text, tl + (size_t)n + 1);
     if (all == NULL) {

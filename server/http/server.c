@@ -301,7 +301,7 @@ int ct_server_run(struct ct_config *cfg)
         ct_pool_on_commit(srv.pool, ct_notifier_add, srv.notifier);
     if (srv.pool != NULL && srv.cfg.ingest_lanes > 0)
         srv.ingester = ct_ingester_start(srv.pool, srv.cfg.ingest_lanes, srv.cfg.ingest_group,
-                                         16u << 20);
+                                         16u << 20, srv.cfg.ingest_batched);
     if (srv.pool == NULL || srv.metrics == NULL || srv.watchdog == NULL || srv.listener == NULL ||
         srv.notifier == NULL || (srv.cfg.ingest_lanes > 0 && srv.ingester == NULL)) {
         ct_log_error("out of memory (or threads) at start");

@@ -384,7 +384,8 @@ static ct_rc simple(struct ct_tx *tx, const char *sql, struct ct_err *err)
     return rc;
 }
 
-static ct_rc run(struct ct_pool *p, bool in_tx, ct_tx_fn fn, void *arg, struct ct_err *err)
+static ct_rc run(struct ct_pool *p, bool in_tx, bool batched, ct_tx_fn fn, void *arg,
+               struct ct_err *err)
 {
     struct ct_err local;
     ct_rc rc;
@@ -408,6 +409,7 @@ static ct_rc run(struct ct_pool *p, bool in_tx, ct_tx_fn fn, void *arg, struct c
         tx.timed_out = false;
         tx.ntouched = 0; /* a retried transaction starts over */
         tx.touched_overflow = false;
+        tx.defer = NULL;
         if (in_tx) {
             rc = simple(&tx, "BEGIN", err);
             if (rc == CT_E_UNAVAILABLE && attempt == 0) {
@@ -418,7 +420,14 @@ static ct_rc run(struct ct_pool *p, bool in_tx, ct_tx_fn fn, void *arg, struct c
             if (rc != CT_OK)
                 break;
         }
-        rc = fn(&tx, arg, err);
+        if (batched && (tx.defer = ct_defer_new()) == NULL)
+            rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+        else
+            rc = fn(&tx, arg, err);
+        if (rc == CT_OK)
+            rc = ct_defer_flush(&tx, err); /* what a batched transaction held back */
+        ct_defer_free(tx.defer);
+        tx.defer = NULL;
         if (!in_tx && rc == CT_E_UNAVAILABLE && attempt == 0) {
             /* reads are safe to repeat on a fresh connection after a database restart */
             drop_conn(p, slot);
@@ -472,12 +481,17 @@ void ct_pool_on_commit(struct ct_pool *p, ct_commit_fn fn, void *arg)
 
 ct_rc ct_store_in_tx(struct ct_pool *p, ct_tx_fn fn, void *arg, struct ct_err *err)
 {
-    return run(p, true, fn, arg, err);
+    return run(p, true, false, fn, arg, err);
+}
+
+ct_rc ct_store_in_tx_batched(struct ct_pool *p, ct_tx_fn fn, void *arg, struct ct_err *err)
+{
+    return run(p, true, true, fn, arg, err);
 }
 
 ct_rc ct_store_with_conn(struct ct_pool *p, ct_tx_fn fn, void *arg, struct ct_err *err)
 {
-    return run(p, false, fn, arg, err);
+    return run(p, false, false, fn, arg, err);
 }
 
 void ct_store_copy(char *dst, size_t cap, const PGresult *res, int row, int col)

@@ -81,6 +81,18 @@ static ct_rc get_salt(struct ct_tx *tx, const char *scope, unsigned char salt[CT
     return CT_OK;
 }
 
+/* get_salt, remembered for the rest of a batched transaction. */
+static ct_rc salt_of(struct ct_tx *tx, const char *scope, unsigned char salt[CT_SALT_LEN],
+                     struct ct_err *err)
+{
+    if (tx->defer != NULL && ct_defer_salt_find(tx->defer, scope, salt))
+        return CT_OK;
+    ct_rc rc = get_salt(tx, scope, salt, err);
+    if (rc == CT_OK && tx->defer != NULL)
+        ct_defer_salt_add(tx->defer, scope, salt);
+    return rc;
+}
+
 /* The scope of the event's first text, whose salt lock_chain fetches on the way. */
 static const char *first_scope(const struct ct_event_new *ev)
 {
@@ -149,7 +161,7 @@ static ct_rc digest_texts(struct ct_tx *tx, const struct ct_event_new *ev,
         if (ev->texts[i].body == NULL)
             continue;
         if (have == NULL || strcmp(have, ev->texts[i].salt_scope) != 0) {
-            rc = get_salt(tx, ev->texts[i].salt_scope, salt, err);
+            rc = salt_of(tx, ev->texts[i].salt_scope, salt, err);
             if (rc != CT_OK)
                 goto out;
         }
@@ -223,6 +235,45 @@ oom:
     " hu AS (UPDATE users SET last_seq = $3, chain_head = $14 WHERE id = $2)"                 \
     " SELECT id FROM e"
 
+/* A batched transaction's append: the chain is locked (and its head read) once, the event
+ * held with its digests; store_defer.c hashes and writes it before COMMIT. */
+static ct_rc append_deferred(struct ct_tx *tx, const struct ct_event_new *ev, long long *seq_out,
+                             struct ct_err *err)
+{
+    unsigned char head[CT_HASH_LEN], salt[CT_SALT_LEN];
+    char *digests = NULL, *texts = NULL;
+    long long last_seq = 0;
+    bool have_salt = false, ticket = strcmp(ev->chain_kind, CT_CHAIN_TICKET) == 0;
+    ct_rc rc = CT_OK;
+
+    int chain = ct_defer_chain_find(tx->defer, ticket, ev->chain_id);
+    if (chain < 0) {
+        rc = lock_chain(tx, ev, &last_seq, head, salt, &have_salt, err);
+        if (rc != CT_OK)
+            goto out;
+        if (have_salt)
+            ct_defer_salt_add(tx->defer, first_scope(ev), salt);
+        chain = ct_defer_chain_add(tx->defer, ticket, ev->chain_id, last_seq, head);
+        if (chain < 0) {
+            rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+            goto out;
+        }
+    }
+    rc = digest_texts(tx, ev, salt, false, &digests, err);
+    if (rc == CT_OK)
+        rc = texts_json(ev, &texts, err);
+    if (rc != CT_OK) {
+        free(digests);
+        goto out;
+    }
+    rc = ct_defer_event(tx->defer, chain, ev, digests, texts, seq_out, err);
+    if (rc == CT_OK && ticket)
+        ct_tx_touch(tx, ev->chain_id);
+out:
+    OPENSSL_cleanse(salt, sizeof(salt));
+    return rc;
+}
+
 ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, long long *seq_out,
                             struct ct_err *err)
 {
@@ -235,6 +286,8 @@ ct_rc ct_store_event_append(struct ct_tx *tx, const struct ct_event_new *ev, lon
     PGresult *res = NULL;
     ct_rc rc;
 
+    if (tx->defer != NULL)
+        return append_deferred(tx, ev, seq_out, err);
     rc = lock_chain(tx, ev, &last_seq, prev, salt, &have_salt, err);
     if (rc != CT_OK)
         goto out;

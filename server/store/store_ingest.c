@@ -176,6 +176,8 @@ ct_rc ct_store_contact_set_ids(struct ct_tx *tx, long long id, const char *wa_id
                                const char *user_id, const char *parent_user_id,
                                struct ct_err *err)
 {
+    if (ct_defer_flush(tx, err) != CT_OK) /* it reads what a batch holds back */
+        return err->rc;
     struct ct_params p = {0};
     ct_param_ll(&p, id);
     ct_param_str(&p, wa_id);
@@ -190,6 +192,8 @@ ct_rc ct_store_contact_set_ids(struct ct_tx *tx, long long id, const char *wa_id
 ct_rc ct_store_contact_merge(struct ct_tx *tx, long long from, long long into,
                              struct ct_err *err)
 {
+    if (ct_defer_flush(tx, err) != CT_OK) /* it reads what a batch holds back */
+        return err->rc;
     struct ct_params p = {0};
     ct_param_ll(&p, from);
     ct_param_ll(&p, into);
@@ -219,6 +223,8 @@ ct_rc ct_store_contact_username(struct ct_tx *tx, long long id, const char *user
 ct_rc ct_store_ticket_latest(struct ct_tx *tx, long long contact_id, long long *id,
                              struct ct_err *err)
 {
+    if (ct_defer_flush(tx, err) != CT_OK) /* it reads what a batch holds back */
+        return err->rc;
     struct ct_params p = {0};
     ct_param_ll(&p, contact_id);
     PGresult *res = ct_tx_query(tx, "SELECT id FROM tickets WHERE contact_id = $1"
@@ -257,6 +263,10 @@ ct_rc ct_store_message_exists(struct ct_tx *tx, const char *wamid, bool *exists,
                               struct ct_err *err)
 {
     const char *pv[] = {wamid};
+    if (tx->defer != NULL && ct_defer_has_wamid(tx->defer, wamid)) {
+        *exists = true; /* held back by this batched transaction */
+        return CT_OK;
+    }
     PGresult *res = ct_tx_exec(tx, "SELECT 1 FROM messages WHERE wamid = $1", 1, pv, err);
     if (res == NULL)
         return err->rc;
@@ -269,6 +279,11 @@ ct_rc ct_store_message_insert(struct ct_tx *tx, const struct ct_message_new *m, 
                               bool *dup, char payload_sha256[65], struct ct_err *err)
 {
     struct ct_params p = {0};
+    if (tx->defer != NULL && !m->immediate) {
+        *dup = false; /* a duplicate fails the flush instead (see ct_store_in_tx_batched) */
+        payload_sha256[0] = '\0';
+        return ct_defer_message(tx->defer, m, id, err);
+    }
     ct_param_str(&p, m->wamid);
     ct_param_id(&p, m->ticket_id);
     ct_param_ll(&p, m->contact_id);
@@ -306,6 +321,8 @@ ct_rc ct_store_message_insert(struct ct_tx *tx, const struct ct_message_new *m, 
 ct_rc ct_store_outbound_lock(struct ct_tx *tx, const char *wamid, struct ct_outbound_ref *out,
                              bool *found, struct ct_err *err)
 {
+    if (ct_defer_flush(tx, err) != CT_OK) /* it reads what a batch holds back */
+        return err->rc;
     const char *pv[] = {wamid};
     PGresult *res = ct_tx_exec(tx, "SELECT id, coalesce(ticket_id, 0), coalesce(status, '')"
                                    " FROM messages WHERE wamid = $1 AND direction = 'out'"

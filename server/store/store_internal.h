@@ -4,6 +4,7 @@
 
 #include <libpq-fe.h>
 
+#include "casetrail/audit.h"
 #include "casetrail/store.h"
 
 /* Statements already prepared on one connection, by a hash of their SQL text. */
@@ -26,7 +27,39 @@ struct ct_tx {
     long long touched[CT_TX_TOUCHED];
     int ntouched;
     bool touched_overflow;
+    /* a batched transaction's held-back writes (store_defer.c); NULL writes at once */
+    struct ct_defer *defer;
 };
+
+/* ---- set-based writes of a batched transaction (store_defer.c) ----
+ * Message rows and chain events are held in memory and written by ct_defer_flush, which
+ * ct_store_in_tx_batched runs before COMMIT and which any statement that reads messages or
+ * events first runs itself (a barrier). Chains are indexes into the defer's list. */
+struct ct_defer;
+struct ct_defer *ct_defer_new(void);
+void ct_defer_free(struct ct_defer *d);
+/* The chain's index, or -1 when this transaction has not locked it yet. */
+int ct_defer_chain_find(const struct ct_defer *d, bool ticket, long long id);
+/* Remembers a chain just locked with its head; its index, -1 on OOM. */
+int ct_defer_chain_add(struct ct_defer *d, bool ticket, long long id, long long last_seq,
+                       const unsigned char head[CT_HASH_LEN]);
+bool ct_defer_salt_find(const struct ct_defer *d, const char *scope,
+                        unsigned char salt[CT_SALT_LEN]);
+void ct_defer_salt_add(struct ct_defer *d, const char *scope,
+                       const unsigned char salt[CT_SALT_LEN]);
+/* Whether a held message has this wamid. */
+bool ct_defer_has_wamid(const struct ct_defer *d, const char *wamid);
+/* Holds a copy of m; *placeholder is its id inside this transaction's event data (negative),
+ * replaced by the real id (and payload_sha256 by the stored payload's) when it is written. */
+ct_rc ct_defer_message(struct ct_defer *d, const struct ct_message_new *m, long long *placeholder,
+                       struct ct_err *err);
+/* Holds an event on chain with its canonical digests and texts JSON (both taken over, even on
+ * failure); *seq_out gets its seq. The hash is computed at flush, in append order. */
+ct_rc ct_defer_event(struct ct_defer *d, int chain, const struct ct_event_new *ev, char *digests,
+                     char *texts, long long *seq_out, struct ct_err *err);
+/* Writes whatever is held (messages, then events, texts and heads); nothing when tx->defer is
+ * NULL or empty. */
+ct_rc ct_defer_flush(struct ct_tx *tx, struct ct_err *err);
 
 /* Notes that tx appended to ticket_id's chain (see struct ct_tx). */
 void ct_tx_touch(struct ct_tx *tx, long long ticket_id);

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include "store_internal.h"
 
 #define REF_COLS                                                                              \
@@ -20,18 +22,49 @@ static void row_to_ref(const PGresult *res, struct ct_ticket_ref *out)
     out->complaint_escalated = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
 }
 
+/* In a batched transaction the live ticket's row lock is also its chain's: the same statement
+ * reads the chain head and the contact's text salt (the scope of a customer's message event)
+ * and takes the digest's shared lock, as the event append would one round trip later. */
+#define LIVE_CHAIN_SQL                                                                        \
+    "SELECT " REF_COLS ", last_seq, chain_head, pg_advisory_xact_lock_shared(" CT_DIGEST_LOCK \
+    "), (SELECT salt FROM text_salts WHERE scope = 'contact:' || $1::bigint) FROM tickets"    \
+    " WHERE contact_id = $1::bigint AND status <> 'closed' FOR UPDATE"
+
+static void remember_chain(struct ct_tx *tx, const PGresult *res, long long contact_id)
+{
+    unsigned char head[CT_HASH_LEN], salt[CT_SALT_LEN];
+    char scope[48];
+    long long id = atoll(PQgetvalue(res, 0, 0));
+    if (ct_defer_chain_find(tx->defer, true, id) >= 0)
+        return; /* already locked here, with a head newer than the table's */
+    if (!ct_store_bytea(res, 0, 7, head, CT_HASH_LEN))
+        memset(head, 0, CT_HASH_LEN);
+    ct_defer_chain_add(tx->defer, true, id, atoll(PQgetvalue(res, 0, 6)), head);
+    snprintf(scope, sizeof(scope), "contact:%lld", contact_id);
+    unsigned char known[CT_SALT_LEN];
+    if (ct_store_bytea(res, 0, 9, salt, CT_SALT_LEN) && !ct_defer_salt_find(tx->defer, scope, known))
+        ct_defer_salt_add(tx->defer, scope, salt);
+    OPENSSL_cleanse(salt, sizeof(salt));
+    OPENSSL_cleanse(known, sizeof(known));
+}
+
 ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, struct ct_ticket_ref *out,
                            struct ct_err *err)
 {
     struct ct_params p = {0};
     ct_param_ll(&p, contact_id);
-    PGresult *res = ct_tx_query(tx, "SELECT " REF_COLS " FROM tickets WHERE contact_id = $1"
-                                    " AND status <> 'closed' FOR UPDATE", &p, err);
+    PGresult *res = ct_tx_query(tx, tx->defer != NULL ? LIVE_CHAIN_SQL
+                                                      : "SELECT " REF_COLS " FROM tickets WHERE"
+                                                        " contact_id = $1 AND status <> 'closed'"
+                                                        " FOR UPDATE", &p, err);
     if (res == NULL)
         return err->rc;
     memset(out, 0, sizeof(*out));
-    if (PQntuples(res) == 1)
+    if (PQntuples(res) == 1) {
         row_to_ref(res, out);
+        if (tx->defer != NULL)
+            remember_chain(tx, res, contact_id);
+    }
     PQclear(res);
     return CT_OK;
 }
