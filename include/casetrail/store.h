@@ -152,6 +152,19 @@ struct ct_receipt_new {
  * or NULL) is set for each wamid already stored. */
 ct_rc ct_store_receipt_insert(struct ct_tx *tx, const struct ct_receipt_new *r, long long *id,
                               bool *dup, char sha256_hex[65], bool *known, struct ct_err *err);
+/* What storing one receipt of a group tells: known is the caller's array (nwamids entries,
+ * or NULL), filled as ct_store_receipt_insert fills it. */
+struct ct_receipt_out {
+    long long id;
+    bool dup;
+    char sha256[65];
+    bool *known;
+};
+/* ct_store_receipt_insert for rs[0..n) in one statement, with the same results as inserting
+ * them one after another in that order (a body twice in rs: the second is a duplicate of the
+ * first). */
+ct_rc ct_store_receipts_insert(struct ct_tx *tx, const struct ct_receipt_new *rs, size_t n,
+                               struct ct_receipt_out *out, struct ct_err *err);
 ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int statuses,
                               int rejected, struct ct_err *err);
 /* Records an entry of receipt_id that could not be stored (kind "message" or "status", its

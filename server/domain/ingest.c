@@ -39,6 +39,8 @@ struct job {
     bool *known;                  /* by message index: its wamid was stored before */
     char *wamids;                 /* the messages' wamids as a JSON array, by index */
     struct receipt receipt;
+    bool receipt_stored;          /* this attempt's group stored the receipt (receipt, dup) */
+    bool receipt_dup;
     bool failed_on_entry;         /* the last attempt failed inside entry (failed_msg, idx) */
     bool failed_msg;
     size_t failed_idx;
@@ -446,19 +448,13 @@ static ct_rc record_rejects(struct ct_tx *tx, struct job *j, struct ct_err *err)
     return rc;
 }
 
-static ct_rc ingest_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+/* The receipt as it goes in: the counts of an all-new body, less the entries left out. */
+static struct ct_receipt_new receipt_new(const struct job *j)
 {
-    struct job *j = arg;
     const struct ct_wa_batch *b = j->batch;
-    ct_rc rc;
-
-    /* a retried transaction starts from zero */
-    memset(j->res, 0, sizeof(*j->res));
-    j->failed_on_entry = false;
     struct ct_receipt_new rn = {j->body, j->len, j->signature, 0, 0, (int)b->nrejects,
                                 j->wamids, b->nmessages};
     for (size_t i = 0; i < b->nmessages; i++) {
-        j->known[i] = false;
         rn.messages += !j->mout[i].set;
         rn.rejected += j->mout[i].set;
     }
@@ -466,9 +462,29 @@ static ct_rc ingest_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
         rn.statuses += !j->sout[i].set;
         rn.rejected += j->sout[i].set;
     }
-    rc = ct_store_receipt_insert(tx, &rn, &j->res->receipt_id, &j->res->receipt_duplicate,
-                                 j->receipt.sha256, j->known, err);
-    j->receipt.id = j->res->receipt_id;
+    return rn;
+}
+
+static ct_rc ingest_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
+{
+    struct job *j = arg;
+    const struct ct_wa_batch *b = j->batch;
+    ct_rc rc = CT_OK;
+
+    /* a retried transaction starts from zero */
+    memset(j->res, 0, sizeof(*j->res));
+    j->failed_on_entry = false;
+    struct ct_receipt_new rn = receipt_new(j);
+    if (j->receipt_stored) { /* with the rest of its group, known[] filled on the way */
+        j->res->receipt_id = j->receipt.id;
+        j->res->receipt_duplicate = j->receipt_dup;
+    } else {
+        for (size_t i = 0; i < b->nmessages; i++)
+            j->known[i] = false;
+        rc = ct_store_receipt_insert(tx, &rn, &j->res->receipt_id, &j->res->receipt_duplicate,
+                                     j->receipt.sha256, j->known, err);
+        j->receipt.id = j->res->receipt_id;
+    }
     for (size_t i = 0; rc == CT_OK && i < b->nmessages; i++) {
         size_t m = j->morder[i];
         if (j->mout[m].set)
@@ -666,6 +682,7 @@ struct group {
     struct pending **p;
     size_t n;
     struct pending *failed; /* the webhook whose step failed the last attempt */
+    bool batched;           /* this attempt writes set-based (receipts, messages, events) */
 };
 
 /* Whether a failure of a batched group is worth one attempt written row by row: held-back
@@ -703,10 +720,61 @@ static size_t lane_of(const struct ct_ingester *ing, const char *key)
     return (size_t)(h % (unsigned long)ing->nlanes);
 }
 
+/* Bodies up to this size have their receipts stored together, in one statement; a larger one
+ * (rare: Meta's webhooks are a few KiB) alone, so the statement stays small. */
+#define GROUP_RECEIPT_MAX (64 * 1024)
+
+/* Stores the receipts of the group's active webhooks in one statement (a batched group's): each
+ * job's receipt fields as its own insert would have set them. */
+static ct_rc group_receipts(struct ct_tx *tx, struct group *g, struct ct_err *err)
+{
+    struct ct_receipt_new *rs = calloc(g->n + 1, sizeof(*rs));
+    struct ct_receipt_out *out = calloc(g->n + 1, sizeof(*out));
+    struct job **jobs = calloc(g->n + 1, sizeof(*jobs));
+    size_t n = 0;
+    ct_rc rc = CT_OK;
+
+    if (rs == NULL || out == NULL || jobs == NULL) {
+        rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        struct job *j = &g->p[i]->j;
+        if (!g->p[i]->active || j->len > GROUP_RECEIPT_MAX)
+            continue;
+        for (size_t m = 0; m < j->batch->nmessages; m++)
+            j->known[m] = false;
+        jobs[n] = j;
+        rs[n] = receipt_new(j);
+        out[n].known = j->known;
+        n++;
+    }
+    if (n > 1) /* one receipt alone goes the usual way, with no JSON to build */
+        rc = ct_store_receipts_insert(tx, rs, n, out, err);
+    for (size_t i = 0; rc == CT_OK && n > 1 && i < n; i++) {
+        jobs[i]->receipt_stored = true;
+        jobs[i]->receipt.id = out[i].id;
+        jobs[i]->receipt_dup = out[i].dup;
+        memcpy(jobs[i]->receipt.sha256, out[i].sha256, sizeof(out[i].sha256));
+    }
+out:
+    free(rs);
+    free(out);
+    free(jobs);
+    return rc;
+}
+
 static ct_rc group_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 {
     struct group *g = arg;
     g->failed = NULL;
+    for (size_t i = 0; i < g->n; i++)
+        g->p[i]->j.receipt_stored = false;
+    if (g->batched) {
+        ct_rc rc = group_receipts(tx, g, err);
+        if (rc != CT_OK)
+            return rc; /* nobody's in particular: the group goes again row by row */
+    }
     for (size_t i = 0; i < g->n; i++) {
         if (!g->p[i]->active)
             continue;
@@ -724,7 +792,7 @@ static ct_rc group_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
  * is nobody's in particular (the database down) answers them all. */
 static void run_group(struct ct_ingester *ing, struct pending **p, size_t n)
 {
-    struct group g = {p, n, NULL};
+    struct group g = {p, n, NULL, false};
     struct ct_err err = {0};
     size_t attempts = 1, active = n;
     bool batched = ing->batched;
@@ -735,6 +803,7 @@ static void run_group(struct ct_ingester *ing, struct pending **p, size_t n)
         attempts += job_entries(&p[i]->j) + 1;
     }
     while (active > 0) {
+        g.batched = batched;
         ct_rc rc = batched ? ct_store_in_tx_batched(ing->pool, group_tx, &g, &err)
                            : ct_store_in_tx(ing->pool, group_tx, &g, &err);
         struct pending *f = g.failed;

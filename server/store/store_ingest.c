@@ -75,6 +75,151 @@ ct_rc ct_store_receipt_insert(struct ct_tx *tx, const struct ct_receipt_new *r, 
     return CT_OK;
 }
 
+/* The group's receipts in arrival order (i): each distinct body inserted once, in that order so
+ * ids grow as one by one; per receipt its id when this statement inserted it, whether it is the
+ * first of its bytes in the group, and which of its wamids are stored already. */
+#define RECEIPTS_SQL                                                                          \
+    "WITH r AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS r (i int, body text, sha text," \
+    " len bigint, verified boolean, signature text, messages int, statuses int, rejected int," \
+    " wamids jsonb)),"                                                                         \
+    " ins AS (INSERT INTO webhook_receipts (body, body_sha256, body_length,"                  \
+    " signature_verified, signature, messages, statuses, rejected)"                           \
+    " SELECT decode(body, 'base64'), decode(sha, 'hex'), len, verified, signature, messages," \
+    " statuses, rejected FROM (SELECT DISTINCT ON (sha) * FROM r ORDER BY sha, i) d ORDER BY i" \
+    " ON CONFLICT (body_sha256) DO NOTHING RETURNING id, encode(body_sha256, 'hex') AS sha)"   \
+    " SELECT r.i, ins.id, r.i = (SELECT min(x.i) FROM r x WHERE x.sha = r.sha),"              \
+    " ARRAY(SELECT w.k FROM jsonb_array_elements_text(coalesce(r.wamids, '[]'))"              \
+    " WITH ORDINALITY w (wamid, k) WHERE (SELECT true FROM messages m"                        \
+    " WHERE m.wamid = w.wamid LIMIT 1)) FROM r LEFT JOIN ins ON ins.sha = r.sha ORDER BY r.i"
+
+static cJSON *receipt_json(const struct ct_receipt_new *r, size_t i, const char *sha)
+{
+    int b64len = 4 * (int)((r->len + 2) / 3);
+    char *b64 = malloc((size_t)b64len + 1);
+    cJSON *o = cJSON_CreateObject();
+    bool ok = b64 != NULL && o != NULL;
+    if (ok)
+        EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)r->body, (int)r->len);
+    ok = ok && cJSON_AddNumberToObject(o, "i", (double)i) != NULL &&
+         cJSON_AddStringToObject(o, "body", b64) != NULL &&
+         cJSON_AddStringToObject(o, "sha", sha) != NULL &&
+         cJSON_AddNumberToObject(o, "len", (double)r->len) != NULL &&
+         cJSON_AddBoolToObject(o, "verified", r->signature != NULL) != NULL &&
+         (r->signature != NULL ? cJSON_AddStringToObject(o, "signature", r->signature)
+                               : cJSON_AddNullToObject(o, "signature")) != NULL &&
+         cJSON_AddNumberToObject(o, "messages", r->messages) != NULL &&
+         cJSON_AddNumberToObject(o, "statuses", r->statuses) != NULL &&
+         cJSON_AddNumberToObject(o, "rejected", r->rejected) != NULL &&
+         (r->wamids_json != NULL ? cJSON_AddRawToObject(o, "wamids", r->wamids_json)
+                                 : cJSON_AddNullToObject(o, "wamids")) != NULL;
+    free(b64);
+    if (!ok) {
+        cJSON_Delete(o);
+        return NULL;
+    }
+    return o;
+}
+
+/* Ids of receipts stored before this group (a redelivery): one lookup for all of them. */
+static ct_rc earlier_receipts(struct ct_tx *tx, struct ct_receipt_out *out, size_t n,
+                              struct ct_err *err)
+{
+    cJSON *shas = cJSON_CreateArray();
+    char *json = NULL;
+    PGresult *res = NULL;
+    ct_rc rc = CT_OK;
+
+    for (size_t i = 0; shas != NULL && i < n; i++)
+        if (out[i].id == 0 && !cJSON_AddItemToArray(shas, cJSON_CreateString(out[i].sha256)))
+            goto oom;
+    if (shas == NULL || (json = cJSON_PrintUnformatted(shas)) == NULL)
+        goto oom;
+    struct ct_params p = {0};
+    ct_param_str(&p, json);
+    /* a new statement: it sees a receipt committed while the insert waited on it */
+    res = ct_tx_query(tx, "SELECT encode(body_sha256, 'hex'), id FROM webhook_receipts"
+                          " WHERE body_sha256 IN (SELECT decode(x, 'hex') FROM"
+                          " jsonb_array_elements_text($1::jsonb) x)", &p, err);
+    if (res == NULL) {
+        rc = err->rc;
+        goto out;
+    }
+    for (int r = 0; r < PQntuples(res); r++)
+        for (size_t i = 0; i < n; i++)
+            if (out[i].id == 0 && strcmp(out[i].sha256, PQgetvalue(res, r, 0)) == 0)
+                out[i].id = atoll(PQgetvalue(res, r, 1));
+    for (size_t i = 0; i < n; i++)
+        if (out[i].id == 0)
+            rc = ct_err_set(err, CT_E_INTERNAL, "internal", "receipt vanished");
+    goto out;
+oom:
+    rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+out:
+    PQclear(res);
+    free(json);
+    cJSON_Delete(shas);
+    return rc;
+}
+
+ct_rc ct_store_receipts_insert(struct ct_tx *tx, const struct ct_receipt_new *rs, size_t n,
+                               struct ct_receipt_out *out, struct ct_err *err)
+{
+    cJSON *arr = cJSON_CreateArray();
+    char *json = NULL;
+    PGresult *res = NULL;
+    bool earlier = false;
+    ct_rc rc = CT_OK;
+
+    for (size_t i = 0; arr != NULL && i < n; i++) {
+        ct_sha256_hex(rs[i].body, rs[i].len, out[i].sha256);
+        out[i].id = 0;
+        out[i].dup = false;
+        cJSON *o = receipt_json(&rs[i], i, out[i].sha256);
+        if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
+            cJSON_Delete(o);
+            goto oom;
+        }
+    }
+    if (arr == NULL || (json = cJSON_PrintUnformatted(arr)) == NULL)
+        goto oom;
+    struct ct_params p = {0};
+    ct_param_str(&p, json);
+    res = ct_tx_query(tx, RECEIPTS_SQL, &p, err);
+    if (res == NULL) {
+        rc = err->rc;
+        goto out;
+    }
+    if ((size_t)PQntuples(res) != n) {
+        rc = ct_err_set(err, CT_E_INTERNAL, "internal", "receipts answer has the wrong length");
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        bool first = strcmp(PQgetvalue(res, (int)i, 2), "t") == 0;
+        if (out[i].known != NULL)
+            mark_known(PQgetvalue(res, (int)i, 3), out[i].known, rs[i].nwamids);
+        /* only the first of a body's copies in the group is new, and only if it was inserted */
+        out[i].dup = !first || PQgetisnull(res, (int)i, 1);
+        out[i].id = first && !PQgetisnull(res, (int)i, 1) ? atoll(PQgetvalue(res, (int)i, 1)) : 0;
+    }
+    /* later copies in the group share their first's id, wherever it came from */
+    for (size_t i = 0; i < n; i++)
+        for (size_t k = 0; k < i && out[i].id == 0; k++)
+            if (out[k].id != 0 && strcmp(out[k].sha256, out[i].sha256) == 0)
+                out[i].id = out[k].id;
+    for (size_t i = 0; i < n; i++)
+        earlier = earlier || out[i].id == 0;
+    if (earlier)
+        rc = earlier_receipts(tx, out, n, err);
+    goto out;
+oom:
+    rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+out:
+    PQclear(res);
+    free(json);
+    cJSON_Delete(arr);
+    return rc;
+}
+
 ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int statuses,
                               int rejected, struct ct_err *err)
 {

@@ -73,6 +73,16 @@ class GroupCommit(ServerTest):
         self.assertEqual(self.one("SELECT count(*) FROM messages WHERE wamid LIKE 'wamid.gc.%'"),
                          str(n))
         self.assertEqual(sum(a.json()["messages_new"] for a in answers), n)
+        # a group's receipts go in together: one per distinct body, and a body sent twice is
+        # the same receipt both times, whichever group each copy joined
+        self.assertEqual(self.one("SELECT count(*) FROM webhook_receipts WHERE id = ANY(:'ids')",
+                                  ids="{%s}" % ",".join(str(a.json()["receipt_id"])
+                                                        for a in answers)),
+                         str(n + len(other)))
+        by_body = {}
+        for body, a in zip(every, answers):
+            by_body.setdefault(body, set()).add(a.json()["receipt_id"])
+        self.assertEqual([b for b, ids in by_body.items() if len(ids) != 1], [])
         self.assertEqual(self.one("SELECT count(DISTINCT t.contact_id) FROM tickets t JOIN contacts c"
                                   " ON c.id = t.contact_id WHERE c.wa_id LIKE '92340%'"),
                          str(CONTACTS))
