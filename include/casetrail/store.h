@@ -229,9 +229,12 @@ ct_rc ct_store_contact_name(struct ct_tx *tx, long long id, const char *name, lo
 ct_rc ct_store_message_exists(struct ct_tx *tx, const char *wamid, bool *exists,
                               struct ct_err *err);
 
-/* The contact's ticket that is not closed, locked (FOR UPDATE); out->id is 0 when none. */
-ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, struct ct_ticket_ref *out,
-                           struct ct_err *err);
+/* The contact's ticket that is not closed, locked (FOR UPDATE); out->id is 0 when none. With a
+ * wamid (NULL: none), *known says whether a message with it is stored (or held back in this
+ * batched transaction), checked in the same statement; run it under the contact's row lock.
+ * When *known, out may be left empty. */
+ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, const char *wamid,
+                           struct ct_ticket_ref *out, bool *known, struct ct_err *err);
 /* Locks a ticket by id; CT_E_NOT_FOUND when it does not exist. */
 ct_rc ct_store_ticket_lock(struct ct_tx *tx, long long id, struct ct_ticket_ref *out,
                            struct ct_err *err);
@@ -529,6 +532,10 @@ ct_rc ct_store_rules_list(struct ct_tx *tx, cJSON **out, struct ct_err *err);
 ct_rc ct_store_rules_replace(struct ct_tx *tx, const cJSON *rules, struct ct_err *err);
 /* First enabled rule matching text (case-insensitive); *rule_id is 0 when none. pattern gets
  * the rule's pattern (room for 1024 bytes). */
+/* In a batched transaction: finds the rule each of texts[0..n) matches in one statement, so
+ * ct_store_rule_match answers them without a round trip. Nothing otherwise. */
+ct_rc ct_store_rules_prefetch(struct ct_tx *tx, const char *const *texts, size_t n,
+                              struct ct_err *err);
 ct_rc ct_store_rule_match(struct ct_tx *tx, const char *text, long long *rule_id,
                           char pattern[1024], struct ct_err *err);
 

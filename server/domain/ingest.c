@@ -11,6 +11,7 @@
 #include "casetrail/ingest.h"
 #include "casetrail/log.h"
 #include "casetrail/store.h"
+#include "casetrail/text.h"
 #include "casetrail/workflow.h"
 
 /* The receipt a batch arrived in: its id and the SHA-256 of its bytes, which every event it
@@ -88,19 +89,18 @@ static void message_event(struct ct_event_new *ev, long long ticket_id,
     ev->occurred_us = m->ts * 1000000LL;
 }
 
-/* Finds, reopens or creates the message's ticket; *out is its (locked) row as it now is. */
+/* Reopens or creates the message's ticket from live, the contact's live ticket (locked; id 0
+ * when none); *out is its row as it now is. */
 static ct_rc ticket_for_message(struct ct_tx *tx, const struct ct_wa_message *m,
-                                long long contact_id, const char *scope, struct ct_ticket_ref *out,
+                                long long contact_id, const char *scope,
+                                const struct ct_ticket_ref *live, struct ct_ticket_ref *out,
                                 struct ct_ingest_result *res, struct ct_err *err)
 {
-    struct ct_ticket_ref t;
+    struct ct_ticket_ref t = *live;
     struct ct_event_new ev;
     cJSON *data = NULL;
-    ct_rc rc;
+    ct_rc rc = CT_OK;
 
-    rc = ct_store_ticket_live(tx, contact_id, &t, err);
-    if (rc != CT_OK)
-        return rc;
     if (t.id == 0) {
         rc = ct_store_ticket_create(tx, contact_id, m->phone_number_id, &t.id, err);
         if (rc != CT_OK)
@@ -133,15 +133,6 @@ static ct_rc ticket_for_message(struct ct_tx *tx, const struct ct_wa_message *m,
     return rc;
 }
 
-/* Whether wamid is already stored; counts it as a duplicate when it is. */
-static ct_rc seen_before(struct ct_tx *tx, const char *wamid, bool *dup,
-                         struct ct_ingest_result *res, struct ct_err *err)
-{
-    ct_rc rc = ct_store_message_exists(tx, wamid, dup, err);
-    if (rc == CT_OK && *dup)
-        res->messages_duplicate++;
-    return rc;
-}
 
 /* The message's event data: ids only, and the SHA-256 of the bytes it came in. */
 static cJSON *message_data(const struct ct_wa_message *m, long long message_id,
@@ -262,8 +253,8 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m,
     struct ct_identity who = {m->phone_number_id, m->from, m->user_id, m->parent_user_id};
     struct ct_identity renewed = {m->phone_number_id, m->new_wa_id, m->new_user_id, NULL};
     struct ct_resolved contact, change = {0};
-    struct ct_ticket_ref ticket;
-    bool dup = false;
+    struct ct_ticket_ref live = {0}, ticket;
+    bool dup = false, renumbered = m->new_wa_id != NULL || m->new_user_id != NULL;
     char scope[48];
     ct_rc rc;
 
@@ -279,18 +270,28 @@ static ct_rc ingest_message(struct ct_tx *tx, const struct ct_wa_message *m,
     rc = ct_contacts_resolve(tx, &who, &contact, err);
     if (rc != CT_OK)
         return rc;
-    rc = seen_before(tx, m->wamid, &dup, res, err);
+    /* the second check, with the live ticket in the same statement; a number change may fold
+     * another contact's tickets into this one, so then the ticket is looked up after it */
+    if (renumbered)
+        rc = ct_store_message_exists(tx, m->wamid, &dup, err);
+    else
+        rc = ct_store_ticket_live(tx, contact.contact_id, m->wamid, &live, &dup, err);
+    if (rc == CT_OK && dup)
+        res->messages_duplicate++;
     if (rc != CT_OK || dup)
         return rc;
     snprintf(scope, sizeof(scope), "contact:%lld", contact.contact_id);
     /* user_changed_number / user_changed_user_id: the same customer under new ids */
-    if (m->new_wa_id != NULL || m->new_user_id != NULL)
+    if (renumbered) {
         rc = ct_contacts_change_ids(tx, contact.contact_id, m->phone_number_id, m->new_wa_id,
                                     m->new_user_id, &change, err);
+        if (rc == CT_OK)
+            rc = ct_store_ticket_live(tx, contact.contact_id, NULL, &live, &dup, err);
+    }
     if (rc == CT_OK)
         rc = contact_display(tx, m, &contact, err);
     if (rc == CT_OK)
-        rc = ticket_for_message(tx, m, contact.contact_id, scope, &ticket, res, err);
+        rc = ticket_for_message(tx, m, contact.contact_id, scope, &live, &ticket, res, err);
     if (rc == CT_OK)
         rc = ct_contacts_record_link(tx, ticket.id, &who, &contact, scope, m->ts * 1000000LL,
                                      err);
@@ -764,6 +765,35 @@ out:
     return rc;
 }
 
+/* The complaint rules each customer message of the group matches, in one statement. */
+static ct_rc group_rules(struct ct_tx *tx, struct group *g, struct ct_err *err)
+{
+    size_t n = 0, cap = 0;
+    const char **texts = NULL;
+    ct_rc rc = CT_OK;
+
+    for (size_t i = 0; i < g->n; i++) {
+        const struct job *j = &g->p[i]->j;
+        if (g->p[i]->active)
+            cap += j->batch->nmessages;
+    }
+    if (cap < 2) /* one message asks the usual way */
+        return CT_OK;
+    if ((texts = calloc(cap, sizeof(*texts))) == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    for (size_t i = 0; i < g->n; i++) {
+        const struct job *j = &g->p[i]->j;
+        for (size_t m = 0; g->p[i]->active && m < j->batch->nmessages; m++) {
+            const struct ct_wa_message *msg = &j->batch->messages[m];
+            if (!j->mout[m].set && !msg->echo && ct_text_present(msg->text))
+                texts[n++] = msg->text;
+        }
+    }
+    rc = ct_store_rules_prefetch(tx, texts, n, err);
+    free(texts);
+    return rc;
+}
+
 static ct_rc group_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
 {
     struct group *g = arg;
@@ -772,6 +802,8 @@ static ct_rc group_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
         g->p[i]->j.receipt_stored = false;
     if (g->batched) {
         ct_rc rc = group_receipts(tx, g, err);
+        if (rc == CT_OK)
+            rc = group_rules(tx, g, err);
         if (rc != CT_OK)
             return rc; /* nobody's in particular: the group goes again row by row */
     }
@@ -795,7 +827,8 @@ static void run_group(struct ct_ingester *ing, struct pending **p, size_t n)
     struct group g = {p, n, NULL, false};
     struct ct_err err = {0};
     size_t attempts = 1, active = n;
-    bool batched = ing->batched;
+    /* a webhook alone has nothing to share a statement with: row by row is a round trip less */
+    bool batched = ing->batched && n > 1;
 
     qsort(p, n, sizeof(*p), cmp_pending);
     for (size_t i = 0; i < n; i++) {

@@ -43,7 +43,15 @@ struct devent {
     int msg; /* the deferred message this event tells of, -1 for none */
 };
 
+struct drule {
+    char *text;
+    long long rule_id; /* 0: no rule matches */
+    char pattern[1024];
+};
+
 struct ct_defer {
+    struct drule *rules; /* complaint-rule answers fetched for the whole group */
+    size_t nrules, caprules;
     struct dchain *chains;
     size_t nchains, capchains;
     struct dsalt *salts;
@@ -119,6 +127,9 @@ void ct_defer_free(struct ct_defer *d)
         free_msg(&d->msgs[i]);
     for (size_t i = 0; i < d->nevents; i++)
         free_event(&d->events[i]);
+    for (size_t i = 0; i < d->nrules; i++)
+        free(d->rules[i].text);
+    free(d->rules);
     free(d->chains);
     free(d->salts);
     free(d->msgs);
@@ -171,6 +182,33 @@ void ct_defer_salt_add(struct ct_defer *d, const char *scope, const unsigned cha
     d->salts[d->nsalts].scope = s;
     memcpy(d->salts[d->nsalts].salt, salt, CT_SALT_LEN);
     d->nsalts++;
+}
+
+bool ct_defer_rule_find(const struct ct_defer *d, const char *text, long long *rule_id,
+                        char pattern[1024])
+{
+    for (size_t i = 0; i < d->nrules; i++) {
+        if (strcmp(d->rules[i].text, text) == 0) {
+            *rule_id = d->rules[i].rule_id;
+            memcpy(pattern, d->rules[i].pattern, sizeof(d->rules[i].pattern));
+            return true;
+        }
+    }
+    return false;
+}
+
+void ct_defer_rule_add(struct ct_defer *d, const char *text, long long rule_id,
+                       const char *pattern)
+{
+    /* a full memo only costs the query next time */
+    if (!grow((void **)&d->rules, &d->caprules, d->nrules, sizeof(*d->rules)))
+        return;
+    struct drule *r = &d->rules[d->nrules];
+    if ((r->text = strdup(text)) == NULL)
+        return;
+    r->rule_id = rule_id;
+    snprintf(r->pattern, sizeof(r->pattern), "%s", pattern);
+    d->nrules++;
 }
 
 bool ct_defer_has_wamid(const struct ct_defer *d, const char *wamid)

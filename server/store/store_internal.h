@@ -47,6 +47,12 @@ bool ct_defer_salt_find(const struct ct_defer *d, const char *scope,
                         unsigned char salt[CT_SALT_LEN]);
 void ct_defer_salt_add(struct ct_defer *d, const char *scope,
                        const unsigned char salt[CT_SALT_LEN]);
+/* The complaint rule the group's fetch found for text (rule_id 0: none); false when the text
+ * was not fetched. */
+bool ct_defer_rule_find(const struct ct_defer *d, const char *text, long long *rule_id,
+                        char pattern[1024]);
+void ct_defer_rule_add(struct ct_defer *d, const char *text, long long rule_id,
+                       const char *pattern);
 /* Whether a held message has this wamid. */
 bool ct_defer_has_wamid(const struct ct_defer *d, const char *wamid);
 /* Holds a copy of m; *placeholder is its id inside this transaction's event data (negative),

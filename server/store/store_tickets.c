@@ -12,56 +12,73 @@
 #define REF_COLS                                                                              \
     "id, status, coalesce(assignee_id, 0), escalation_level, priority, complaint_escalated"
 
-static void row_to_ref(const PGresult *res, struct ct_ticket_ref *out)
+/* The ticket's REF_COLS starting at column off of row 0. */
+static void ref_at(const PGresult *res, int off, struct ct_ticket_ref *out)
 {
-    out->id = atoll(PQgetvalue(res, 0, 0));
-    out->status = ct_status_parse(PQgetvalue(res, 0, 1));
-    out->assignee_id = atoll(PQgetvalue(res, 0, 2));
-    out->escalation_level = atoi(PQgetvalue(res, 0, 3));
-    out->priority = ct_priority_parse(PQgetvalue(res, 0, 4));
-    out->complaint_escalated = strcmp(PQgetvalue(res, 0, 5), "t") == 0;
+    out->id = atoll(PQgetvalue(res, 0, off));
+    out->status = ct_status_parse(PQgetvalue(res, 0, off + 1));
+    out->assignee_id = atoll(PQgetvalue(res, 0, off + 2));
+    out->escalation_level = atoi(PQgetvalue(res, 0, off + 3));
+    out->priority = ct_priority_parse(PQgetvalue(res, 0, off + 4));
+    out->complaint_escalated = strcmp(PQgetvalue(res, 0, off + 5), "t") == 0;
 }
 
-/* In a batched transaction the live ticket's row lock is also its chain's: the same statement
- * reads the chain head and the contact's text salt (the scope of a customer's message event)
- * and takes the digest's shared lock, as the event append would one round trip later. */
-#define LIVE_CHAIN_SQL                                                                        \
-    "SELECT " REF_COLS ", last_seq, chain_head, pg_advisory_xact_lock_shared(" CT_DIGEST_LOCK \
-    "), (SELECT salt FROM text_salts WHERE scope = 'contact:' || $1::bigint) FROM tickets"    \
-    " WHERE contact_id = $1::bigint AND status <> 'closed' FOR UPDATE"
+static void row_to_ref(const PGresult *res, struct ct_ticket_ref *out)
+{
+    ref_at(res, 0, out);
+}
+
+/* The live ticket, after whether the message's wamid is stored: one statement, run under the
+ * contact's row lock, which every transaction storing a message of this contact holds, so
+ * the check sees any such message that committed. In a batched transaction the ticket's row
+ * lock is also its chain's: the same statement reads the chain head and the contact's text
+ * salt (the scope of a customer's message event) and takes the digest's shared lock, as the
+ * event append would one round trip later. Columns: known, REF_COLS, then (batched) last_seq,
+ * chain_head, the lock, the salt. */
+#define LIVE_SQL(chain)                                                                       \
+    "SELECT (SELECT true FROM messages m WHERE m.wamid = $2 LIMIT 1), t.* FROM (VALUES (1)) v" \
+    " LEFT JOIN LATERAL (SELECT " REF_COLS chain " FROM tickets WHERE contact_id = $1::bigint" \
+    " AND status <> 'closed' FOR UPDATE) t ON true"
+#define LIVE_CHAIN_COLS                                                                       \
+    ", last_seq, chain_head, pg_advisory_xact_lock_shared(" CT_DIGEST_LOCK "),"               \
+    " (SELECT salt FROM text_salts WHERE scope = 'contact:' || $1::bigint) AS salt"
 
 static void remember_chain(struct ct_tx *tx, const PGresult *res, long long contact_id)
 {
-    unsigned char head[CT_HASH_LEN], salt[CT_SALT_LEN];
+    unsigned char head[CT_HASH_LEN], salt[CT_SALT_LEN], known[CT_SALT_LEN];
     char scope[48];
-    long long id = atoll(PQgetvalue(res, 0, 0));
+    long long id = atoll(PQgetvalue(res, 0, 1));
     if (ct_defer_chain_find(tx->defer, true, id) >= 0)
         return; /* already locked here, with a head newer than the table's */
-    if (!ct_store_bytea(res, 0, 7, head, CT_HASH_LEN))
+    if (!ct_store_bytea(res, 0, 8, head, CT_HASH_LEN))
         memset(head, 0, CT_HASH_LEN);
-    ct_defer_chain_add(tx->defer, true, id, atoll(PQgetvalue(res, 0, 6)), head);
+    ct_defer_chain_add(tx->defer, true, id, atoll(PQgetvalue(res, 0, 7)), head);
     snprintf(scope, sizeof(scope), "contact:%lld", contact_id);
-    unsigned char known[CT_SALT_LEN];
-    if (ct_store_bytea(res, 0, 9, salt, CT_SALT_LEN) && !ct_defer_salt_find(tx->defer, scope, known))
+    if (ct_store_bytea(res, 0, 10, salt, CT_SALT_LEN) && !ct_defer_salt_find(tx->defer, scope, known))
         ct_defer_salt_add(tx->defer, scope, salt);
     OPENSSL_cleanse(salt, sizeof(salt));
     OPENSSL_cleanse(known, sizeof(known));
 }
 
-ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, struct ct_ticket_ref *out,
-                           struct ct_err *err)
+ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, const char *wamid,
+                           struct ct_ticket_ref *out, bool *known, struct ct_err *err)
 {
     struct ct_params p = {0};
+    memset(out, 0, sizeof(*out));
+    *known = false;
+    if (wamid != NULL && tx->defer != NULL && ct_defer_has_wamid(tx->defer, wamid)) {
+        *known = true; /* held back by this batched transaction */
+        return CT_OK;
+    }
     ct_param_ll(&p, contact_id);
-    PGresult *res = ct_tx_query(tx, tx->defer != NULL ? LIVE_CHAIN_SQL
-                                                      : "SELECT " REF_COLS " FROM tickets WHERE"
-                                                        " contact_id = $1 AND status <> 'closed'"
-                                                        " FOR UPDATE", &p, err);
+    ct_param_str(&p, wamid);
+    PGresult *res = ct_tx_query(tx, tx->defer != NULL ? LIVE_SQL(LIVE_CHAIN_COLS) : LIVE_SQL(""),
+                                &p, err);
     if (res == NULL)
         return err->rc;
-    memset(out, 0, sizeof(*out));
-    if (PQntuples(res) == 1) {
-        row_to_ref(res, out);
+    *known = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)) {
+        ref_at(res, 1, out);
         if (tx->defer != NULL)
             remember_chain(tx, res, contact_id);
     }

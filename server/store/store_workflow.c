@@ -220,12 +220,54 @@ ct_rc ct_store_rules_replace(struct ct_tx *tx, const cJSON *rules, struct ct_err
     return rc;
 }
 
+/* The first enabled rule each text matches, for a batched group's messages in one statement;
+ * the same test as ct_store_rule_match's. */
+#define RULES_SQL                                                                             \
+    "SELECT r.id, r.pattern FROM jsonb_array_elements_text($1::jsonb) WITH ORDINALITY"        \
+    " t (text, i) LEFT JOIN LATERAL (SELECT id, pattern FROM complaint_rules WHERE enabled"   \
+    " AND CASE match WHEN 'keyword' THEN strpos(lower(t.text), lower(pattern)) > 0"           \
+    " ELSE t.text ~* pattern END ORDER BY id LIMIT 1) r ON true ORDER BY t.i"
+
+ct_rc ct_store_rules_prefetch(struct ct_tx *tx, const char *const *texts, size_t n,
+                              struct ct_err *err)
+{
+    cJSON *arr = NULL;
+    char *json = NULL;
+    PGresult *res = NULL;
+    ct_rc rc = CT_OK;
+
+    if (tx->defer == NULL || n == 0)
+        return CT_OK;
+    if ((arr = cJSON_CreateStringArray(texts, (int)n)) == NULL ||
+        (json = cJSON_PrintUnformatted(arr)) == NULL) {
+        rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+        goto out;
+    }
+    const char *pv[] = {json};
+    res = ct_tx_exec(tx, RULES_SQL, 1, pv, err);
+    if (res == NULL) {
+        rc = err->rc;
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(res) && (size_t)i < n; i++)
+        ct_defer_rule_add(tx->defer, texts[i],
+                          PQgetisnull(res, i, 0) ? 0 : atoll(PQgetvalue(res, i, 0)),
+                          PQgetisnull(res, i, 1) ? "" : PQgetvalue(res, i, 1));
+out:
+    PQclear(res);
+    free(json);
+    cJSON_Delete(arr);
+    return rc;
+}
+
 ct_rc ct_store_rule_match(struct ct_tx *tx, const char *text, long long *rule_id,
                           char pattern[1024], struct ct_err *err)
 {
     const char *pv[] = {text};
     *rule_id = 0;
     pattern[0] = '\0';
+    if (tx->defer != NULL && ct_defer_rule_find(tx->defer, text, rule_id, pattern))
+        return CT_OK; /* fetched with the rest of the group */
     PGresult *res =
         ct_tx_exec(tx,
                    "SELECT id, pattern FROM complaint_rules WHERE enabled AND"
