@@ -638,18 +638,20 @@ out:
 }
 
 /* ---- group commit ---------------------------------------------------------------------------
- * Webhooks that arrive together share one transaction and one WAL flush. Each lane is a thread
- * with a queue: whatever waits when it is free becomes its next group (no timer: a lone webhook
- * goes at once, and groups grow only while the previous one commits, that is under load).
- * Webhooks are routed to lanes by their first customer, so two lanes rarely want the same
- * contact's rows, and a group runs its webhooks in customer order: locks are taken in one
- * order across groups and instances. */
+ * Webhooks that arrive together share one transaction and one WAL flush. The lanes are threads
+ * that share one queue: a lane that is free takes everything waiting as its next group (no
+ * timer: a lone webhook goes at once). While the machine keeps up, lanes are free and groups
+ * stay small, so webhooks commit in parallel; when it cannot, every lane is busy, the queue
+ * grows, and the next free lane takes it all, so groups grow with the load and the set-based
+ * writes pay most where they are needed. A group runs its webhooks in customer order: locks
+ * are taken in one order across groups and instances. */
 
 #define KEY_MAX 200
 
 struct pending {
     struct job j;
     char key[KEY_MAX]; /* lock order: first customer (or status wamid) */
+    unsigned long hash; /* of key: a customer in one lane's group at a time */
     size_t seqno;      /* arrival, to keep order among equal keys */
     ct_rc rc;
     struct ct_err err;
@@ -659,21 +661,24 @@ struct pending {
 };
 
 struct lane {
-    pthread_mutex_t mu;
-    pthread_cond_t work, done;
-    struct pending *head, *tail;
     struct pending **group; /* the lane thread's: the group it commits now */
-    size_t seq;
-    bool stop;
+    unsigned long *busy;    /* its webhooks' key hashes, while it commits (under ing->mu) */
+    size_t nbusy;
     pthread_t thread;
     struct ct_ingester *ing;
 };
 
 struct ct_ingester {
     struct ct_pool *pool;
-    int nlanes, max_group;
+    int nlanes, max_group; /* nlanes: set before any lane starts, read by them */
+    int started;           /* lane threads running; the starting thread's alone */
     size_t max_bytes;
     struct lane *lanes;
+    pthread_mutex_t mu; /* guards the queue, seq, stop and each pending's finished */
+    pthread_cond_t work, done;
+    struct pending *head, *tail;
+    size_t seq;
+    bool stop;
     atomic_llong groups, grouped; /* for the metrics: groups committed, webhooks in them */
     atomic_llong unbatched;       /* groups written again row by row after a batched failure */
     bool batched;                 /* groups' messages and events written set-based */
@@ -711,14 +716,6 @@ static void batch_key(const struct ct_wa_batch *b, char out[KEY_MAX])
         snprintf(out, KEY_MAX, "s%s", b->statuses[0].wamid);
     else
         out[0] = '\0';
-}
-
-static size_t lane_of(const struct ct_ingester *ing, const char *key)
-{
-    unsigned long h = 5381; /* djb2: spreading customers over a few lanes needs nothing more */
-    for (const unsigned char *c = (const unsigned char *)key; *c != '\0'; c++)
-        h = h * 33 + *c;
-    return (size_t)(h % (unsigned long)ing->nlanes);
 }
 
 /* Bodies up to this size have their receipts stored together, in one statement; a larger one
@@ -867,35 +864,85 @@ static void run_group(struct ct_ingester *ing, struct pending **p, size_t n)
     }
 }
 
+static unsigned long key_hash(const char *key)
+{
+    unsigned long h = 5381; /* djb2: telling a few dozen customers apart needs nothing more */
+    for (const unsigned char *c = (const unsigned char *)key; *c != '\0'; c++)
+        h = h * 33 + *c;
+    return h;
+}
+
+/* Whether a lane other than self commits a webhook of this customer now. A customer's webhooks
+ * wait for that commit rather than join another group, so they are stored in arrival order
+ * and two lanes never wait on each other's contact locks. */
+static bool busy_elsewhere(const struct ct_ingester *ing, const struct lane *self,
+                           unsigned long hash)
+{
+    for (int i = 0; i < ing->nlanes; i++) {
+        const struct lane *l = &ing->lanes[i];
+        for (size_t k = 0; l != self && k < l->nbusy; k++)
+            if (l->busy[k] == hash)
+                return true;
+    }
+    return false;
+}
+
+/* Moves what self may take from the queue into its group, in arrival order, skipping the
+ * customers other lanes are committing (and so each customer's later webhooks too); returns
+ * how many. Under ing->mu. */
+static size_t take_group(struct ct_ingester *ing, struct lane *self)
+{
+    size_t n = 0, bytes = 0;
+    struct pending *prev = NULL, *x = ing->head;
+    while (x != NULL && (int)n < ing->max_group) {
+        struct pending *next = x->next;
+        if (busy_elsewhere(ing, self, x->hash) || (n > 0 && bytes + x->j.len > ing->max_bytes)) {
+            prev = x;
+            x = next;
+            continue;
+        }
+        if (prev != NULL)
+            prev->next = next;
+        else
+            ing->head = next;
+        if (ing->tail == x)
+            ing->tail = prev;
+        x->next = NULL;
+        bytes += x->j.len;
+        self->group[n] = x;
+        self->busy[n] = x->hash;
+        n++;
+        x = next;
+    }
+    self->nbusy = n;
+    return n;
+}
+
 static void *lane_main(void *arg)
 {
     struct lane *l = arg;
     struct ct_ingester *ing = l->ing;
 
-    pthread_mutex_lock(&l->mu);
+    pthread_mutex_lock(&ing->mu);
     for (;;) {
-        while (l->head == NULL && !l->stop)
-            pthread_cond_wait(&l->work, &l->mu);
-        if (l->head == NULL)
+        size_t n = 0;
+        while (!(ing->head == NULL && ing->stop) && (n = take_group(ing, l)) == 0)
+            pthread_cond_wait(&ing->work, &ing->mu);
+        if (n == 0)
             break; /* stopping, and nothing is left */
-        size_t n = 0, bytes = 0;
-        while (l->head != NULL && (int)n < ing->max_group &&
-               (n == 0 || bytes + l->head->j.len <= ing->max_bytes)) {
-            struct pending *x = l->head;
-            l->head = x->next;
-            bytes += x->j.len;
-            l->group[n++] = x;
-        }
-        if (l->head == NULL)
-            l->tail = NULL;
-        pthread_mutex_unlock(&l->mu);
+        if (ing->head != NULL)
+            pthread_cond_signal(&ing->work); /* what is left: another free lane's */
+        pthread_mutex_unlock(&ing->mu);
         run_group(ing, l->group, n);
-        pthread_mutex_lock(&l->mu);
+        pthread_mutex_lock(&ing->mu);
+        l->nbusy = 0;
         for (size_t i = 0; i < n; i++)
             l->group[i]->finished = true;
-        pthread_cond_broadcast(&l->done);
+        pthread_cond_broadcast(&ing->done);
+        if (ing->head != NULL) /* webhooks that waited for this group's customers */
+            pthread_cond_broadcast(&ing->work);
     }
-    pthread_mutex_unlock(&l->mu);
+    pthread_mutex_unlock(&ing->mu);
     return NULL;
 }
 
@@ -906,31 +953,31 @@ struct ct_ingester *ct_ingester_start(struct ct_pool *pool, int lanes, int max_g
     if (ing == NULL)
         return NULL;
     ing->pool = pool;
-    ing->nlanes = lanes;
     ing->max_group = max_group < 1 ? 1 : max_group;
     ing->max_bytes = max_bytes;
     ing->batched = batched;
+    pthread_mutex_init(&ing->mu, NULL);
+    pthread_cond_init(&ing->work, NULL);
+    pthread_cond_init(&ing->done, NULL);
     ing->lanes = calloc((size_t)lanes, sizeof(*ing->lanes));
     if (ing->lanes == NULL) {
-        free(ing);
+        ct_ingester_stop(ing);
         return NULL;
     }
+    ing->nlanes = lanes;
     for (int i = 0; i < lanes; i++) {
         struct lane *l = &ing->lanes[i];
-        pthread_mutex_init(&l->mu, NULL);
-        pthread_cond_init(&l->work, NULL);
-        pthread_cond_init(&l->done, NULL);
         l->ing = ing;
         l->group = calloc((size_t)ing->max_group, sizeof(*l->group));
-        if (l->group == NULL || pthread_create(&l->thread, NULL, lane_main, l) != 0) {
+        l->busy = calloc((size_t)ing->max_group, sizeof(*l->busy));
+        if (l->group == NULL || l->busy == NULL ||
+            pthread_create(&l->thread, NULL, lane_main, l) != 0) {
             free(l->group);
-            pthread_cond_destroy(&l->work);
-            pthread_cond_destroy(&l->done);
-            pthread_mutex_destroy(&l->mu);
-            ing->nlanes = i;
-            ct_ingester_stop(ing);
+            free(l->busy);
+            ct_ingester_stop(ing); /* joins the lanes started so far */
             return NULL;
         }
+        ing->started = i + 1;
     }
     return ing;
 }
@@ -939,18 +986,18 @@ void ct_ingester_stop(struct ct_ingester *ing)
 {
     if (ing == NULL)
         return;
-    for (int i = 0; i < ing->nlanes; i++) {
-        struct lane *l = &ing->lanes[i];
-        pthread_mutex_lock(&l->mu);
-        l->stop = true;
-        pthread_cond_signal(&l->work);
-        pthread_mutex_unlock(&l->mu);
-        pthread_join(l->thread, NULL);
-        free(l->group);
-        pthread_cond_destroy(&l->work);
-        pthread_cond_destroy(&l->done);
-        pthread_mutex_destroy(&l->mu);
+    pthread_mutex_lock(&ing->mu);
+    ing->stop = true;
+    pthread_cond_broadcast(&ing->work);
+    pthread_mutex_unlock(&ing->mu);
+    for (int i = 0; i < ing->started; i++) {
+        pthread_join(ing->lanes[i].thread, NULL);
+        free(ing->lanes[i].group);
+        free(ing->lanes[i].busy);
     }
+    pthread_cond_destroy(&ing->work);
+    pthread_cond_destroy(&ing->done);
+    pthread_mutex_destroy(&ing->mu);
     free(ing->lanes);
     free(ing);
 }
@@ -976,18 +1023,18 @@ ct_rc ct_ingest_submit(struct ct_ingester *ing, struct ct_pool *pool, const char
         return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
     }
     batch_key(batch, x.key);
-    struct lane *l = &ing->lanes[lane_of(ing, x.key)];
-    pthread_mutex_lock(&l->mu);
-    x.seqno = l->seq++;
-    if (l->tail != NULL)
-        l->tail->next = &x;
+    x.hash = key_hash(x.key);
+    pthread_mutex_lock(&ing->mu);
+    x.seqno = ing->seq++;
+    if (ing->tail != NULL)
+        ing->tail->next = &x;
     else
-        l->head = &x;
-    l->tail = &x;
-    pthread_cond_signal(&l->work);
+        ing->head = &x;
+    ing->tail = &x;
+    pthread_cond_signal(&ing->work);
     while (!x.finished)
-        pthread_cond_wait(&l->done, &l->mu);
-    pthread_mutex_unlock(&l->mu);
+        pthread_cond_wait(&ing->done, &ing->mu);
+    pthread_mutex_unlock(&ing->mu);
     job_free(&x.j);
     if (x.rc != CT_OK)
         *err = x.err;
