@@ -1,6 +1,7 @@
 /* params.c: building query parameter lists, so numbers become text in one place. */
 #include <assert.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "store_internal.h"
 
@@ -61,6 +62,35 @@ PGresult *ct_tx_query(struct ct_tx *tx, const char *sql, const struct ct_params 
                       struct ct_err *err)
 {
     return ct_tx_exec_bin(tx, sql, p->n, p->v, p->len, p->fmt, err);
+}
+
+bool ct_json_append(cJSON *arr, cJSON *item)
+{
+    if (arr != NULL && item != NULL && cJSON_AddItemToArray(arr, item))
+        return true;
+    cJSON_Delete(item);
+    return false;
+}
+
+PGresult *ct_tx_query_json(struct ct_tx *tx, const char *sql, const cJSON *a, const cJSON *b,
+                           struct ct_err *err)
+{
+    struct ct_params p = {0};
+    char *ja = a != NULL ? cJSON_PrintUnformatted(a) : NULL;
+    char *jb = b != NULL ? cJSON_PrintUnformatted(b) : NULL;
+    PGresult *res = NULL;
+    if (a == NULL || ja == NULL || (b != NULL && jb == NULL)) {
+        ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+        goto out;
+    }
+    ct_param_str(&p, ja);
+    if (b != NULL)
+        ct_param_str(&p, jb);
+    res = ct_tx_query(tx, sql, &p, err);
+out:
+    free(ja);
+    free(jb);
+    return res;
 }
 
 ct_rc ct_tx_command(struct ct_tx *tx, const char *sql, const struct ct_params *p,

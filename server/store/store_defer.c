@@ -360,22 +360,14 @@ static ct_rc flush_messages(struct ct_tx *tx, struct ct_defer *d, struct ct_err 
 {
     size_t n = d->nmsgs - d->written;
     cJSON *arr = cJSON_CreateArray();
-    char *json = NULL;
     PGresult *res = NULL;
     ct_rc rc = CT_OK;
 
     for (size_t i = d->written; arr != NULL && i < d->nmsgs; i++) {
-        cJSON *o = msg_json(&d->msgs[i], i);
-        if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
-            cJSON_Delete(o);
+        if (!ct_json_append(arr, msg_json(&d->msgs[i], i)))
             goto oom;
-        }
     }
-    if (arr == NULL || (json = cJSON_PrintUnformatted(arr)) == NULL)
-        goto oom;
-    struct ct_params p = {0};
-    ct_param_str(&p, json);
-    res = ct_tx_query(tx, MESSAGES_SQL, &p, err);
+    res = ct_tx_query_json(tx, MESSAGES_SQL, arr, NULL, err);
     if (res == NULL) {
         rc = err->rc;
         goto out;
@@ -408,7 +400,6 @@ oom:
     rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
 out:
     PQclear(res);
-    free(json);
     cJSON_Delete(arr);
     return rc;
 }
@@ -520,7 +511,6 @@ static cJSON *head_json(const struct dchain *c)
 static ct_rc flush_events(struct ct_tx *tx, struct ct_defer *d, struct ct_err *err)
 {
     cJSON *rows = cJSON_CreateArray(), *heads = cJSON_CreateArray();
-    char *rows_json = NULL, *heads_json = NULL;
     PGresult *res = NULL;
     ct_rc rc = CT_OK;
 
@@ -531,27 +521,16 @@ static ct_rc flush_events(struct ct_tx *tx, struct ct_defer *d, struct ct_err *e
         rc = hash_event(d, &d->events[i], &row, err);
         if (rc != CT_OK)
             goto out;
-        if (!cJSON_AddItemToArray(rows, row)) {
-            cJSON_Delete(row);
+        if (!ct_json_append(rows, row))
             goto oom;
-        }
     }
     for (size_t i = 0; i < d->nchains; i++) {
         if (!d->chains[i].dirty)
             continue;
-        cJSON *h = head_json(&d->chains[i]);
-        if (h == NULL || !cJSON_AddItemToArray(heads, h)) {
-            cJSON_Delete(h);
+        if (!ct_json_append(heads, head_json(&d->chains[i])))
             goto oom;
-        }
     }
-    if ((rows_json = cJSON_PrintUnformatted(rows)) == NULL ||
-        (heads_json = cJSON_PrintUnformatted(heads)) == NULL)
-        goto oom;
-    struct ct_params p = {0};
-    ct_param_str(&p, rows_json);
-    ct_param_str(&p, heads_json);
-    res = ct_tx_query(tx, EVENTS_SQL, &p, err);
+    res = ct_tx_query_json(tx, EVENTS_SQL, rows, heads, err);
     if (res == NULL) {
         rc = err->rc;
         goto out;
@@ -573,8 +552,6 @@ oom:
     rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
 out:
     PQclear(res);
-    free(rows_json);
-    free(heads_json);
     cJSON_Delete(rows);
     cJSON_Delete(heads);
     return rc;

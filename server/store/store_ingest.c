@@ -125,21 +125,16 @@ static ct_rc earlier_receipts(struct ct_tx *tx, struct ct_receipt_out *out, size
                               struct ct_err *err)
 {
     cJSON *shas = cJSON_CreateArray();
-    char *json = NULL;
     PGresult *res = NULL;
     ct_rc rc = CT_OK;
 
     for (size_t i = 0; shas != NULL && i < n; i++)
         if (out[i].id == 0 && !cJSON_AddItemToArray(shas, cJSON_CreateString(out[i].sha256)))
             goto oom;
-    if (shas == NULL || (json = cJSON_PrintUnformatted(shas)) == NULL)
-        goto oom;
-    struct ct_params p = {0};
-    ct_param_str(&p, json);
     /* a new statement: it sees a receipt committed while the insert waited on it */
-    res = ct_tx_query(tx, "SELECT encode(body_sha256, 'hex'), id FROM webhook_receipts"
-                          " WHERE body_sha256 IN (SELECT decode(x, 'hex') FROM"
-                          " jsonb_array_elements_text($1::jsonb) x)", &p, err);
+    res = ct_tx_query_json(tx, "SELECT encode(body_sha256, 'hex'), id FROM webhook_receipts"
+                               " WHERE body_sha256 IN (SELECT decode(x, 'hex') FROM"
+                               " jsonb_array_elements_text($1::jsonb) x)", shas, NULL, err);
     if (res == NULL) {
         rc = err->rc;
         goto out;
@@ -156,7 +151,6 @@ oom:
     rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
 out:
     PQclear(res);
-    free(json);
     cJSON_Delete(shas);
     return rc;
 }
@@ -165,7 +159,6 @@ ct_rc ct_store_receipts_insert(struct ct_tx *tx, const struct ct_receipt_new *rs
                                struct ct_receipt_out *out, struct ct_err *err)
 {
     cJSON *arr = cJSON_CreateArray();
-    char *json = NULL;
     PGresult *res = NULL;
     bool earlier = false;
     ct_rc rc = CT_OK;
@@ -174,17 +167,10 @@ ct_rc ct_store_receipts_insert(struct ct_tx *tx, const struct ct_receipt_new *rs
         ct_sha256_hex(rs[i].body, rs[i].len, out[i].sha256);
         out[i].id = 0;
         out[i].dup = false;
-        cJSON *o = receipt_json(&rs[i], i, out[i].sha256);
-        if (o == NULL || !cJSON_AddItemToArray(arr, o)) {
-            cJSON_Delete(o);
+        if (!ct_json_append(arr, receipt_json(&rs[i], i, out[i].sha256)))
             goto oom;
-        }
     }
-    if (arr == NULL || (json = cJSON_PrintUnformatted(arr)) == NULL)
-        goto oom;
-    struct ct_params p = {0};
-    ct_param_str(&p, json);
-    res = ct_tx_query(tx, RECEIPTS_SQL, &p, err);
+    res = ct_tx_query_json(tx, RECEIPTS_SQL, arr, NULL, err);
     if (res == NULL) {
         rc = err->rc;
         goto out;
@@ -215,7 +201,6 @@ oom:
     rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
 out:
     PQclear(res);
-    free(json);
     cJSON_Delete(arr);
     return rc;
 }

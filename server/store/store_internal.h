@@ -101,6 +101,13 @@ void ct_param_ts(struct ct_params *p, bool present, long long us);
 /* Raw bytes (borrowed), sent in binary as a bytea. */
 void ct_param_bin(struct ct_params *p, const void *data, size_t len);
 
+/* Appends item to arr, or frees it: false on OOM (a NULL item or arr counts as OOM). */
+bool ct_json_append(cJSON *arr, cJSON *item);
+/* Runs sql with a (and b, when not NULL) as JSON text parameters $1 (and $2): how the set-based
+ * statements take a whole group's rows. NULL with err set on failure (a NULL a is OOM). */
+PGresult *ct_tx_query_json(struct ct_tx *tx, const char *sql, const cJSON *a, const cJSON *b,
+                           struct ct_err *err);
+
 /* ct_tx_exec / ct_tx_exec0 with a ct_params. */
 PGresult *ct_tx_query(struct ct_tx *tx, const char *sql, const struct ct_params *p,
                       struct ct_err *err);

@@ -232,19 +232,13 @@ ct_rc ct_store_rules_prefetch(struct ct_tx *tx, const char *const *texts, size_t
                               struct ct_err *err)
 {
     cJSON *arr = NULL;
-    char *json = NULL;
     PGresult *res = NULL;
     ct_rc rc = CT_OK;
 
     if (tx->defer == NULL || n == 0)
         return CT_OK;
-    if ((arr = cJSON_CreateStringArray(texts, (int)n)) == NULL ||
-        (json = cJSON_PrintUnformatted(arr)) == NULL) {
-        rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
-        goto out;
-    }
-    const char *pv[] = {json};
-    res = ct_tx_exec(tx, RULES_SQL, 1, pv, err);
+    arr = cJSON_CreateStringArray(texts, (int)n);
+    res = ct_tx_query_json(tx, RULES_SQL, arr, NULL, err);
     if (res == NULL) {
         rc = err->rc;
         goto out;
@@ -255,7 +249,6 @@ ct_rc ct_store_rules_prefetch(struct ct_tx *tx, const char *const *texts, size_t
                           PQgetisnull(res, i, 1) ? "" : PQgetvalue(res, i, 1));
 out:
     PQclear(res);
-    free(json);
     cJSON_Delete(arr);
     return rc;
 }
