@@ -64,6 +64,18 @@ PGresult *ct_tx_query(struct ct_tx *tx, const char *sql, const struct ct_params 
     return ct_tx_exec_bin(tx, sql, p->n, p->v, p->len, p->fmt, err);
 }
 
+bool ct_json_add_str(cJSON *obj, const char *key, const char *v)
+{
+    return (v != NULL ? cJSON_AddStringToObject(obj, key, v)
+                      : cJSON_AddNullToObject(obj, key)) != NULL;
+}
+
+bool ct_json_add_raw(cJSON *obj, const char *key, const char *json)
+{
+    return (json != NULL ? cJSON_AddRawToObject(obj, key, json)
+                         : cJSON_AddNullToObject(obj, key)) != NULL;
+}
+
 bool ct_json_append(cJSON *arr, cJSON *item)
 {
     if (arr != NULL && item != NULL && cJSON_AddItemToArray(arr, item))

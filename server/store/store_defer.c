@@ -173,6 +173,9 @@ bool ct_defer_salt_find(const struct ct_defer *d, const char *scope,
 
 void ct_defer_salt_add(struct ct_defer *d, const char *scope, const unsigned char salt[CT_SALT_LEN])
 {
+    for (size_t i = 0; i < d->nsalts; i++)
+        if (strcmp(d->salts[i].scope, scope) == 0)
+            return; /* a scope's salt never changes within the transaction */
     /* a full memo only costs a lookup next time */
     if (!grow((void **)&d->salts, &d->capsalts, d->nsalts, sizeof(*d->salts)))
         return;
@@ -303,11 +306,6 @@ ct_rc ct_defer_event(struct ct_defer *d, int chain, const struct ct_event_new *e
 
 /* ---- flush ---- */
 
-static bool add_str(cJSON *o, const char *k, const char *v)
-{
-    return (v != NULL ? cJSON_AddStringToObject(o, k, v) : cJSON_AddNullToObject(o, k)) != NULL;
-}
-
 static bool add_ts(cJSON *o, const char *k, long long us)
 {
     char ts[48];
@@ -327,14 +325,15 @@ static cJSON *msg_json(const struct dmsg *m, size_t i)
     if (o == NULL)
         return NULL;
     bool ok = cJSON_AddNumberToObject(o, "i", (double)i) != NULL &&
-              add_str(o, "wamid", m->wamid) && add_id(o, "ticket_id", m->ticket_id) &&
-              add_id(o, "contact_id", m->contact_id) && add_str(o, "direction", m->direction) &&
-              add_str(o, "type", m->type) && add_str(o, "body", m->body) &&
-              cJSON_AddRawToObject(o, "payload", m->payload) != NULL &&
-              add_str(o, "context_wamid", m->context_wamid) &&
+              ct_json_add_str(o, "wamid", m->wamid) &&
+              add_id(o, "ticket_id", m->ticket_id) && add_id(o, "contact_id", m->contact_id) &&
+              ct_json_add_str(o, "direction", m->direction) &&
+              ct_json_add_str(o, "type", m->type) && ct_json_add_str(o, "body", m->body) &&
+              ct_json_add_raw(o, "payload", m->payload) &&
+              ct_json_add_str(o, "context_wamid", m->context_wamid) &&
               add_ts(o, "sent_at", m->sent_us) && add_id(o, "receipt_id", m->receipt_id) &&
               add_ts(o, "received_at", m->received_us) &&
-              add_str(o, "target_wamid", m->target_wamid);
+              ct_json_add_str(o, "target_wamid", m->target_wamid);
     if (!ok) {
         cJSON_Delete(o);
         return NULL;
@@ -416,11 +415,15 @@ static ct_rc hash_event(struct ct_defer *d, struct devent *e, cJSON **row, struc
     *row = NULL;
     if (e->msg >= 0) {
         const struct dmsg *m = &d->msgs[e->msg];
+        /* each item belongs to e->data once replaced: freed here only when it was not */
         cJSON *id = cJSON_CreateNumber((double)m->id);
-        cJSON *sha = cJSON_CreateString(m->sha256);
-        if (id == NULL || sha == NULL || !cJSON_ReplaceItemInObjectCaseSensitive(e->data, "message_id", id) ||
-            !cJSON_ReplaceItemInObjectCaseSensitive(e->data, "payload_sha256", sha)) {
+        if (id == NULL || !cJSON_ReplaceItemInObjectCaseSensitive(e->data, "message_id", id)) {
             cJSON_Delete(id);
+            return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+        }
+        cJSON *sha = cJSON_CreateString(m->sha256);
+        if (sha == NULL ||
+            !cJSON_ReplaceItemInObjectCaseSensitive(e->data, "payload_sha256", sha)) {
             cJSON_Delete(sha);
             return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
         }
@@ -446,14 +449,16 @@ static ct_rc hash_event(struct ct_defer *d, struct devent *e, cJSON **row, struc
               add_id(o, "ticket_id", c->ticket ? c->id : 0) &&
               add_id(o, "user_id", c->ticket ? 0 : c->id) &&
               cJSON_AddNumberToObject(o, "seq", (double)e->seq) != NULL &&
-              add_str(o, "action", e->action) && add_str(o, "actor_type", e->actor_type) &&
-              add_str(o, "actor_id", e->actor_id) && add_str(o, "from_value", e->from_value) &&
-              add_str(o, "to_value", e->to_value) && add_str(o, "data", data) &&
-              add_str(o, "digests", e->digests) && add_ts(o, "occurred_at", e->occurred_us) &&
-              add_ts(o, "recorded_at", e->recorded_us) && add_str(o, "prev_hash", prev_hex) &&
-              add_str(o, "hash", hash_hex) &&
-              (e->texts != NULL ? cJSON_AddRawToObject(o, "texts", e->texts)
-                                : cJSON_AddNullToObject(o, "texts")) != NULL;
+              ct_json_add_str(o, "action", e->action) &&
+              ct_json_add_str(o, "actor_type", e->actor_type) &&
+              ct_json_add_str(o, "actor_id", e->actor_id) &&
+              ct_json_add_str(o, "from_value", e->from_value) &&
+              ct_json_add_str(o, "to_value", e->to_value) && ct_json_add_str(o, "data", data) &&
+              ct_json_add_str(o, "digests", e->digests) &&
+              add_ts(o, "occurred_at", e->occurred_us) &&
+              add_ts(o, "recorded_at", e->recorded_us) &&
+              ct_json_add_str(o, "prev_hash", prev_hex) && ct_json_add_str(o, "hash", hash_hex) &&
+              ct_json_add_raw(o, "texts", e->texts);
     free(data);
     if (!ok) {
         cJSON_Delete(o);
@@ -471,7 +476,8 @@ static cJSON *head_json(const struct dchain *c)
     bool ok = o != NULL && add_id(o, "ticket_id", c->ticket ? c->id : 0) &&
               add_id(o, "user_id", c->ticket ? 0 : c->id) &&
               cJSON_AddNumberToObject(o, "last_seq", (double)c->last_seq) != NULL &&
-              add_str(o, "head", head) && cJSON_AddBoolToObject(o, "touch", c->touch) != NULL &&
+              ct_json_add_str(o, "head", head) &&
+              cJSON_AddBoolToObject(o, "touch", c->touch) != NULL &&
               (c->touch_us != 0 ? add_ts(o, "touch_at", c->touch_us)
                                 : cJSON_AddNullToObject(o, "touch_at") != NULL);
     if (!ok) {

@@ -105,13 +105,11 @@ static cJSON *receipt_json(const struct ct_receipt_new *r, size_t i, const char 
          cJSON_AddStringToObject(o, "sha", sha) != NULL &&
          cJSON_AddNumberToObject(o, "len", (double)r->len) != NULL &&
          cJSON_AddBoolToObject(o, "verified", r->signature != NULL) != NULL &&
-         (r->signature != NULL ? cJSON_AddStringToObject(o, "signature", r->signature)
-                               : cJSON_AddNullToObject(o, "signature")) != NULL &&
+         ct_json_add_str(o, "signature", r->signature) &&
          cJSON_AddNumberToObject(o, "messages", r->messages) != NULL &&
          cJSON_AddNumberToObject(o, "statuses", r->statuses) != NULL &&
          cJSON_AddNumberToObject(o, "rejected", r->rejected) != NULL &&
-         (r->wamids_json != NULL ? cJSON_AddRawToObject(o, "wamids", r->wamids_json)
-                                 : cJSON_AddNullToObject(o, "wamids")) != NULL;
+         ct_json_add_raw(o, "wamids", r->wamids_json);
     free(b64);
     if (!ok) {
         cJSON_Delete(o);

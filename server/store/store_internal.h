@@ -45,6 +45,7 @@ int ct_defer_chain_add(struct ct_defer *d, bool ticket, long long id, long long 
                        const unsigned char head[CT_HASH_LEN]);
 bool ct_defer_salt_find(const struct ct_defer *d, const char *scope,
                         unsigned char salt[CT_SALT_LEN]);
+/* Remembers scope's salt (nothing when it is remembered already). */
 void ct_defer_salt_add(struct ct_defer *d, const char *scope,
                        const unsigned char salt[CT_SALT_LEN]);
 /* The complaint rule the group's fetch found for text (rule_id 0: none); false when the text
@@ -101,6 +102,10 @@ void ct_param_ts(struct ct_params *p, bool present, long long us);
 /* Raw bytes (borrowed), sent in binary as a bytea. */
 void ct_param_bin(struct ct_params *p, const void *data, size_t len);
 
+/* Adds key to obj as the string v (or raw JSON text json), null when NULL; false on OOM. The
+ * rows of the set-based statements are built from these. */
+bool ct_json_add_str(cJSON *obj, const char *key, const char *v);
+bool ct_json_add_raw(cJSON *obj, const char *key, const char *json);
 /* Appends item to arr, or frees it: false on OOM (a NULL item or arr counts as OOM). */
 bool ct_json_append(cJSON *arr, cJSON *item);
 /* Runs sql with a (and b, when not NULL) as JSON text parameters $1 (and $2): how the set-based

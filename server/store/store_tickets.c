@@ -45,7 +45,7 @@ static void row_to_ref(const PGresult *res, struct ct_ticket_ref *out)
 
 static void remember_chain(struct ct_tx *tx, const PGresult *res, long long contact_id)
 {
-    unsigned char head[CT_HASH_LEN], salt[CT_SALT_LEN], known[CT_SALT_LEN];
+    unsigned char head[CT_HASH_LEN], salt[CT_SALT_LEN];
     char scope[48];
     long long id = atoll(PQgetvalue(res, 0, 1));
     if (ct_defer_chain_find(tx->defer, true, id) >= 0)
@@ -54,10 +54,9 @@ static void remember_chain(struct ct_tx *tx, const PGresult *res, long long cont
         memset(head, 0, CT_HASH_LEN);
     ct_defer_chain_add(tx->defer, true, id, atoll(PQgetvalue(res, 0, 7)), head);
     snprintf(scope, sizeof(scope), "contact:%lld", contact_id);
-    if (ct_store_bytea(res, 0, 10, salt, CT_SALT_LEN) && !ct_defer_salt_find(tx->defer, scope, known))
+    if (ct_store_bytea(res, 0, 10, salt, CT_SALT_LEN))
         ct_defer_salt_add(tx->defer, scope, salt);
     OPENSSL_cleanse(salt, sizeof(salt));
-    OPENSSL_cleanse(known, sizeof(known));
 }
 
 ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, const char *wamid,
