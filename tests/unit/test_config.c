@@ -1,5 +1,6 @@
 /* test_config.c: environment parsing: defaults, every bad value names its variable. */
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "casetrail/config.h"
 #include "t.h"
@@ -90,6 +91,11 @@ int main(void)
     CHECK(cfg.header_timeout_ms == 5000);
     CHECK(cfg.body_timeout_ms == 10000);
     CHECK(cfg.keepalive_timeout_ms == 5000);
+    CHECK(cfg.ingest_batched);
+    /* lanes: one per core and one more, at least 2, never more than the pool */
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int lanes = cores < 1 ? 2 : (int)cores + 1;
+    CHECK(cfg.ingest_lanes == (lanes < cfg.db_pool ? lanes : cfg.db_pool));
     ct_config_free(&cfg);
 
     struct kv good[] = {{"CASETRAIL_LISTEN", "0.0.0.0:0"},
@@ -97,6 +103,7 @@ int main(void)
                         {"WHATSAPP_APP_SECRET", "s3cret"},
                         {"WHATSAPP_GRAPH_URL", "http://127.0.0.1:9/v21.0/"},
                         {"CASETRAIL_DB_POOL", "7"},
+                        {"CASETRAIL_INGEST_BATCHED", "0"},
                         {"CASETRAIL_INSECURE_NO_SIGNATURE", "1"},
                         {"CASETRAIL_CURRENCY", "PKR"},
                         {"CASETRAIL_HEADER_TIMEOUT", "500"},
@@ -108,6 +115,8 @@ int main(void)
     CHECK_STR(cfg.app_secret, "s3cret");
     CHECK_STR(cfg.graph_url, "http://127.0.0.1:9/v21.0");
     CHECK(cfg.db_pool == 7);
+    CHECK(!cfg.ingest_batched);
+    CHECK(cfg.ingest_lanes >= 2 && cfg.ingest_lanes <= 7);
     CHECK(cfg.insecure_no_signature);
     CHECK_STR(cfg.currency, "PKR");
     CHECK(cfg.header_timeout_ms == 500);
@@ -127,6 +136,7 @@ int main(void)
     expect_bad("CASETRAIL_CURRENCY", "usd");
     expect_bad("CASETRAIL_LOG_LEVEL", "loud");
     expect_bad("CASETRAIL_DB_PREPARE", "yes");
+    expect_bad("CASETRAIL_INGEST_BATCHED", "on");
     expect_bad("CASETRAIL_HEADER_TIMEOUT", "499");
     expect_bad("CASETRAIL_HEADER_TIMEOUT", "5s");
     expect_bad("CASETRAIL_BODY_TIMEOUT", "600001");
