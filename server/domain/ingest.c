@@ -657,6 +657,7 @@ struct pending {
     struct ct_err err;
     bool active; /* still in its group's next attempt */
     bool finished;
+    pthread_cond_t done; /* its submitter waits on it: a group wakes only its own webhooks */
     struct pending *next;
 };
 
@@ -675,7 +676,7 @@ struct ct_ingester {
     size_t max_bytes;
     struct lane *lanes;
     pthread_mutex_t mu; /* guards the queue, seq, stop and each pending's finished */
-    pthread_cond_t work, done;
+    pthread_cond_t work;
     struct pending *head, *tail;
     size_t seq;
     bool stop;
@@ -936,9 +937,10 @@ static void *lane_main(void *arg)
         run_group(ing, l->group, n);
         pthread_mutex_lock(&ing->mu);
         l->nbusy = 0;
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
             l->group[i]->finished = true;
-        pthread_cond_broadcast(&ing->done);
+            pthread_cond_signal(&l->group[i]->done);
+        }
         if (ing->head != NULL) /* webhooks that waited for this group's customers */
             pthread_cond_broadcast(&ing->work);
     }
@@ -958,7 +960,6 @@ struct ct_ingester *ct_ingester_start(struct ct_pool *pool, int lanes, int max_g
     ing->batched = batched;
     pthread_mutex_init(&ing->mu, NULL);
     pthread_cond_init(&ing->work, NULL);
-    pthread_cond_init(&ing->done, NULL);
     ing->lanes = calloc((size_t)lanes, sizeof(*ing->lanes));
     if (ing->lanes == NULL) {
         ct_ingester_stop(ing);
@@ -996,7 +997,6 @@ void ct_ingester_stop(struct ct_ingester *ing)
         free(ing->lanes[i].busy);
     }
     pthread_cond_destroy(&ing->work);
-    pthread_cond_destroy(&ing->done);
     pthread_mutex_destroy(&ing->mu);
     free(ing->lanes);
     free(ing);
@@ -1024,6 +1024,7 @@ ct_rc ct_ingest_submit(struct ct_ingester *ing, struct ct_pool *pool, const char
     }
     batch_key(batch, x.key);
     x.hash = key_hash(x.key);
+    pthread_cond_init(&x.done, NULL);
     pthread_mutex_lock(&ing->mu);
     x.seqno = ing->seq++;
     if (ing->tail != NULL)
@@ -1033,8 +1034,9 @@ ct_rc ct_ingest_submit(struct ct_ingester *ing, struct ct_pool *pool, const char
     ing->tail = &x;
     pthread_cond_signal(&ing->work);
     while (!x.finished)
-        pthread_cond_wait(&ing->done, &ing->mu);
+        pthread_cond_wait(&x.done, &ing->mu);
     pthread_mutex_unlock(&ing->mu);
+    pthread_cond_destroy(&x.done);
     job_free(&x.j);
     if (x.rc != CT_OK)
         *err = x.err;
