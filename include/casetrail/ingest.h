@@ -43,10 +43,13 @@ struct ct_ingester;
 struct ct_ingester *ct_ingester_start(struct ct_pool *pool, int lanes, int max_group,
                                       size_t max_bytes, bool batched);
 void ct_ingester_stop(struct ct_ingester *ing);
-/* Groups committed and the webhooks in them, and groups whose batched write failed and were
- * written again row by row, since start. */
-void ct_ingester_stats(struct ct_ingester *ing, long long *groups, long long *webhooks,
-                       long long *unbatched);
+/* Since start: groups committed and the webhooks in them; groups whose batched write failed
+ * and were written again row by row; contacts of committed groups locked ahead by the group's
+ * preload (ct_store_ingest_preload). */
+struct ct_ingest_stats {
+    long long groups, webhooks, unbatched, preloaded;
+};
+void ct_ingester_stats(struct ct_ingester *ing, struct ct_ingest_stats *out);
 /* ct_ingest_commit through ing's lanes: returns once the webhook's group has committed (or
  * failed), with the same results and errors. ing NULL: ct_ingest_commit itself. */
 ct_rc ct_ingest_submit(struct ct_ingester *ing, struct ct_pool *pool, const char *body,

@@ -235,6 +235,17 @@ ct_rc ct_store_message_exists(struct ct_tx *tx, const char *wamid, bool *exists,
  * When *known, out may be left empty. */
 ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, const char *wamid,
                            struct ct_ticket_ref *out, bool *known, struct ct_err *err);
+/* One message of a batched group, as ct_store_ingest_preload asks about it (NULL: absent). */
+struct ct_preload_key {
+    const char *phone_number_id, *wa_id, *user_id, *wamid;
+};
+/* In a batched transaction, before its messages: locks every contact keys[0..n) names (by
+ * phone number and by BSUID) in one statement, then in a second the live tickets of those
+ * found and which wamids are stored (*locked: how many contacts it found), and keeps the answers, so that ct_store_contact_find and
+ * ct_store_ticket_live answer them without a round trip per message. An answer is dropped
+ * when this transaction changes the contact or ticket it describes. Nothing otherwise. */
+ct_rc ct_store_ingest_preload(struct ct_tx *tx, const struct ct_preload_key *keys, size_t n,
+                              size_t *locked, struct ct_err *err);
 /* Locks a ticket by id; CT_E_NOT_FOUND when it does not exist. */
 ct_rc ct_store_ticket_lock(struct ct_tx *tx, long long id, struct ct_ticket_ref *out,
                            struct ct_err *err);

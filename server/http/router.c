@@ -132,15 +132,15 @@ size_t ct_router_slots(void)
 
 void ct_api_metrics(struct ct_req *req)
 {
-    long long groups, grouped, unbatched;
-    char ingest[768];
+    struct ct_ingest_stats st;
+    char ingest[1024];
     char *text = ct_metrics_render(req->srv->metrics, req->srv->pool);
     if (text == NULL) {
         ct_http_fail(req, CT_E_INTERNAL, "internal", "out of memory");
         return;
     }
     /* webhooks per group commit: grouped / groups */
-    ct_ingester_stats(req->srv->ingester, &groups, &grouped, &unbatched);
+    ct_ingester_stats(req->srv->ingester, &st);
     int n = snprintf(ingest, sizeof(ingest),
                      "# HELP casetrail_ingest_groups_total Group-commit transactions committed.\n"
                      "# TYPE casetrail_ingest_groups_total counter\n"
@@ -151,8 +151,12 @@ void ct_api_metrics(struct ct_req *req)
                      "# HELP casetrail_ingest_unbatched_total Groups whose set-based write"
                      " failed, written again row by row.\n"
                      "# TYPE casetrail_ingest_unbatched_total counter\n"
-                     "casetrail_ingest_unbatched_total %lld\n",
-                     groups, grouped, unbatched);
+                     "casetrail_ingest_unbatched_total %lld\n"
+                     "# HELP casetrail_ingest_preloaded_contacts_total Contacts locked ahead,"
+                     " with their live tickets, by their group's two lookup statements.\n"
+                     "# TYPE casetrail_ingest_preloaded_contacts_total counter\n"
+                     "casetrail_ingest_preloaded_contacts_total %lld\n",
+                     st.groups, st.webhooks, st.unbatched, st.preloaded);
     size_t tl = strlen(text);
     char *all = realloc(text, tl + (size_t)n + 1);
     if (all == NULL) {

@@ -410,6 +410,7 @@ static ct_rc run(struct ct_pool *p, bool in_tx, bool batched, ct_tx_fn fn, void 
         tx.ntouched = 0; /* a retried transaction starts over */
         tx.touched_overflow = false;
         tx.defer = NULL;
+        tx.preload = NULL;
         if (in_tx) {
             rc = simple(&tx, "BEGIN", err);
             if (rc == CT_E_UNAVAILABLE && attempt == 0) {
@@ -428,6 +429,8 @@ static ct_rc run(struct ct_pool *p, bool in_tx, bool batched, ct_tx_fn fn, void 
             rc = ct_defer_flush(&tx, err); /* what a batched transaction held back */
         ct_defer_free(tx.defer);
         tx.defer = NULL;
+        ct_preload_free(tx.preload);
+        tx.preload = NULL;
         if (!in_tx && rc == CT_E_UNAVAILABLE && attempt == 0) {
             /* reads are safe to repeat on a fresh connection after a database restart */
             drop_conn(p, slot);

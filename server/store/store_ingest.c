@@ -215,23 +215,25 @@ ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int 
                              " rejected = $4 WHERE id = $1", &p, err);
 }
 
-#define CONTACT_COLS                                                                        \
-    "id, coalesce(wa_id, ''), coalesce(user_id, ''), coalesce(merged_into, 0), name IS NULL,"  \
-    " CASE WHEN octet_length(name) < 256 THEN name END"
+void ct_store_contact_from_row(const PGresult *res, int row, int off,
+                               struct ct_contact_row *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->id = atoll(PQgetvalue(res, row, off));
+    ct_store_copy(out->wa_id, sizeof(out->wa_id), res, row, off + 1);
+    ct_store_copy(out->user_id, sizeof(out->user_id), res, row, off + 2);
+    out->merged_into = atoll(PQgetvalue(res, row, off + 3));
+    if (PQgetvalue(res, row, off + 4)[0] == 't')
+        out->name_state = CT_NAME_NULL;
+    else if (!PQgetisnull(res, row, off + 5)) {
+        out->name_state = CT_NAME_SET;
+        ct_store_copy(out->name, sizeof(out->name), res, row, off + 5);
+    }
+}
 
 static void row_to_contact(const PGresult *res, struct ct_contact_row *out)
 {
-    memset(out, 0, sizeof(*out));
-    out->id = atoll(PQgetvalue(res, 0, 0));
-    ct_store_copy(out->wa_id, sizeof(out->wa_id), res, 0, 1);
-    ct_store_copy(out->user_id, sizeof(out->user_id), res, 0, 2);
-    out->merged_into = atoll(PQgetvalue(res, 0, 3));
-    if (PQgetvalue(res, 0, 4)[0] == 't')
-        out->name_state = CT_NAME_NULL;
-    else if (!PQgetisnull(res, 0, 5)) {
-        out->name_state = CT_NAME_SET;
-        ct_store_copy(out->name, sizeof(out->name), res, 0, 5);
-    }
+    ct_store_contact_from_row(res, 0, 0, out);
 }
 
 ct_rc ct_store_contact_find(struct ct_tx *tx, const char *phone_number_id, bool by_user,
@@ -239,12 +241,14 @@ ct_rc ct_store_contact_find(struct ct_tx *tx, const char *phone_number_id, bool 
                             struct ct_err *err)
 {
     struct ct_params p = {0};
+    if (ct_preload_contact(tx, phone_number_id, by_user, value, out, found))
+        return CT_OK; /* locked with the rest of its group */
     ct_param_str(&p, phone_number_id);
     ct_param_str(&p, value);
     PGresult *res = ct_tx_query(tx, by_user
-                                        ? "SELECT " CONTACT_COLS " FROM contacts WHERE"
+                                        ? "SELECT " CT_CONTACT_COLS " FROM contacts WHERE"
                                           " phone_number_id = $1 AND user_id = $2 FOR UPDATE"
-                                        : "SELECT " CONTACT_COLS " FROM contacts WHERE"
+                                        : "SELECT " CT_CONTACT_COLS " FROM contacts WHERE"
                                           " phone_number_id = $1 AND wa_id = $2 FOR UPDATE",
                                 &p, err);
     if (res == NULL)
@@ -261,7 +265,7 @@ ct_rc ct_store_contact_get(struct ct_tx *tx, long long id, struct ct_contact_row
 {
     struct ct_params p = {0};
     ct_param_ll(&p, id);
-    PGresult *res = ct_tx_query(tx, "SELECT " CONTACT_COLS " FROM contacts WHERE id = $1"
+    PGresult *res = ct_tx_query(tx, "SELECT " CT_CONTACT_COLS " FROM contacts WHERE id = $1"
                                     " FOR UPDATE", &p, err);
     if (res == NULL)
         return err->rc;
@@ -281,6 +285,7 @@ ct_rc ct_store_contact_insert(struct ct_tx *tx, const char *phone_number_id, con
     ct_param_str(&p, phone_number_id);
     ct_param_str(&p, wa_id);
     ct_param_str(&p, user_id);
+    ct_preload_forget_absent(tx);
     /* no conflict target: either unique key (number or BSUID) may already be taken */
     return ct_tx_command(tx, "INSERT INTO contacts (phone_number_id, wa_id, user_id)"
                              " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", &p, err);
@@ -293,6 +298,7 @@ ct_rc ct_store_contact_alias(struct ct_tx *tx, const char *phone_number_id, bool
     ct_param_str(&p, phone_number_id);
     ct_param_str(&p, value);
     ct_param_ll(&p, into);
+    ct_preload_forget_absent(tx);
     return ct_tx_command(tx, by_user ? "INSERT INTO contacts (phone_number_id, user_id,"
                                        " merged_into) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING"
                                      : "INSERT INTO contacts (phone_number_id, wa_id,"
@@ -307,6 +313,7 @@ ct_rc ct_store_contact_set_ids(struct ct_tx *tx, long long id, const char *wa_id
     if (ct_defer_flush(tx, err) != CT_OK) /* it reads what a batch holds back */
         return err->rc;
     struct ct_params p = {0};
+    ct_preload_forget_contact(tx, id);
     ct_param_ll(&p, id);
     ct_param_str(&p, wa_id);
     ct_param_str(&p, user_id);
@@ -323,6 +330,8 @@ ct_rc ct_store_contact_merge(struct ct_tx *tx, long long from, long long into,
     if (ct_defer_flush(tx, err) != CT_OK) /* it reads what a batch holds back */
         return err->rc;
     struct ct_params p = {0};
+    ct_preload_forget_contact(tx, from);
+    ct_preload_forget_contact(tx, into);
     ct_param_ll(&p, from);
     ct_param_ll(&p, into);
     ct_rc rc = ct_tx_command(tx, "UPDATE contacts SET merged_into = $2, updated_at = now()"
@@ -339,6 +348,7 @@ ct_rc ct_store_contact_username(struct ct_tx *tx, long long id, const char *user
                                 long long sent_us, struct ct_err *err)
 {
     struct ct_params p = {0};
+    ct_preload_forget_contact(tx, id);
     ct_param_ll(&p, id);
     ct_param_str(&p, username);
     ct_param_ts(&p, true, sent_us);
@@ -379,6 +389,7 @@ ct_rc ct_store_contact_name(struct ct_tx *tx, long long id, const char *name, lo
                             struct ct_err *err)
 {
     struct ct_params p = {0};
+    ct_preload_forget_contact(tx, id);
     ct_param_ll(&p, id);
     ct_param_str(&p, name);
     ct_param_ts(&p, true, sent_us);
@@ -407,6 +418,7 @@ ct_rc ct_store_message_insert(struct ct_tx *tx, const struct ct_message_new *m, 
                               bool *dup, char payload_sha256[65], struct ct_err *err)
 {
     struct ct_params p = {0};
+    ct_preload_saw_wamid(tx, m->wamid);
     if (tx->defer != NULL && !m->immediate) {
         *dup = false; /* a duplicate fails the flush instead (see ct_store_in_tx_batched) */
         payload_sha256[0] = '\0';

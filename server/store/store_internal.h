@@ -29,6 +29,8 @@ struct ct_tx {
     bool touched_overflow;
     /* a batched transaction's held-back writes (store_defer.c); NULL writes at once */
     struct ct_defer *defer;
+    /* a batched group's contacts and live tickets, looked up together (store_preload.c) */
+    struct ct_preload *preload;
 };
 
 /* ---- set-based writes of a batched transaction (store_defer.c) ----
@@ -67,6 +69,33 @@ ct_rc ct_defer_event(struct ct_defer *d, int chain, const struct ct_event_new *e
 /* Writes whatever is held (messages, then events, texts and heads); nothing when tx->defer is
  * NULL or empty. */
 ct_rc ct_defer_flush(struct ct_tx *tx, struct ct_err *err);
+
+/* ---- a batched group's lookups, made together (store_preload.c) ----
+ * ct_preload_contact and ct_preload_live answer from what ct_store_ingest_preload found (true)
+ * or say it was not asked (false: run the statement). Every store function that changes a
+ * contact or a ticket tells the preload first, so no answer outlives what it describes. */
+struct ct_preload;
+void ct_preload_free(struct ct_preload *pl);
+bool ct_preload_contact(const struct ct_tx *tx, const char *phone_number_id, bool by_user,
+                        const char *value, struct ct_contact_row *out, bool *found);
+bool ct_preload_live(const struct ct_tx *tx, long long contact_id, const char *wamid,
+                     struct ct_ticket_ref *out, bool *known);
+/* The contact changed (ids, name, merged): its rows and live ticket are asked again. */
+void ct_preload_forget_contact(struct ct_tx *tx, long long contact_id);
+/* A contact row was added: ids that were nobody's may now be someone's. */
+void ct_preload_forget_absent(struct ct_tx *tx);
+/* The ticket changed (status, assignee, escalation, priority). */
+void ct_preload_forget_ticket(struct ct_tx *tx, long long ticket_id);
+/* A message with wamid was stored by this transaction. */
+void ct_preload_saw_wamid(struct ct_tx *tx, const char *wamid);
+
+/* The columns of a struct ct_contact_row, unqualified; ct_store_contact_from_row reads them
+ * from column off of row. */
+#define CT_CONTACT_COLS                                                                       \
+    "id, coalesce(wa_id, ''), coalesce(user_id, ''), coalesce(merged_into, 0), name IS NULL,"  \
+    " CASE WHEN octet_length(name) < 256 THEN name END"
+void ct_store_contact_from_row(const PGresult *res, int row, int off,
+                               struct ct_contact_row *out);
 
 /* Notes that tx appended to ticket_id's chain (see struct ct_tx). */
 void ct_tx_touch(struct ct_tx *tx, long long ticket_id);

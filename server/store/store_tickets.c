@@ -69,6 +69,8 @@ ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, const char *w
         *known = true; /* held back by this batched transaction */
         return CT_OK;
     }
+    if (ct_preload_live(tx, contact_id, wamid, out, known))
+        return CT_OK; /* locked with the rest of its group */
     ct_param_ll(&p, contact_id);
     ct_param_str(&p, wamid);
     PGresult *res = ct_tx_query(tx, tx->defer != NULL ? LIVE_SQL(LIVE_CHAIN_COLS) : LIVE_SQL(""),
@@ -108,6 +110,7 @@ ct_rc ct_store_ticket_create(struct ct_tx *tx, long long contact_id, const char 
                              long long *id, struct ct_err *err)
 {
     struct ct_params p = {0};
+    ct_preload_forget_contact(tx, contact_id); /* it has a live ticket now */
     ct_param_ll(&p, contact_id);
     ct_param_str(&p, phone_number_id);
     PGresult *res = ct_tx_query(tx, "INSERT INTO tickets (contact_id, phone_number_id, created_at,"
@@ -124,6 +127,7 @@ ct_rc ct_store_ticket_set_status(struct ct_tx *tx, long long id, enum ct_status 
                                  struct ct_err *err)
 {
     struct ct_params p = {0};
+    ct_preload_forget_ticket(tx, id);
     ct_param_ll(&p, id);
     ct_param_str(&p, ct_status_name(status));
     return ct_tx_command(tx, "UPDATE tickets SET status = $2, updated_at = now() WHERE id = $1",

@@ -9,6 +9,7 @@ ct_rc ct_store_ticket_set_assignee(struct ct_tx *tx, long long id, long long ass
                                    struct ct_err *err)
 {
     struct ct_params p = {0};
+    ct_preload_forget_ticket(tx, id);
     ct_param_ll(&p, id);
     ct_param_id(&p, assignee_id);
     return ct_tx_command(
@@ -19,6 +20,7 @@ ct_rc ct_store_ticket_set_escalation(struct ct_tx *tx, long long id, int level, 
                                      struct ct_err *err)
 {
     struct ct_params p = {0};
+    ct_preload_forget_ticket(tx, id);
     ct_param_ll(&p, id);
     ct_param_ll(&p, level);
     ct_param_bool(&p, complaint);
@@ -30,6 +32,7 @@ ct_rc ct_store_ticket_set_priority(struct ct_tx *tx, long long id, enum ct_prior
                                    struct ct_err *err)
 {
     struct ct_params p = {0};
+    ct_preload_forget_ticket(tx, id);
     ct_param_ll(&p, id);
     ct_param_str(&p, ct_priority_name(priority));
     return ct_tx_command(tx, "UPDATE tickets SET priority = $2, updated_at = now() WHERE id = $1",

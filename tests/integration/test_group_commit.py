@@ -12,7 +12,8 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "support"))
 import harness  # noqa: E402
-from harness import ServerTest, post_webhook, text_payload  # noqa: E402
+from harness import ServerTest, add_user, post_webhook, text_payload  # noqa: E402
+from test_identity import contact, envelope, text  # noqa: E402
 
 SENDERS = 24
 CONTACTS = 40
@@ -175,6 +176,94 @@ class GroupCommit(ServerTest):
             self.q("DROP TRIGGER drop_gc ON messages")
             self.q("DROP FUNCTION drop_gc()")
         self.check_invariants("wamid.gcs.%")
+
+
+class GroupPreload(ServerTest):
+    """A batched group looks up all its contacts, live tickets and wamids in two statements
+    before its messages (server/store/store_preload.c). What the group itself changes (a
+    reopened or escalated ticket, a merged contact) must not be answered from that lookup.
+    When it fails, look at the ct_preload_forget_* calls in server/store."""
+
+    server_env = {"CASETRAIL_INGEST_LANES": "1", "CASETRAIL_INGEST_GROUP": "16"}
+
+    def ticket_of(self, wa_id):
+        return self.one("SELECT t.id FROM tickets t JOIN contacts c ON c.id = t.contact_id"
+                        " WHERE c.wa_id = :'w'", w=wa_id)
+
+    def actions(self, ticket_id):
+        return self.one("SELECT string_agg(action, ' ' ORDER BY seq) FROM events"
+                        " WHERE ticket_id = :'t'", t=ticket_id).split()
+
+    def test_a_group_sees_what_it_changed_itself(self):
+        sup = add_user(self.dsn, "gp-sup", "supervisor")
+        back, angry = [f"92370{c:07d}" for c in range(8)], [f"92371{c:07d}" for c in range(8)]
+        first = [json.dumps(text_payload(f"wamid.gp.{w}.0", w, 1760800000, "hello")).encode()
+                 for w in back + angry]
+        self.assertEqual([a.status for a in send_all(self.srv, first) if a.status != 200], [])
+        for w in back:
+            r = self.srv.post(f"/api/tickets/{self.ticket_of(w)}/status", token=sup,
+                              body={"status": "resolved", "reason": "answered"})
+            self.assertEqual(r.status, 200, r)
+        preloaded0 = metric(self.srv, "casetrail_ingest_preloaded_contacts_total")
+        unbatched0 = metric(self.srv, "casetrail_ingest_unbatched_total")
+        # each resolved customer writes four times and each angry one complains three times,
+        # all at once: one lane, so a customer's webhooks mostly share a group
+        bodies = [json.dumps(text_payload(f"wamid.gp.{w}.{k}", w, 1760800000 + 10 * k,
+                                          f"back again {k}")).encode()
+                  for w in back for k in range(1, 5)]
+        bodies += [json.dumps(text_payload(f"wamid.gp.{w}.{k}", w, 1760800000 + 10 * k,
+                                           f"I want a refund now ({k})")).encode()
+                   for w in angry for k in range(1, 4)]
+        random.Random(7).shuffle(bodies)
+        self.assertEqual([a.status for a in send_all(self.srv, bodies) if a.status != 200], [])
+        self.assertGreater(metric(self.srv, "casetrail_ingest_preloaded_contacts_total"),
+                           preloaded0)
+        self.assertEqual(metric(self.srv, "casetrail_ingest_unbatched_total") - unbatched0, 0)
+        for w in back:  # the first message reopened it; the others found it open
+            t = self.ticket_of(w)
+            acts = self.actions(t)
+            self.assertEqual(acts.count("ticket.reopened"), 1, (w, acts))
+            self.assertEqual(acts.count("message.received"), 5, (w, acts))
+            self.assertEqual(self.one("SELECT status FROM tickets WHERE id = :'t'", t=t), "open")
+        for w in angry:  # escalated once, however many complaints shared its group
+            acts = self.actions(self.ticket_of(w))
+            self.assertEqual(acts.count("escalation.raised"), 1, (w, acts))
+        GroupCommit.check_invariants(self, "wamid.gp.%")
+
+    def test_a_merge_inside_a_group_moves_the_later_messages(self):
+        merged, others = [], []
+        for c in range(6):
+            w, u = f"92372{c:07d}", f"PK.gp{c:04d}"
+            for body in (envelope([text(f"wamid.gm.{c}.a", 1760900000, "hi", wa_id=w)],
+                                  [contact("Zara", wa_id=w)]),
+                         envelope([text(f"wamid.gm.{c}.b", 1760900010, "hi", user_id=u)],
+                                  [contact("Zara", user_id=u)])):
+                self.assertEqual(post_webhook(self.srv, body).status, 200)
+            # one body: the message naming both ids merges the two contacts, then two more
+            # by BSUID alone, which must follow the merge
+            merged.append(json.dumps(envelope(
+                [text(f"wamid.gm.{c}.c", 1760900020, "both", wa_id=w, user_id=u),
+                 text(f"wamid.gm.{c}.d", 1760900030, "later", user_id=u),
+                 text(f"wamid.gm.{c}.e", 1760900040, "later still", user_id=u)],
+                [contact("Zara", user_id=u)])).encode())  # no wa_id: d and e name only u
+            others += [json.dumps(text_payload(f"wamid.gm.{c}.x{k}", f"92373{c:03d}{k:04d}",
+                                               1760900000 + k, "filler")).encode()
+                       for k in range(4)]
+        bodies = merged + others
+        random.Random(11).shuffle(bodies)
+        unbatched0 = metric(self.srv, "casetrail_ingest_unbatched_total")
+        self.assertEqual([a.status for a in send_all(self.srv, bodies) if a.status != 200], [])
+        self.assertEqual(metric(self.srv, "casetrail_ingest_unbatched_total") - unbatched0, 0)
+        for c in range(6):
+            w, u = f"92372{c:07d}", f"PK.gp{c:04d}"
+            keep = self.one("SELECT id FROM contacts WHERE wa_id = :'w'", w=w)
+            self.assertEqual(self.one("SELECT count(*) FROM contacts WHERE (wa_id = :'w' OR"
+                                      " user_id = :'u') AND merged_into IS NULL", w=w, u=u), "1")
+            self.assertEqual(self.one("SELECT string_agg(DISTINCT contact_id::text, ',') FROM"
+                                      " messages WHERE wamid IN (:'c', :'d', :'e')",
+                                      c=f"wamid.gm.{c}.c", d=f"wamid.gm.{c}.d",
+                                      e=f"wamid.gm.{c}.e"), keep)
+        GroupCommit.check_invariants(self, "wamid.gm.%")
 
 
 class NoGroupCommit(ServerTest):

@@ -1,0 +1,388 @@
+/* store_preload.c: a batched group's contact and live-ticket lookups, made for every message of
+ * the group in two statements instead of two round trips per message (docs/DECISIONS.md
+ * "Group preload"). The answers are kept on the transaction and dropped as soon as it changes
+ * what they tell. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <openssl/crypto.h>
+
+#include "store_internal.h"
+
+struct pcontact {
+    char *phone_number_id, *value;
+    bool by_user;
+    bool found; /* false: no row held the id when the group's contacts were locked */
+    struct ct_contact_row row;
+};
+
+struct plive {
+    long long contact_id;
+    struct ct_ticket_ref ref; /* id 0: the contact had no live ticket */
+};
+
+struct pwamid {
+    char *wamid;
+    bool known;
+};
+
+struct ct_preload {
+    struct pcontact *contacts;
+    size_t ncontacts;
+    struct plive *lives;
+    size_t nlives;
+    struct pwamid *wamids;
+    size_t nwamids;
+};
+
+void ct_preload_free(struct ct_preload *pl)
+{
+    if (pl == NULL)
+        return;
+    for (size_t i = 0; i < pl->ncontacts; i++) {
+        free(pl->contacts[i].phone_number_id);
+        free(pl->contacts[i].value);
+    }
+    for (size_t i = 0; i < pl->nwamids; i++)
+        free(pl->wamids[i].wamid);
+    free(pl->contacts);
+    free(pl->lives);
+    free(pl->wamids);
+    free(pl);
+}
+
+/* ---- what the transaction asks ---- */
+
+bool ct_preload_contact(const struct ct_tx *tx, const char *phone_number_id, bool by_user,
+                        const char *value, struct ct_contact_row *out, bool *found)
+{
+    const struct ct_preload *pl = tx->preload;
+    for (size_t i = 0; pl != NULL && i < pl->ncontacts; i++) {
+        const struct pcontact *c = &pl->contacts[i];
+        if (c->by_user == by_user && strcmp(c->value, value) == 0 &&
+            strcmp(c->phone_number_id, phone_number_id) == 0) {
+            *found = c->found;
+            if (c->found)
+                *out = c->row;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool ct_preload_live(const struct ct_tx *tx, long long contact_id, const char *wamid,
+                     struct ct_ticket_ref *out, bool *known)
+{
+    const struct ct_preload *pl = tx->preload;
+    const struct plive *live = NULL;
+    bool is_known = false, have_wamid = wamid == NULL;
+
+    for (size_t i = 0; pl != NULL && i < pl->nlives && live == NULL; i++)
+        if (pl->lives[i].contact_id == contact_id)
+            live = &pl->lives[i];
+    for (size_t i = 0; live != NULL && !have_wamid && i < pl->nwamids; i++) {
+        if (strcmp(pl->wamids[i].wamid, wamid) == 0) {
+            have_wamid = true;
+            is_known = pl->wamids[i].known;
+        }
+    }
+    if (live == NULL || !have_wamid)
+        return false;
+    *known = is_known;
+    *out = live->ref;
+    return true;
+}
+
+/* ---- what the transaction changes ---- */
+
+void ct_preload_forget_contact(struct ct_tx *tx, long long contact_id)
+{
+    struct ct_preload *pl = tx->preload;
+    size_t keep = 0;
+    if (pl == NULL)
+        return;
+    for (size_t i = 0; i < pl->ncontacts; i++) {
+        struct pcontact *c = &pl->contacts[i];
+        if (c->found && (c->row.id == contact_id || c->row.merged_into == contact_id)) {
+            free(c->phone_number_id);
+            free(c->value);
+            continue;
+        }
+        pl->contacts[keep++] = *c;
+    }
+    pl->ncontacts = keep;
+    keep = 0;
+    for (size_t i = 0; i < pl->nlives; i++)
+        if (pl->lives[i].contact_id != contact_id)
+            pl->lives[keep++] = pl->lives[i];
+    pl->nlives = keep;
+}
+
+void ct_preload_forget_absent(struct ct_tx *tx)
+{
+    struct ct_preload *pl = tx->preload;
+    size_t keep = 0;
+    if (pl == NULL)
+        return;
+    for (size_t i = 0; i < pl->ncontacts; i++) {
+        struct pcontact *c = &pl->contacts[i];
+        if (!c->found) {
+            free(c->phone_number_id);
+            free(c->value);
+            continue;
+        }
+        pl->contacts[keep++] = *c;
+    }
+    pl->ncontacts = keep;
+}
+
+void ct_preload_forget_ticket(struct ct_tx *tx, long long ticket_id)
+{
+    struct ct_preload *pl = tx->preload;
+    size_t keep = 0;
+    if (pl == NULL)
+        return;
+    for (size_t i = 0; i < pl->nlives; i++)
+        if (pl->lives[i].ref.id != ticket_id)
+            pl->lives[keep++] = pl->lives[i];
+    pl->nlives = keep;
+}
+
+void ct_preload_saw_wamid(struct ct_tx *tx, const char *wamid)
+{
+    struct ct_preload *pl = tx->preload;
+    for (size_t i = 0; pl != NULL && wamid != NULL && i < pl->nwamids; i++)
+        if (strcmp(pl->wamids[i].wamid, wamid) == 0)
+            pl->wamids[i].known = true;
+}
+
+/* ---- the two statements ---- */
+
+/* Locks every contact the group's messages name, by phone number and then by BSUID, each in
+ * byte order of number and id (the row-by-row path's order). The lookups are lateral, one
+ * index probe per id: a join would be planned for the function's guess of 100 rows and scan
+ * the table. */
+#define CONTACTS_BY(col, by_user)                                                             \
+    "SELECT k.p, k.v, k.u, c.* FROM (SELECT p, v, u FROM jsonb_to_recordset($1::jsonb) AS"     \
+    " k (p text, v text, u boolean) WHERE " by_user " GROUP BY p, v, u ORDER BY p COLLATE \"C\","  \
+    " v COLLATE \"C\") k JOIN LATERAL (SELECT " CT_CONTACT_COLS " FROM contacts WHERE"         \
+    " phone_number_id = k.p AND " col " = k.v FOR UPDATE) c ON true"
+#define CONTACTS_SQL CONTACTS_BY("wa_id", "NOT u") " UNION ALL " CONTACTS_BY("user_id", "u")
+
+/* Run after CONTACTS_SQL, so its snapshot sees every message committed by whoever held those
+ * locks: the contacts' live tickets (locked in contact order, with their chains, the contact's
+ * text salt and the digest's shared lock, as the per-message statement takes them) and which
+ * of the group's wamids are stored (one index probe each, as the receipts ask: = ANY over the
+ * array was planned as a scan of all messages while the table was young, and kept). Rows: 't', contact, REF_COLS, last_seq, chain_head, salt;
+ * or 'w', NULL, wamid. */
+#define LIVES_SQL                                                                             \
+    "SELECT 't', c.id, t.id::text, t.status, t.assignee, t.escalation_level, t.priority,"     \
+    " t.complaint_escalated, t.last_seq, t.chain_head,"                                        \
+    " (SELECT salt FROM text_salts WHERE scope = 'contact:' || c.id)"                          \
+    " FROM (SELECT DISTINCT x::bigint AS id FROM jsonb_array_elements_text($1::jsonb) AS x"    \
+    " ORDER BY 1) c JOIN LATERAL (SELECT id, status, coalesce(assignee_id, 0) AS assignee,"    \
+    " escalation_level, priority, complaint_escalated, last_seq, chain_head,"                  \
+    " pg_advisory_xact_lock_shared(" CT_DIGEST_LOCK ") FROM tickets WHERE contact_id = c.id"   \
+    " AND status <> 'closed' FOR UPDATE) t ON true"                                             \
+    " UNION ALL SELECT 'w', NULL, w.x, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"         \
+    " FROM jsonb_array_elements_text($2::jsonb) AS w (x)"                                       \
+    " WHERE (SELECT true FROM messages m WHERE m.wamid = w.x LIMIT 1)"
+
+static bool add_key(cJSON *keys, const char *phone_number_id, const char *value, bool by_user)
+{
+    cJSON *o = cJSON_CreateObject();
+    bool ok = o != NULL && ct_json_add_str(o, "p", phone_number_id) &&
+              ct_json_add_str(o, "v", value) && cJSON_AddBoolToObject(o, "u", by_user) != NULL;
+    if (!ok) {
+        cJSON_Delete(o);
+        return false;
+    }
+    return ct_json_append(keys, o);
+}
+
+/* Records each key of keys[0..n) as found (a row of res) or absent. */
+static bool keep_contacts(struct ct_preload *pl, const struct ct_preload_key *keys, size_t n,
+                          const PGresult *res)
+{
+    size_t cap = 2 * n;
+    if ((pl->contacts = calloc(cap + 1, sizeof(*pl->contacts))) == NULL)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        for (int by_user = 0; by_user < 2; by_user++) {
+            const char *v = by_user ? keys[i].user_id : keys[i].wa_id;
+            struct ct_contact_row row;
+            bool dup = false;
+            if (v == NULL || keys[i].phone_number_id == NULL)
+                continue;
+            for (size_t k = 0; k < pl->ncontacts && !dup; k++)
+                dup = pl->contacts[k].by_user == by_user && strcmp(pl->contacts[k].value, v) == 0 &&
+                      strcmp(pl->contacts[k].phone_number_id, keys[i].phone_number_id) == 0;
+            if (dup)
+                continue;
+            struct pcontact *c = &pl->contacts[pl->ncontacts];
+            c->by_user = by_user;
+            c->phone_number_id = strdup(keys[i].phone_number_id);
+            c->value = strdup(v);
+            if (c->phone_number_id == NULL || c->value == NULL) {
+                free(c->phone_number_id);
+                free(c->value);
+                return false;
+            }
+            pl->ncontacts++;
+            for (int r = 0; r < PQntuples(res) && !c->found; r++) {
+                if ((PQgetvalue(res, r, 2)[0] == 't') != (bool)by_user ||
+                    strcmp(PQgetvalue(res, r, 1), v) != 0 ||
+                    strcmp(PQgetvalue(res, r, 0), keys[i].phone_number_id) != 0)
+                    continue;
+                ct_store_contact_from_row(res, r, 3, &row);
+                c->row = row;
+                c->found = true;
+            }
+        }
+    }
+    return true;
+}
+
+static ct_rc lock_contacts(struct ct_tx *tx, struct ct_preload *pl,
+                           const struct ct_preload_key *keys, size_t n, struct ct_err *err)
+{
+    cJSON *arr = cJSON_CreateArray();
+    PGresult *res = NULL;
+    ct_rc rc = CT_OK;
+
+    for (size_t i = 0; arr != NULL && i < n; i++) {
+        if (keys[i].phone_number_id == NULL)
+            continue;
+        if ((keys[i].wa_id != NULL && !add_key(arr, keys[i].phone_number_id, keys[i].wa_id, false)) ||
+            (keys[i].user_id != NULL && !add_key(arr, keys[i].phone_number_id, keys[i].user_id, true))) {
+            cJSON_Delete(arr);
+            arr = NULL;
+        }
+    }
+    res = ct_tx_query_json(tx, CONTACTS_SQL, arr, NULL, err);
+    if (res == NULL) {
+        rc = err->rc;
+        goto out;
+    }
+    if (!keep_contacts(pl, keys, n, res))
+        rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+out:
+    PQclear(res);
+    cJSON_Delete(arr);
+    return rc;
+}
+
+/* Takes row r of LIVES_SQL ('t') into pl and its chain and salt into the transaction's held
+ * writes, as the per-message statement would. */
+static void keep_live(struct ct_tx *tx, struct ct_preload *pl, const PGresult *res, int r)
+{
+    unsigned char head[CT_HASH_LEN], salt[CT_SALT_LEN];
+    char scope[48];
+    struct plive *l = &pl->lives[pl->nlives++];
+
+    l->contact_id = atoll(PQgetvalue(res, r, 1));
+    l->ref.id = atoll(PQgetvalue(res, r, 2));
+    l->ref.status = ct_status_parse(PQgetvalue(res, r, 3));
+    l->ref.assignee_id = atoll(PQgetvalue(res, r, 4));
+    l->ref.escalation_level = atoi(PQgetvalue(res, r, 5));
+    l->ref.priority = ct_priority_parse(PQgetvalue(res, r, 6));
+    l->ref.complaint_escalated = PQgetvalue(res, r, 7)[0] == 't';
+    if (ct_defer_chain_find(tx->defer, true, l->ref.id) >= 0)
+        return; /* already locked here, with a head newer than the table's */
+    if (!ct_store_bytea(res, r, 9, head, CT_HASH_LEN))
+        memset(head, 0, CT_HASH_LEN);
+    ct_defer_chain_add(tx->defer, true, l->ref.id, atoll(PQgetvalue(res, r, 8)), head);
+    snprintf(scope, sizeof(scope), "contact:%lld", l->contact_id);
+    if (ct_store_bytea(res, r, 10, salt, CT_SALT_LEN))
+        ct_defer_salt_add(tx->defer, scope, salt);
+    OPENSSL_cleanse(salt, sizeof(salt));
+}
+
+/* Fills pl's live tickets (every found contact's: id 0 when it has none) and wamids from res. */
+static bool keep_lives(struct ct_tx *tx, struct ct_preload *pl, const struct ct_preload_key *keys,
+                       size_t n, const PGresult *res)
+{
+    pl->lives = calloc(pl->ncontacts + (size_t)PQntuples(res) + 1, sizeof(*pl->lives));
+    pl->wamids = calloc(n + 1, sizeof(*pl->wamids));
+    if (pl->lives == NULL || pl->wamids == NULL)
+        return false;
+    for (int r = 0; r < PQntuples(res); r++)
+        if (PQgetvalue(res, r, 0)[0] == 't')
+            keep_live(tx, pl, res, r);
+    for (size_t i = 0; i < pl->ncontacts; i++) {
+        const struct pcontact *c = &pl->contacts[i];
+        bool have = false;
+        if (!c->found || c->row.merged_into != 0)
+            continue;
+        for (size_t k = 0; k < pl->nlives && !have; k++)
+            have = pl->lives[k].contact_id == c->row.id;
+        if (!have)
+            pl->lives[pl->nlives++] = (struct plive){.contact_id = c->row.id};
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (keys[i].wamid == NULL)
+            continue;
+        struct pwamid *w = &pl->wamids[pl->nwamids];
+        if ((w->wamid = strdup(keys[i].wamid)) == NULL)
+            return false;
+        pl->nwamids++;
+        for (int r = 0; r < PQntuples(res) && !w->known; r++)
+            w->known = PQgetvalue(res, r, 0)[0] == 'w' && strcmp(PQgetvalue(res, r, 2), w->wamid) == 0;
+    }
+    return true;
+}
+
+static ct_rc lock_lives(struct ct_tx *tx, struct ct_preload *pl,
+                        const struct ct_preload_key *keys, size_t n, struct ct_err *err)
+{
+    cJSON *ids = cJSON_CreateArray(), *wamids = cJSON_CreateArray();
+    PGresult *res = NULL;
+    ct_rc rc = CT_OK;
+    bool ok = ids != NULL && wamids != NULL;
+
+    for (size_t i = 0; ok && i < pl->ncontacts; i++)
+        if (pl->contacts[i].found && pl->contacts[i].row.merged_into == 0)
+            ok = ct_json_append(ids, cJSON_CreateNumber((double)pl->contacts[i].row.id));
+    for (size_t i = 0; ok && i < n; i++)
+        if (keys[i].wamid != NULL)
+            ok = ct_json_append(wamids, cJSON_CreateString(keys[i].wamid));
+    if (!ok) {
+        rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+        goto out;
+    }
+    res = ct_tx_query_json(tx, LIVES_SQL, ids, wamids, err);
+    if (res == NULL) {
+        rc = err->rc;
+        goto out;
+    }
+    if (!keep_lives(tx, pl, keys, n, res))
+        rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+out:
+    PQclear(res);
+    cJSON_Delete(ids);
+    cJSON_Delete(wamids);
+    return rc;
+}
+
+ct_rc ct_store_ingest_preload(struct ct_tx *tx, const struct ct_preload_key *keys, size_t n,
+                              size_t *locked, struct ct_err *err)
+{
+    ct_rc rc;
+    *locked = 0;
+    if (tx->defer == NULL || tx->preload != NULL || n == 0)
+        return CT_OK;
+    if ((tx->preload = calloc(1, sizeof(*tx->preload))) == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    rc = lock_contacts(tx, tx->preload, keys, n, err);
+    if (rc == CT_OK)
+        rc = lock_lives(tx, tx->preload, keys, n, err);
+    if (rc != CT_OK) { /* half an answer is no answer: ask row by row */
+        ct_preload_free(tx->preload);
+        tx->preload = NULL;
+        return rc;
+    }
+    for (size_t i = 0; i < tx->preload->ncontacts; i++)
+        *locked += tx->preload->contacts[i].found;
+    return CT_OK;
+}
