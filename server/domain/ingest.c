@@ -765,6 +765,16 @@ out:
     return rc;
 }
 
+/* The messages of the group's webhooks still in this attempt. */
+static size_t group_messages(const struct group *g)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < g->n; i++)
+        if (g->p[i]->active)
+            n += g->p[i]->j.batch->nmessages;
+    return n;
+}
+
 /* The complaint rules each customer message of the group matches, in one statement. */
 static ct_rc group_rules(struct ct_tx *tx, struct group *g, struct ct_err *err)
 {
@@ -772,11 +782,7 @@ static ct_rc group_rules(struct ct_tx *tx, struct group *g, struct ct_err *err)
     const char **texts = NULL;
     ct_rc rc = CT_OK;
 
-    for (size_t i = 0; i < g->n; i++) {
-        const struct job *j = &g->p[i]->j;
-        if (g->p[i]->active)
-            cap += j->batch->nmessages;
-    }
+    cap = group_messages(g);
     if (cap < 2) /* one message asks the usual way */
         return CT_OK;
     if ((texts = calloc(cap, sizeof(*texts))) == NULL)
@@ -802,9 +808,7 @@ static ct_rc group_preload(struct ct_tx *tx, struct group *g, struct ct_err *err
     struct ct_preload_key *keys;
     ct_rc rc;
 
-    for (size_t i = 0; i < g->n; i++)
-        if (g->p[i]->active)
-            cap += g->p[i]->j.batch->nmessages;
+    cap = group_messages(g);
     if (cap < 2) /* one message asks the usual way */
         return CT_OK;
     if ((keys = calloc(cap, sizeof(*keys))) == NULL)

@@ -96,15 +96,17 @@ bool ct_preload_live(const struct ct_tx *tx, long long contact_id, const char *w
 
 /* ---- what the transaction changes ---- */
 
-void ct_preload_forget_contact(struct ct_tx *tx, long long contact_id)
+/* Drops the contact answers that no longer hold: the absent ones (absent), else those about
+ * contact_id (the row itself or one merged into it). */
+static void drop_contacts(struct ct_preload *pl, bool absent, long long contact_id)
 {
-    struct ct_preload *pl = tx->preload;
     size_t keep = 0;
-    if (pl == NULL)
-        return;
     for (size_t i = 0; i < pl->ncontacts; i++) {
         struct pcontact *c = &pl->contacts[i];
-        if (c->found && (c->row.id == contact_id || c->row.merged_into == contact_id)) {
+        bool gone = absent ? !c->found
+                           : c->found && (c->row.id == contact_id ||
+                                          c->row.merged_into == contact_id);
+        if (gone) {
             free(c->phone_number_id);
             free(c->value);
             continue;
@@ -112,7 +114,15 @@ void ct_preload_forget_contact(struct ct_tx *tx, long long contact_id)
         pl->contacts[keep++] = *c;
     }
     pl->ncontacts = keep;
-    keep = 0;
+}
+
+void ct_preload_forget_contact(struct ct_tx *tx, long long contact_id)
+{
+    struct ct_preload *pl = tx->preload;
+    size_t keep = 0;
+    if (pl == NULL)
+        return;
+    drop_contacts(pl, false, contact_id);
     for (size_t i = 0; i < pl->nlives; i++)
         if (pl->lives[i].contact_id != contact_id)
             pl->lives[keep++] = pl->lives[i];
@@ -121,20 +131,8 @@ void ct_preload_forget_contact(struct ct_tx *tx, long long contact_id)
 
 void ct_preload_forget_absent(struct ct_tx *tx)
 {
-    struct ct_preload *pl = tx->preload;
-    size_t keep = 0;
-    if (pl == NULL)
-        return;
-    for (size_t i = 0; i < pl->ncontacts; i++) {
-        struct pcontact *c = &pl->contacts[i];
-        if (!c->found) {
-            free(c->phone_number_id);
-            free(c->value);
-            continue;
-        }
-        pl->contacts[keep++] = *c;
-    }
-    pl->ncontacts = keep;
+    if (tx->preload != NULL)
+        drop_contacts(tx->preload, true, 0);
 }
 
 void ct_preload_forget_ticket(struct ct_tx *tx, long long ticket_id)
