@@ -332,6 +332,8 @@ ct_rc ct_store_contact_merge(struct ct_tx *tx, long long from, long long into,
     struct ct_params p = {0};
     ct_preload_forget_contact(tx, from);
     ct_preload_forget_contact(tx, into);
+    ct_preload_forget_live(tx, from);
+    ct_preload_forget_live(tx, into);
     ct_param_ll(&p, from);
     ct_param_ll(&p, into);
     ct_rc rc = ct_tx_command(tx, "UPDATE contacts SET merged_into = $2, updated_at = now()"
@@ -347,8 +349,7 @@ ct_rc ct_store_contact_merge(struct ct_tx *tx, long long from, long long into,
 ct_rc ct_store_contact_username(struct ct_tx *tx, long long id, const char *username,
                                 long long sent_us, struct ct_err *err)
 {
-    struct ct_params p = {0};
-    ct_preload_forget_contact(tx, id);
+    struct ct_params p = {0}; /* the preload keeps no username: nothing to forget */
     ct_param_ll(&p, id);
     ct_param_str(&p, username);
     ct_param_ts(&p, true, sent_us);

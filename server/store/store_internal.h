@@ -80,8 +80,10 @@ bool ct_preload_contact(const struct ct_tx *tx, const char *phone_number_id, boo
                         const char *value, struct ct_contact_row *out, bool *found);
 bool ct_preload_live(const struct ct_tx *tx, long long contact_id, const char *wamid,
                      struct ct_ticket_ref *out, bool *known);
-/* The contact changed (ids, name, merged): its rows and live ticket are asked again. */
+/* The contact's row changed (ids, name, merged): it is looked up again. */
 void ct_preload_forget_contact(struct ct_tx *tx, long long contact_id);
+/* Which ticket is the contact's live one may have changed (one created, tickets merged). */
+void ct_preload_forget_live(struct ct_tx *tx, long long contact_id);
 /* A contact row was added: ids that were nobody's may now be someone's. */
 void ct_preload_forget_absent(struct ct_tx *tx);
 /* The ticket changed (status, assignee, escalation, priority). */

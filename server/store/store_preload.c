@@ -118,11 +118,16 @@ static void drop_contacts(struct ct_preload *pl, bool absent, long long contact_
 
 void ct_preload_forget_contact(struct ct_tx *tx, long long contact_id)
 {
+    if (tx->preload != NULL)
+        drop_contacts(tx->preload, false, contact_id);
+}
+
+void ct_preload_forget_live(struct ct_tx *tx, long long contact_id)
+{
     struct ct_preload *pl = tx->preload;
     size_t keep = 0;
     if (pl == NULL)
         return;
-    drop_contacts(pl, false, contact_id);
     for (size_t i = 0; i < pl->nlives; i++)
         if (pl->lives[i].contact_id != contact_id)
             pl->lives[keep++] = pl->lives[i];

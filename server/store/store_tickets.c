@@ -110,7 +110,7 @@ ct_rc ct_store_ticket_create(struct ct_tx *tx, long long contact_id, const char 
                              long long *id, struct ct_err *err)
 {
     struct ct_params p = {0};
-    ct_preload_forget_contact(tx, contact_id); /* it has a live ticket now */
+    ct_preload_forget_live(tx, contact_id); /* it has a live ticket now */
     ct_param_ll(&p, contact_id);
     ct_param_str(&p, phone_number_id);
     PGresult *res = ct_tx_query(tx, "INSERT INTO tickets (contact_id, phone_number_id, created_at,"

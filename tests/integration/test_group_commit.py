@@ -197,12 +197,17 @@ class GroupPreload(ServerTest):
     def test_a_group_sees_what_it_changed_itself(self):
         sup = add_user(self.dsn, "gp-sup", "supervisor")
         back, angry = [f"92370{c:07d}" for c in range(8)], [f"92371{c:07d}" for c in range(8)]
+        closed = [f"92374{c:07d}" for c in range(6)]
         first = [json.dumps(text_payload(f"wamid.gp.{w}.0", w, 1760800000, "hello")).encode()
-                 for w in back + angry]
+                 for w in back + angry + closed]
         self.assertEqual([a.status for a in send_all(self.srv, first) if a.status != 200], [])
         for w in back:
             r = self.srv.post(f"/api/tickets/{self.ticket_of(w)}/status", token=sup,
                               body={"status": "resolved", "reason": "answered"})
+            self.assertEqual(r.status, 200, r)
+        for w in closed:
+            r = self.srv.post(f"/api/tickets/{self.ticket_of(w)}/status", token=sup,
+                              body={"status": "closed", "reason": "duplicate"})
             self.assertEqual(r.status, 200, r)
         preloaded0 = metric(self.srv, "casetrail_ingest_preloaded_contacts_total")
         unbatched0 = metric(self.srv, "casetrail_ingest_unbatched_total")
@@ -214,6 +219,10 @@ class GroupPreload(ServerTest):
         bodies += [json.dumps(text_payload(f"wamid.gp.{w}.{k}", w, 1760800000 + 10 * k,
                                            f"I want a refund now ({k})")).encode()
                    for w in angry for k in range(1, 4)]
+        # and each customer whose ticket was closed writes three times: one new ticket
+        bodies += [json.dumps(text_payload(f"wamid.gp.{w}.{k}", w, 1760800000 + 10 * k,
+                                           f"new question {k}")).encode()
+                   for w in closed for k in range(1, 4)]
         random.Random(7).shuffle(bodies)
         self.assertEqual([a.status for a in send_all(self.srv, bodies) if a.status != 200], [])
         self.assertGreater(metric(self.srv, "casetrail_ingest_preloaded_contacts_total"),
@@ -225,6 +234,13 @@ class GroupPreload(ServerTest):
             self.assertEqual(acts.count("ticket.reopened"), 1, (w, acts))
             self.assertEqual(acts.count("message.received"), 5, (w, acts))
             self.assertEqual(self.one("SELECT status FROM tickets WHERE id = :'t'", t=t), "open")
+        for w in closed:  # the first message made a ticket; the others found it
+            live = self.q("SELECT t.id FROM tickets t JOIN contacts c ON c.id = t.contact_id"
+                          " WHERE c.wa_id = :'w' AND t.status <> 'closed'", w=w)
+            self.assertEqual(len(live), 1, (w, live))
+            acts = self.actions(live[0][0])
+            self.assertEqual((acts.count("ticket.created"), acts.count("message.received")),
+                             (1, 3), (w, acts))
         for w in angry:  # escalated once, however many complaints shared its group
             acts = self.actions(self.ticket_of(w))
             self.assertEqual(acts.count("escalation.raised"), 1, (w, acts))
