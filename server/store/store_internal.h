@@ -98,6 +98,15 @@ void ct_preload_saw_wamid(struct ct_tx *tx, const char *wamid);
     " CASE WHEN octet_length(name) < 256 THEN name END"
 void ct_store_contact_from_row(const PGresult *res, int row, int off,
                                struct ct_contact_row *out);
+/* A struct ct_ticket_ref from row's columns off.. (id, status, assignee or 0, escalation
+ * level, priority, complaint_escalated). */
+void ct_store_ticket_ref_from_row(const PGresult *res, int row, int off,
+                                  struct ct_ticket_ref *out);
+/* In a batched transaction: keeps the chain of ticket_id, just locked, with the last seq and
+ * head read at seq_col and head_col of row, and its contact's text salt at salt_col (if not
+ * NULL), unless the transaction holds that chain already (its head is newer than the table's). */
+void ct_store_keep_chain(struct ct_tx *tx, long long ticket_id, long long contact_id,
+                         const PGresult *res, int row, int seq_col, int head_col, int salt_col);
 
 /* Notes that tx appended to ticket_id's chain (see struct ct_tx). */
 void ct_tx_touch(struct ct_tx *tx, long long ticket_id);

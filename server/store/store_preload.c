@@ -2,11 +2,8 @@
  * the group in two statements instead of two round trips per message (docs/DECISIONS.md
  * "Group preload"). The answers are kept on the transaction and dropped as soon as it changes
  * what they tell. */
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <openssl/crypto.h>
 
 #include "store_internal.h"
 
@@ -54,21 +51,32 @@ void ct_preload_free(struct ct_preload *pl)
 
 /* ---- what the transaction asks ---- */
 
+/* pl's answer for the contact of phone_number_id whose BSUID (by_user) or number is value;
+ * NULL when it has none. */
+static const struct pcontact *find_contact(const struct ct_preload *pl,
+                                           const char *phone_number_id, bool by_user,
+                                           const char *value)
+{
+    for (size_t i = 0; i < pl->ncontacts; i++) {
+        const struct pcontact *c = &pl->contacts[i];
+        if (c->by_user == by_user && strcmp(c->value, value) == 0 &&
+            strcmp(c->phone_number_id, phone_number_id) == 0)
+            return c;
+    }
+    return NULL;
+}
+
 bool ct_preload_contact(const struct ct_tx *tx, const char *phone_number_id, bool by_user,
                         const char *value, struct ct_contact_row *out, bool *found)
 {
-    const struct ct_preload *pl = tx->preload;
-    for (size_t i = 0; pl != NULL && i < pl->ncontacts; i++) {
-        const struct pcontact *c = &pl->contacts[i];
-        if (c->by_user == by_user && strcmp(c->value, value) == 0 &&
-            strcmp(c->phone_number_id, phone_number_id) == 0) {
-            *found = c->found;
-            if (c->found)
-                *out = c->row;
-            return true;
-        }
-    }
-    return false;
+    const struct pcontact *c =
+        tx->preload != NULL ? find_contact(tx->preload, phone_number_id, by_user, value) : NULL;
+    if (c == NULL)
+        return false;
+    *found = c->found;
+    if (c->found)
+        *out = c->row;
+    return true;
 }
 
 bool ct_preload_live(const struct ct_tx *tx, long long contact_id, const char *wamid,
@@ -122,16 +130,20 @@ void ct_preload_forget_contact(struct ct_tx *tx, long long contact_id)
         drop_contacts(tx->preload, false, contact_id);
 }
 
-void ct_preload_forget_live(struct ct_tx *tx, long long contact_id)
+/* Drops the live-ticket answers about ticket id (by_ticket), else about contact id. */
+static void drop_lives(struct ct_preload *pl, bool by_ticket, long long id)
 {
-    struct ct_preload *pl = tx->preload;
     size_t keep = 0;
-    if (pl == NULL)
-        return;
     for (size_t i = 0; i < pl->nlives; i++)
-        if (pl->lives[i].contact_id != contact_id)
+        if ((by_ticket ? pl->lives[i].ref.id : pl->lives[i].contact_id) != id)
             pl->lives[keep++] = pl->lives[i];
     pl->nlives = keep;
+}
+
+void ct_preload_forget_live(struct ct_tx *tx, long long contact_id)
+{
+    if (tx->preload != NULL)
+        drop_lives(tx->preload, false, contact_id);
 }
 
 void ct_preload_forget_absent(struct ct_tx *tx)
@@ -142,14 +154,8 @@ void ct_preload_forget_absent(struct ct_tx *tx)
 
 void ct_preload_forget_ticket(struct ct_tx *tx, long long ticket_id)
 {
-    struct ct_preload *pl = tx->preload;
-    size_t keep = 0;
-    if (pl == NULL)
-        return;
-    for (size_t i = 0; i < pl->nlives; i++)
-        if (pl->lives[i].ref.id != ticket_id)
-            pl->lives[keep++] = pl->lives[i];
-    pl->nlives = keep;
+    if (tx->preload != NULL)
+        drop_lives(tx->preload, true, ticket_id);
 }
 
 void ct_preload_saw_wamid(struct ct_tx *tx, const char *wamid)
@@ -215,13 +221,8 @@ static bool keep_contacts(struct ct_preload *pl, const struct ct_preload_key *ke
         for (int by_user = 0; by_user < 2; by_user++) {
             const char *v = by_user ? keys[i].user_id : keys[i].wa_id;
             struct ct_contact_row row;
-            bool dup = false;
-            if (v == NULL || keys[i].phone_number_id == NULL)
-                continue;
-            for (size_t k = 0; k < pl->ncontacts && !dup; k++)
-                dup = pl->contacts[k].by_user == by_user && strcmp(pl->contacts[k].value, v) == 0 &&
-                      strcmp(pl->contacts[k].phone_number_id, keys[i].phone_number_id) == 0;
-            if (dup)
+            if (v == NULL || keys[i].phone_number_id == NULL ||
+                find_contact(pl, keys[i].phone_number_id, by_user, v) != NULL)
                 continue;
             struct pcontact *c = &pl->contacts[pl->ncontacts];
             c->by_user = by_user;
@@ -280,26 +281,10 @@ out:
  * writes, as the per-message statement would. */
 static void keep_live(struct ct_tx *tx, struct ct_preload *pl, const PGresult *res, int r)
 {
-    unsigned char head[CT_HASH_LEN], salt[CT_SALT_LEN];
-    char scope[48];
     struct plive *l = &pl->lives[pl->nlives++];
-
     l->contact_id = atoll(PQgetvalue(res, r, 1));
-    l->ref.id = atoll(PQgetvalue(res, r, 2));
-    l->ref.status = ct_status_parse(PQgetvalue(res, r, 3));
-    l->ref.assignee_id = atoll(PQgetvalue(res, r, 4));
-    l->ref.escalation_level = atoi(PQgetvalue(res, r, 5));
-    l->ref.priority = ct_priority_parse(PQgetvalue(res, r, 6));
-    l->ref.complaint_escalated = PQgetvalue(res, r, 7)[0] == 't';
-    if (ct_defer_chain_find(tx->defer, true, l->ref.id) >= 0)
-        return; /* already locked here, with a head newer than the table's */
-    if (!ct_store_bytea(res, r, 9, head, CT_HASH_LEN))
-        memset(head, 0, CT_HASH_LEN);
-    ct_defer_chain_add(tx->defer, true, l->ref.id, atoll(PQgetvalue(res, r, 8)), head);
-    snprintf(scope, sizeof(scope), "contact:%lld", l->contact_id);
-    if (ct_store_bytea(res, r, 10, salt, CT_SALT_LEN))
-        ct_defer_salt_add(tx->defer, scope, salt);
-    OPENSSL_cleanse(salt, sizeof(salt));
+    ct_store_ticket_ref_from_row(res, r, 2, &l->ref);
+    ct_store_keep_chain(tx, l->ref.id, l->contact_id, res, r, 8, 9, 10);
 }
 
 /* Fills pl's live tickets (every found contact's: id 0 when it has none) and wamids from res. */

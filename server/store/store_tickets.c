@@ -12,20 +12,20 @@
 #define REF_COLS                                                                              \
     "id, status, coalesce(assignee_id, 0), escalation_level, priority, complaint_escalated"
 
-/* The ticket's REF_COLS starting at column off of row 0. */
-static void ref_at(const PGresult *res, int off, struct ct_ticket_ref *out)
+void ct_store_ticket_ref_from_row(const PGresult *res, int row, int off,
+                                  struct ct_ticket_ref *out)
 {
-    out->id = atoll(PQgetvalue(res, 0, off));
-    out->status = ct_status_parse(PQgetvalue(res, 0, off + 1));
-    out->assignee_id = atoll(PQgetvalue(res, 0, off + 2));
-    out->escalation_level = atoi(PQgetvalue(res, 0, off + 3));
-    out->priority = ct_priority_parse(PQgetvalue(res, 0, off + 4));
-    out->complaint_escalated = strcmp(PQgetvalue(res, 0, off + 5), "t") == 0;
+    out->id = atoll(PQgetvalue(res, row, off));
+    out->status = ct_status_parse(PQgetvalue(res, row, off + 1));
+    out->assignee_id = atoll(PQgetvalue(res, row, off + 2));
+    out->escalation_level = atoi(PQgetvalue(res, row, off + 3));
+    out->priority = ct_priority_parse(PQgetvalue(res, row, off + 4));
+    out->complaint_escalated = strcmp(PQgetvalue(res, row, off + 5), "t") == 0;
 }
 
 static void row_to_ref(const PGresult *res, struct ct_ticket_ref *out)
 {
-    ref_at(res, 0, out);
+    ct_store_ticket_ref_from_row(res, 0, 0, out);
 }
 
 /* The live ticket, after whether the message's wamid is stored: one statement, run under the
@@ -43,18 +43,18 @@ static void row_to_ref(const PGresult *res, struct ct_ticket_ref *out)
     ", last_seq, chain_head, pg_advisory_xact_lock_shared(" CT_DIGEST_LOCK "),"               \
     " (SELECT salt FROM text_salts WHERE scope = 'contact:' || $1::bigint) AS salt"
 
-static void remember_chain(struct ct_tx *tx, const PGresult *res, long long contact_id)
+void ct_store_keep_chain(struct ct_tx *tx, long long ticket_id, long long contact_id,
+                         const PGresult *res, int row, int seq_col, int head_col, int salt_col)
 {
     unsigned char head[CT_HASH_LEN], salt[CT_SALT_LEN];
     char scope[48];
-    long long id = atoll(PQgetvalue(res, 0, 1));
-    if (ct_defer_chain_find(tx->defer, true, id) >= 0)
+    if (ct_defer_chain_find(tx->defer, true, ticket_id) >= 0)
         return; /* already locked here, with a head newer than the table's */
-    if (!ct_store_bytea(res, 0, 8, head, CT_HASH_LEN))
+    if (!ct_store_bytea(res, row, head_col, head, CT_HASH_LEN))
         memset(head, 0, CT_HASH_LEN);
-    ct_defer_chain_add(tx->defer, true, id, atoll(PQgetvalue(res, 0, 7)), head);
+    ct_defer_chain_add(tx->defer, true, ticket_id, atoll(PQgetvalue(res, row, seq_col)), head);
     snprintf(scope, sizeof(scope), "contact:%lld", contact_id);
-    if (ct_store_bytea(res, 0, 10, salt, CT_SALT_LEN))
+    if (ct_store_bytea(res, row, salt_col, salt, CT_SALT_LEN))
         ct_defer_salt_add(tx->defer, scope, salt);
     OPENSSL_cleanse(salt, sizeof(salt));
 }
@@ -79,9 +79,9 @@ ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, const char *w
         return err->rc;
     *known = PQntuples(res) == 1 && strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     if (PQntuples(res) == 1 && !PQgetisnull(res, 0, 1)) {
-        ref_at(res, 1, out);
+        ct_store_ticket_ref_from_row(res, 0, 1, out);
         if (tx->defer != NULL)
-            remember_chain(tx, res, contact_id);
+            ct_store_keep_chain(tx, out->id, contact_id, res, 0, 7, 8, 10);
     }
     PQclear(res);
     return CT_OK;
