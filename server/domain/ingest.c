@@ -2,6 +2,7 @@
  * closed, reopens a resolved one, or opens a new one; each change writes its event in the
  * same transaction as the change. */
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -656,8 +657,10 @@ struct pending {
     ct_rc rc;
     struct ct_err err;
     bool active; /* still in its group's next attempt */
-    bool finished;
-    pthread_cond_t done; /* its submitter waits on it: a group wakes only its own webhooks */
+    /* posted once its group is over, after the lane let go of ing->mu: its submitter wakes
+     * without taking the queue's lock (a condition variable would make every woken worker
+     * queue up for the mutex the lane still holds: a futex sleep and a wakeup more each) */
+    sem_t done;
     struct pending *next;
 };
 
@@ -675,7 +678,7 @@ struct ct_ingester {
     int started;           /* lane threads running; the starting thread's alone */
     size_t max_bytes;
     struct lane *lanes;
-    pthread_mutex_t mu; /* guards the queue, seq, stop and each pending's finished */
+    pthread_mutex_t mu; /* guards the queue, seq, stop and the lanes' busy keys */
     pthread_cond_t work;
     struct pending *head, *tail;
     size_t seq;
@@ -974,12 +977,11 @@ static void *lane_main(void *arg)
             pthread_cond_signal(&ing->work); /* what is left: another free lane's */
         pthread_mutex_unlock(&ing->mu);
         run_group(ing, l->group, n);
+        /* a posted pending is its submitter's again (it lives on that thread's stack) */
+        for (size_t i = 0; i < n; i++)
+            sem_post(&l->group[i]->done);
         pthread_mutex_lock(&ing->mu);
         l->nbusy = 0;
-        for (size_t i = 0; i < n; i++) {
-            l->group[i]->finished = true;
-            pthread_cond_signal(&l->group[i]->done);
-        }
         if (ing->head != NULL) /* webhooks that waited for this group's customers */
             pthread_cond_broadcast(&ing->work);
     }
@@ -1066,7 +1068,10 @@ ct_rc ct_ingest_submit(struct ct_ingester *ing, struct ct_pool *pool, const char
     }
     batch_key(batch, x.key);
     x.hash = key_hash(x.key);
-    pthread_cond_init(&x.done, NULL);
+    if (sem_init(&x.done, 0, 0) != 0) {
+        job_free(&x.j);
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "could not make a semaphore");
+    }
     pthread_mutex_lock(&ing->mu);
     x.seqno = ing->seq++;
     if (ing->tail != NULL)
@@ -1075,10 +1080,10 @@ ct_rc ct_ingest_submit(struct ct_ingester *ing, struct ct_pool *pool, const char
         ing->head = &x;
     ing->tail = &x;
     pthread_cond_signal(&ing->work);
-    while (!x.finished)
-        pthread_cond_wait(&x.done, &ing->mu);
     pthread_mutex_unlock(&ing->mu);
-    pthread_cond_destroy(&x.done);
+    while (sem_wait(&x.done) != 0) /* only EINTR: a signal handler ran */
+        ;
+    sem_destroy(&x.done);
     job_free(&x.j);
     if (x.rc != CT_OK)
         *err = x.err;

@@ -249,17 +249,12 @@ static long long mono_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Waits for the answer to what was just sent on tx, at most tx->wait_ms (0: forever); returns
- * the last result (caller PQclear()s), or NULL when sending failed or the wait ran out. A
- * timed-out connection is left mid-query, so the pool drops it when it goes back. libpq's
- * blocking calls have no such bound: a frozen server would hold the request for good. */
-static PGresult *await(struct ct_tx *tx, int sent)
+/* Waits until a result can be read from tx without blocking, at most until deadline (0:
+ * forever); false when the wait ran out (tx->timed_out), polling failed or the connection
+ * broke (PQgetResult then reports it). libpq's blocking calls have no such bound: a frozen
+ * server would hold the request for good. */
+static bool wait_ready(struct ct_tx *tx, long long deadline)
 {
-    PGresult *res, *last = NULL;
-    long long deadline = tx->wait_ms > 0 ? mono_ms() + tx->wait_ms : 0;
-
-    if (!sent)
-        return NULL;
     while (PQisBusy(tx->conn)) {
         struct pollfd pfd = {PQsocket(tx->conn), POLLIN, 0};
         int wait = -1;
@@ -267,20 +262,127 @@ static PGresult *await(struct ct_tx *tx, int sent)
             long long left = deadline - mono_ms();
             if (left <= 0) {
                 tx->timed_out = true;
-                return NULL;
+                return false;
             }
             wait = (int)left;
         }
         if (poll(&pfd, 1, wait) < 0 && errno != EINTR)
-            return NULL;
+            return false;
         if (!PQconsumeInput(tx->conn))
-            break; /* the connection broke: PQgetResult reports it */
+            return true; /* the connection broke: PQgetResult reports it */
     }
+    return true;
+}
+
+static long long deadline_of(const struct ct_tx *tx)
+{
+    return tx->wait_ms > 0 ? mono_ms() + tx->wait_ms : 0;
+}
+
+/* Waits for the answer to what was just sent on tx, at most tx->wait_ms (0: forever); returns
+ * the last result (caller PQclear()s), or NULL when sending failed or the wait ran out. A
+ * timed-out connection is left mid-query, so the pool drops it when it goes back. */
+static PGresult *await(struct ct_tx *tx, int sent)
+{
+    PGresult *res, *last = NULL;
+    long long deadline = deadline_of(tx);
+
+    if (!sent || !wait_ready(tx, deadline))
+        return NULL;
     while ((res = PQgetResult(tx->conn)) != NULL) {
         PQclear(last);
         last = res;
     }
     return last;
+}
+
+/* A pipeline's answers: for each of its n queries the last result, then the sync point.
+ * false when the wait ran out or the connection broke before the sync point came. */
+static bool await_pipeline(struct ct_tx *tx, PGresult **out, int n)
+{
+    long long deadline = deadline_of(tx);
+    for (int i = 0; i <= n; i++) {
+        PGresult *res;
+        if (!wait_ready(tx, deadline))
+            return false;
+        res = PQgetResult(tx->conn);
+        if (res == NULL)
+            return false; /* a broken connection ends the answers early */
+        if (i == n) { /* the sync point */
+            bool synced = PQresultStatus(res) == PGRES_PIPELINE_SYNC;
+            PQclear(res);
+            return synced;
+        }
+        out[i] = res;
+        /* the rest of this query's results, up to the NULL that ends them */
+        for (;;) {
+            if (!wait_ready(tx, deadline))
+                return false;
+            if ((res = PQgetResult(tx->conn)) == NULL)
+                break;
+            PQclear(out[i]);
+            out[i] = res;
+        }
+    }
+    return true;
+}
+
+static bool result_ok(const PGresult *res)
+{
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
+}
+
+/* The statement with the transaction's BEGIN ahead of it (when still to be sent) and its COMMIT
+ * after it (when asked for), in one round trip instead of up to three: libpq's pipeline mode,
+ * one sync point, so a failing step makes the server skip the rest. name: the prepared
+ * statement's name, NULL for an unnamed one; prepare: PREPARE it first, *prepared tells
+ * whether that worked. Returns the first failed step's result, else the statement's; NULL when
+ * the answers did not all come (the connection is then left mid-pipeline, and dropped). */
+static PGresult *exec_pipelined(struct ct_tx *tx, const char *name, bool prepare, const char *sql,
+                                int nparams, const char *const *params, const int *lengths,
+                                const int *formats, bool *prepared)
+{
+    PGresult *out[4] = {NULL, NULL, NULL, NULL}, *res = NULL;
+    bool begin = tx->begin_pending, commit = tx->commit_next, ok, synced;
+    int n = 0, stmt;
+
+    tx->commit_next = false;
+    *prepared = false;
+    if (!PQenterPipelineMode(tx->conn))
+        return NULL;
+    ok = !begin || PQsendQueryParams(tx->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
+    n += begin;
+    ok = ok && (!prepare || PQsendPrepare(tx->conn, name, sql, nparams, NULL));
+    n += prepare;
+    stmt = n++;
+    ok = ok && (name != NULL ? PQsendQueryPrepared(tx->conn, name, nparams, params, lengths,
+                                                   formats, 0)
+                             : PQsendQueryParams(tx->conn, sql, nparams, NULL, params, lengths,
+                                                 formats, 0));
+    ok = ok && (!commit || PQsendQueryParams(tx->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0));
+    n += commit;
+    ok = ok && PQpipelineSync(tx->conn);
+    synced = ok && await_pipeline(tx, out, n);
+    if (synced)
+        PQexitPipelineMode(tx->conn);
+    for (int i = 0; i < n && res == NULL; i++) {
+        if (out[i] != NULL && !result_ok(out[i]))
+            res = out[i];
+    }
+    if (res == NULL && synced)
+        res = out[stmt];
+    if (begin && result_ok(out[0]))
+        tx->begin_pending = false; /* the transaction is open, whatever came after */
+    if (prepare && result_ok(out[begin]))
+        *prepared = true;
+    if (commit && synced && result_ok(out[n - 1]))
+        tx->committed = true;
+    for (int i = 0; i < n; i++) {
+        if (out[i] != res)
+            PQclear(out[i]);
+    }
+    return res;
 }
 
 /* Runs sql as a statement prepared once per connection (parse and plan once, not per call);
@@ -289,17 +391,33 @@ static PGresult *exec_prepared(struct ct_tx *tx, const char *sql, int nparams,
                                const char *const *params, const int *lengths, const int *formats)
 {
     struct ct_stmt_cache *c = tx->cache;
+    bool pipeline = tx->begin_pending || tx->commit_next;
     char name[24];
     unsigned long long key;
     int i;
 
-    if (c == NULL || c->n == CT_STMT_CACHE)
+    bool prepared;
+
+    if (PQpipelineStatus(tx->conn) != PQ_PIPELINE_OFF)
+        return NULL; /* an earlier pipeline's answers never came: the connection is dropped */
+    if (c == NULL || c->n == CT_STMT_CACHE) {
+        if (pipeline)
+            return exec_pipelined(tx, NULL, false, sql, nparams, params, lengths, formats,
+                                  &prepared);
         return await(tx, PQsendQueryParams(tx->conn, sql, nparams, NULL, params, lengths,
                                            formats, 0));
+    }
     key = sql_key(sql);
     for (i = 0; i < c->n && c->keys[i] != key; i++)
         ;
     snprintf(name, sizeof(name), "ct%016llx", key);
+    if (pipeline) {
+        PGresult *res = exec_pipelined(tx, name, i == c->n, sql, nparams, params, lengths,
+                                       formats, &prepared);
+        if (prepared) /* it stays prepared whatever became of the transaction */
+            c->keys[c->n++] = key;
+        return res;
+    }
     if (i == c->n) {
         PGresult *res = await(tx, PQsendPrepare(tx->conn, name, sql, nparams, NULL));
         if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
@@ -411,34 +529,33 @@ static ct_rc run(struct ct_pool *p, bool in_tx, bool batched, ct_tx_fn fn, void 
         tx.touched_overflow = false;
         tx.defer = NULL;
         tx.preload = NULL;
-        if (in_tx) {
-            rc = simple(&tx, "BEGIN", err);
-            if (rc == CT_E_UNAVAILABLE && attempt == 0) {
-                /* a connection that died while idle (database restarted): reopen once */
-                drop_conn(p, slot);
-                continue;
-            }
-            if (rc != CT_OK)
-                break;
-        }
+        /* BEGIN goes with the first statement, COMMIT with a batched group's last one */
+        tx.begin_pending = in_tx;
+        tx.commit_next = false;
+        tx.committed = false;
+        tx.finishing = false;
         if (batched && (tx.defer = ct_defer_new()) == NULL)
             rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
         else
             rc = fn(&tx, arg, err);
+        tx.finishing = in_tx;
         if (rc == CT_OK)
             rc = ct_defer_flush(&tx, err); /* what a batched transaction held back */
         ct_defer_free(tx.defer);
         tx.defer = NULL;
         ct_preload_free(tx.preload);
         tx.preload = NULL;
-        if (!in_tx && rc == CT_E_UNAVAILABLE && attempt == 0) {
-            /* reads are safe to repeat on a fresh connection after a database restart */
+        if (rc == CT_E_UNAVAILABLE && attempt == 0 && !tx.timed_out &&
+            (!in_tx || tx.begin_pending)) {
+            /* a connection that died while idle (database restarted) before this transaction's
+             * BEGIN was answered, or a read: safe to repeat once on a fresh connection (not
+             * after a timeout: what went with BEGIN may still be running) */
             drop_conn(p, slot);
             continue;
         }
         if (in_tx) {
-            if (rc == CT_OK)
-                rc = simple(&tx, "COMMIT", err);
+            if (rc == CT_OK && !tx.committed && !tx.begin_pending)
+                rc = simple(&tx, "COMMIT", err); /* nothing sent: nothing to commit */
             if (rc == CT_OK && p->on_commit != NULL && (tx.ntouched > 0 || tx.touched_overflow))
                 p->on_commit(p->on_commit_arg, tx.touched, tx.ntouched, tx.touched_overflow);
             if (rc != CT_OK && PQtransactionStatus(tx.conn) != PQTRANS_IDLE &&

@@ -537,7 +537,12 @@ static ct_rc flush_events(struct ct_tx *tx, struct ct_defer *d, struct ct_err *e
         if (!ct_json_append(heads, head_json(&d->chains[i])))
             goto oom;
     }
+    /* the transaction helper's final flush: nothing follows these events but COMMIT, which
+     * goes in the same round trip (the count check below cannot fail short of a bug: every
+     * row of r is inserted or the statement fails) */
+    tx->commit_next = tx->finishing;
     res = ct_tx_query_json(tx, EVENTS_SQL, rows, heads, err);
+    tx->commit_next = false; /* sent with it, or never: a failure rolls back */
     if (res == NULL) {
         rc = err->rc;
         goto out;

@@ -22,6 +22,12 @@ struct ct_tx {
     struct ct_stmt_cache *cache; /* the connection's; statements are prepared once per connection */
     int wait_ms;                 /* longest wait for one answer; 0 waits forever */
     bool timed_out;              /* an answer did not come in time: the connection is dropped */
+    /* BEGIN is not sent on its own: it goes ahead of the transaction's first statement in one
+     * round trip (pool.c), and a transaction that sends nothing sends no BEGIN or COMMIT */
+    bool begin_pending;
+    bool finishing;   /* the transaction helper's final flush runs: COMMIT may go with it */
+    bool commit_next; /* the next statement is the last: its COMMIT goes in the same trip */
+    bool committed;   /* ... and that COMMIT succeeded */
     /* tickets whose chains this transaction appended to, told to the pool's on_commit hook
      * (live updates) once COMMIT succeeded; more than CT_TX_TOUCHED sets overflow */
     long long touched[CT_TX_TOUCHED];
