@@ -24,6 +24,14 @@
  * invalid_json, too_deep or duplicate_key. body need not be NUL-terminated. */
 cJSON *ct_json_parse_strict(const char *body, size_t len, int max_depth, struct ct_err *err);
 
+/* Adds key to obj as the integer v, printed exactly (as raw JSON text): cJSON prints every
+ * number with "%1.15g" and reads it back with sscanf to check, which cost the hot path a
+ * formatted float and a scan per id. For JSON casetrail writes to clients and to PostgreSQL;
+ * not for trees ct_audit_canonical_json reads (it reads numbers as numbers). false on OOM. */
+bool ct_json_add_int(cJSON *obj, const char *key, long long v);
+/* The same as an item of its own (caller owns it), NULL on OOM. */
+cJSON *ct_json_int_item(long long v);
+
 /* Refuses members of obj not named in allowed (NULL-terminated): CT_E_INVALID naming it. */
 ct_rc ct_json_only(const cJSON *obj, const char *const *allowed, struct ct_err *err);
 /* Reads string member name into *out (borrowed from obj; NULL when absent and optional).

@@ -222,3 +222,33 @@ ct_rc ct_json_int(const cJSON *obj, const char *name, bool required, long long l
     *out = (long long)v->valuedouble;
     return CT_OK;
 }
+
+/* v in decimal into out (at least 21 bytes); returns out. */
+static char *format_ll(long long v, char out[static 21])
+{
+    char tmp[21];
+    unsigned long long u = v < 0 ? 0ULL - (unsigned long long)v : (unsigned long long)v;
+    size_t n = 0, k = 0;
+    do {
+        tmp[n++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u != 0);
+    if (v < 0)
+        out[k++] = '-';
+    while (n > 0)
+        out[k++] = tmp[--n];
+    out[k] = '\0';
+    return out;
+}
+
+cJSON *ct_json_int_item(long long v)
+{
+    char num[21];
+    return cJSON_CreateRaw(format_ll(v, num));
+}
+
+bool ct_json_add_int(cJSON *obj, const char *key, long long v)
+{
+    char num[21];
+    return cJSON_AddRawToObject(obj, key, format_ll(v, num)) != NULL;
+}

@@ -8,6 +8,7 @@
 #include "api.h"
 #include "casetrail/cursor.h"
 #include "casetrail/ingest.h"
+#include "casetrail/json.h"
 #include "casetrail/log.h"
 #include "casetrail/metrics.h"
 #include "casetrail/webhook.h"
@@ -80,11 +81,11 @@ void ct_api_webhook_receive(struct ct_req *req)
         ct_metrics_count(req->srv->metrics, CT_COUNTER_WEBHOOK_REJECTS, res.rejected);
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "status", "stored");
-    cJSON_AddNumberToObject(root, "receipt_id", (double)res.receipt_id);
-    cJSON_AddNumberToObject(root, "messages_new", res.messages_new);
-    cJSON_AddNumberToObject(root, "messages_duplicate", res.messages_duplicate);
-    cJSON_AddNumberToObject(root, "statuses_new", res.statuses_new);
-    cJSON_AddNumberToObject(root, "rejected", res.rejected);
+    ct_json_add_int(root, "receipt_id", res.receipt_id);
+    ct_json_add_int(root, "messages_new", res.messages_new);
+    ct_json_add_int(root, "messages_duplicate", res.messages_duplicate);
+    ct_json_add_int(root, "statuses_new", res.statuses_new);
+    ct_json_add_int(root, "rejected", res.rejected);
     ct_http_send_json(req, 200, root);
     cJSON_Delete(root);
 out:

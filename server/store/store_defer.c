@@ -315,8 +315,7 @@ static bool add_ts(cJSON *o, const char *k, long long us)
 
 static bool add_id(cJSON *o, const char *k, long long v)
 {
-    return (v != 0 ? cJSON_AddNumberToObject(o, k, (double)v) : cJSON_AddNullToObject(o, k)) !=
-           NULL;
+    return v != 0 ? ct_json_add_int(o, k, v) : cJSON_AddNullToObject(o, k) != NULL;
 }
 
 static cJSON *msg_json(const struct dmsg *m, size_t i)
@@ -324,7 +323,7 @@ static cJSON *msg_json(const struct dmsg *m, size_t i)
     cJSON *o = cJSON_CreateObject();
     if (o == NULL)
         return NULL;
-    bool ok = cJSON_AddNumberToObject(o, "i", (double)i) != NULL &&
+    bool ok = ct_json_add_int(o, "i", (long long)i) &&
               ct_json_add_str(o, "wamid", m->wamid) &&
               add_id(o, "ticket_id", m->ticket_id) && add_id(o, "contact_id", m->contact_id) &&
               ct_json_add_str(o, "direction", m->direction) &&
@@ -445,10 +444,10 @@ static ct_rc hash_event(struct ct_defer *d, struct devent *e, cJSON **row, struc
     ct_hex_encode(hash, CT_HASH_LEN, hash_hex);
 
     cJSON *o = cJSON_CreateObject();
-    bool ok = o != NULL && cJSON_AddNumberToObject(o, "i", (double)(e - d->events)) != NULL &&
+    bool ok = o != NULL && ct_json_add_int(o, "i", (long long)(e - d->events)) &&
               add_id(o, "ticket_id", c->ticket ? c->id : 0) &&
               add_id(o, "user_id", c->ticket ? 0 : c->id) &&
-              cJSON_AddNumberToObject(o, "seq", (double)e->seq) != NULL &&
+              ct_json_add_int(o, "seq", e->seq) &&
               ct_json_add_str(o, "action", e->action) &&
               ct_json_add_str(o, "actor_type", e->actor_type) &&
               ct_json_add_str(o, "actor_id", e->actor_id) &&
@@ -475,7 +474,7 @@ static cJSON *head_json(const struct dchain *c)
     cJSON *o = cJSON_CreateObject();
     bool ok = o != NULL && add_id(o, "ticket_id", c->ticket ? c->id : 0) &&
               add_id(o, "user_id", c->ticket ? 0 : c->id) &&
-              cJSON_AddNumberToObject(o, "last_seq", (double)c->last_seq) != NULL &&
+              ct_json_add_int(o, "last_seq", c->last_seq) &&
               ct_json_add_str(o, "head", head) &&
               cJSON_AddBoolToObject(o, "touch", c->touch) != NULL &&
               (c->touch_us != 0 ? add_ts(o, "touch_at", c->touch_us)

@@ -100,15 +100,15 @@ static cJSON *receipt_json(const struct ct_receipt_new *r, size_t i, const char 
     bool ok = b64 != NULL && o != NULL;
     if (ok)
         EVP_EncodeBlock((unsigned char *)b64, (const unsigned char *)r->body, (int)r->len);
-    ok = ok && cJSON_AddNumberToObject(o, "i", (double)i) != NULL &&
+    ok = ok && ct_json_add_int(o, "i", (long long)i) &&
          cJSON_AddStringToObject(o, "body", b64) != NULL &&
          cJSON_AddStringToObject(o, "sha", sha) != NULL &&
-         cJSON_AddNumberToObject(o, "len", (double)r->len) != NULL &&
+         ct_json_add_int(o, "len", (long long)r->len) &&
          cJSON_AddBoolToObject(o, "verified", r->signature != NULL) != NULL &&
          ct_json_add_str(o, "signature", r->signature) &&
-         cJSON_AddNumberToObject(o, "messages", r->messages) != NULL &&
-         cJSON_AddNumberToObject(o, "statuses", r->statuses) != NULL &&
-         cJSON_AddNumberToObject(o, "rejected", r->rejected) != NULL &&
+         ct_json_add_int(o, "messages", r->messages) &&
+         ct_json_add_int(o, "statuses", r->statuses) &&
+         ct_json_add_int(o, "rejected", r->rejected) &&
          ct_json_add_raw(o, "wamids", r->wamids_json);
     free(b64);
     if (!ok) {

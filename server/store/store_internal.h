@@ -5,6 +5,7 @@
 #include <libpq-fe.h>
 
 #include "casetrail/audit.h"
+#include "casetrail/json.h"
 #include "casetrail/store.h"
 
 /* Statements already prepared on one connection, by a hash of their SQL text. */

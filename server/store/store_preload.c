@@ -331,7 +331,7 @@ static ct_rc lock_lives(struct ct_tx *tx, struct ct_preload *pl,
 
     for (size_t i = 0; ok && i < pl->ncontacts; i++)
         if (pl->contacts[i].found && pl->contacts[i].row.merged_into == 0)
-            ok = ct_json_append(ids, cJSON_CreateNumber((double)pl->contacts[i].row.id));
+            ok = ct_json_append(ids, ct_json_int_item(pl->contacts[i].row.id));
     for (size_t i = 0; ok && i < n; i++)
         if (keys[i].wamid != NULL)
             ok = ct_json_append(wamids, cJSON_CreateString(keys[i].wamid));
