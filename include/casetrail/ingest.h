@@ -45,7 +45,7 @@ struct ct_ingester *ct_ingester_start(struct ct_pool *pool, int lanes, int max_g
 void ct_ingester_stop(struct ct_ingester *ing);
 /* Since start: groups committed and the webhooks in them; groups whose batched write failed
  * and were written again row by row; contacts of committed groups locked ahead by the group's
- * preload (ct_store_ingest_preload). */
+ * preload (ct_store_group_open). */
 struct ct_ingest_stats {
     long long groups, webhooks, unbatched, preloaded;
 };

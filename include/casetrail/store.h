@@ -160,11 +160,6 @@ struct ct_receipt_out {
     char sha256[65];
     bool *known;
 };
-/* ct_store_receipt_insert for rs[0..n) in one statement, with the same results as inserting
- * them one after another in that order (a body twice in rs: the second is a duplicate of the
- * first). */
-ct_rc ct_store_receipts_insert(struct ct_tx *tx, const struct ct_receipt_new *rs, size_t n,
-                               struct ct_receipt_out *out, struct ct_err *err);
 ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int statuses,
                               int rejected, struct ct_err *err);
 /* Records an entry of receipt_id that could not be stored (kind "message" or "status", its
@@ -235,17 +230,33 @@ ct_rc ct_store_message_exists(struct ct_tx *tx, const char *wamid, bool *exists,
  * When *known, out may be left empty. */
 ct_rc ct_store_ticket_live(struct ct_tx *tx, long long contact_id, const char *wamid,
                            struct ct_ticket_ref *out, bool *known, struct ct_err *err);
-/* One message of a batched group, as ct_store_ingest_preload asks about it (NULL: absent). */
+/* One message of a batched group, as ct_store_group_open asks about it (NULL: absent). */
 struct ct_preload_key {
     const char *phone_number_id, *wa_id, *user_id, *wamid;
 };
-/* In a batched transaction, before its messages: locks every contact keys[0..n) names (by
- * phone number and by BSUID) in one statement, then in a second the live tickets of those
- * found and which wamids are stored (*locked: how many contacts it found), and keeps the answers, so that ct_store_contact_find and
- * ct_store_ticket_live answer them without a round trip per message. An answer is dropped
- * when this transaction changes the contact or ticket it describes. Nothing otherwise. */
-ct_rc ct_store_ingest_preload(struct ct_tx *tx, const struct ct_preload_key *keys, size_t n,
-                              size_t *locked, struct ct_err *err);
+/* What a batched group asks before its messages. */
+struct ct_group_open {
+    /* its raw bodies, stored as ct_store_receipt_insert would store them one after another in
+     * this order (a body twice: the second is a duplicate of the first); out[i] is what that
+     * would have told (its known: the caller's array, or NULL). nreceipts 0: none. */
+    const struct ct_receipt_new *receipts;
+    struct ct_receipt_out *receipts_out;
+    size_t nreceipts;
+    /* the texts whose complaint rule ct_store_rule_match is then answered without a trip */
+    const char *const *texts;
+    size_t ntexts;
+    /* the contacts its messages name, locked by phone number and by BSUID in byte order,
+     * then their live tickets and which of the wamids are stored, kept so ct_store_contact_find
+     * and ct_store_ticket_live answer them without a round trip per message (an answer is
+     * dropped when this transaction changes what it describes) */
+    const struct ct_preload_key *keys;
+    size_t nkeys;
+    size_t locked; /* out: how many contacts the lock found */
+};
+/* In a batched transaction: receipts, rules and contact locks in one round trip (with the
+ * transaction's BEGIN), then the live tickets in a second (after the locks, so it sees what
+ * their earlier holders committed). Nothing otherwise. */
+ct_rc ct_store_group_open(struct ct_tx *tx, struct ct_group_open *g, struct ct_err *err);
 /* Locks a ticket by id; CT_E_NOT_FOUND when it does not exist. */
 ct_rc ct_store_ticket_lock(struct ct_tx *tx, long long id, struct ct_ticket_ref *out,
                            struct ct_err *err);
@@ -543,10 +554,6 @@ ct_rc ct_store_rules_list(struct ct_tx *tx, cJSON **out, struct ct_err *err);
 ct_rc ct_store_rules_replace(struct ct_tx *tx, const cJSON *rules, struct ct_err *err);
 /* First enabled rule matching text (case-insensitive); *rule_id is 0 when none. pattern gets
  * the rule's pattern (room for 1024 bytes). */
-/* In a batched transaction: finds the rule each of texts[0..n) matches in one statement, so
- * ct_store_rule_match answers them without a round trip. Nothing otherwise. */
-ct_rc ct_store_rules_prefetch(struct ct_tx *tx, const char *const *texts, size_t n,
-                              struct ct_err *err);
 ct_rc ct_store_rule_match(struct ct_tx *tx, const char *text, long long *rule_id,
                           char pattern[1024], struct ct_err *err);
 

@@ -333,56 +333,95 @@ static bool result_ok(const PGresult *res)
     return st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK;
 }
 
-/* The statement with the transaction's BEGIN ahead of it (when still to be sent) and its COMMIT
- * after it (when asked for), in one round trip instead of up to three: libpq's pipeline mode,
- * one sync point, so a failing step makes the server skip the rest. name: the prepared
- * statement's name, NULL for an unnamed one; prepare: PREPARE it first, *prepared tells
- * whether that worked. Returns the first failed step's result, else the statement's; NULL when
- * the answers did not all come (the connection is then left mid-pipeline, and dropped). */
-static PGresult *exec_pipelined(struct ct_tx *tx, const char *name, bool prepare, const char *sql,
-                                int nparams, const char *const *params, const int *lengths,
-                                const int *formats, bool *prepared)
+/* A statement's name in the connection's cache, and whether it must be PREPAREd first;
+ * false when it goes unnamed (no cache, or the cache is full). */
+static bool stmt_name(const struct ct_tx *tx, const char *sql, char name[24], bool *prepare)
 {
-    PGresult *out[4] = {NULL, NULL, NULL, NULL}, *res = NULL;
+    const struct ct_stmt_cache *c = tx->cache;
+    unsigned long long key;
+    int i;
+
+    *prepare = false;
+    if (c == NULL)
+        return false;
+    key = sql_key(sql);
+    for (i = 0; i < c->n && c->keys[i] != key; i++)
+        ;
+    if (i == c->n && c->n == CT_STMT_CACHE)
+        return false;
+    snprintf(name, 24, "ct%016llx", key);
+    *prepare = i == c->n;
+    return true;
+}
+
+/* Statements steps[0..n) with the transaction's BEGIN ahead of them (when still to be sent) and
+ * its COMMIT after them (when asked for), in one round trip: libpq's pipeline mode, one sync
+ * point, so a failing step makes the server skip the rest. res[i] gets step i's result; *failed
+ * the first failed step's (also in res when it was a statement), NULL when all went well.
+ * Returns false when the answers did not all come (the connection is then left mid-pipeline,
+ * and dropped); the caller PQclear()s res[] and *failed. */
+static bool exec_pipelined(struct ct_tx *tx, const struct ct_tx_step *steps, int n,
+                           PGresult **res, PGresult **failed)
+{
+    /* BEGIN, a PREPARE and an execution per step, COMMIT */
+    PGresult *out[2 + 2 * CT_TX_STEPS_MAX] = {NULL};
+    int stmt[CT_TX_STEPS_MAX], prep[CT_TX_STEPS_MAX], q = 0, nprep = 0;
+    char names[CT_TX_STEPS_MAX][24];
     bool begin = tx->begin_pending, commit = tx->commit_next, ok, synced;
-    int n = 0, stmt;
 
     tx->commit_next = false;
-    *prepared = false;
-    if (!PQenterPipelineMode(tx->conn))
-        return NULL;
+    *failed = NULL;
+    for (int i = 0; i < n; i++)
+        res[i] = NULL;
+    if (n < 1 || n > CT_TX_STEPS_MAX || !PQenterPipelineMode(tx->conn))
+        return false;
     ok = !begin || PQsendQueryParams(tx->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
-    n += begin;
-    ok = ok && (!prepare || PQsendPrepare(tx->conn, name, sql, nparams, NULL));
-    n += prepare;
-    stmt = n++;
-    ok = ok && (name != NULL ? PQsendQueryPrepared(tx->conn, name, nparams, params, lengths,
-                                                   formats, 0)
-                             : PQsendQueryParams(tx->conn, sql, nparams, NULL, params, lengths,
-                                                 formats, 0));
+    q += begin;
+    for (int i = 0; i < n && ok; i++) {
+        const struct ct_tx_step *st = &steps[i];
+        bool prepare, named = stmt_name(tx, st->sql, names[i], &prepare), twice = false;
+        /* the same new statement twice in one pipeline is prepared once */
+        for (int k = 0; k < i && prepare; k++)
+            twice = twice || (prep[k] >= 0 && strcmp(names[k], names[i]) == 0);
+        if (prepare && !twice && tx->cache->n + nprep >= CT_STMT_CACHE)
+            named = prepare = false; /* no room left in the cache: unnamed */
+        prepare = prepare && !twice;
+        nprep += prepare;
+        prep[i] = prepare ? q : -1;
+        ok = !prepare || PQsendPrepare(tx->conn, names[i], st->sql, st->p.n, NULL);
+        q += prepare;
+        stmt[i] = q++;
+        ok = ok && (named ? PQsendQueryPrepared(tx->conn, names[i], st->p.n, st->p.v, st->p.len,
+                                                st->p.fmt, 0)
+                          : PQsendQueryParams(tx->conn, st->sql, st->p.n, NULL, st->p.v,
+                                              st->p.len, st->p.fmt, 0));
+    }
     ok = ok && (!commit || PQsendQueryParams(tx->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0));
-    n += commit;
+    q += commit;
     ok = ok && PQpipelineSync(tx->conn);
-    synced = ok && await_pipeline(tx, out, n);
+    synced = ok && await_pipeline(tx, out, q);
     if (synced)
         PQexitPipelineMode(tx->conn);
-    for (int i = 0; i < n && res == NULL; i++) {
+    for (int i = 0; i < q && *failed == NULL; i++) {
         if (out[i] != NULL && !result_ok(out[i]))
-            res = out[i];
+            *failed = out[i];
     }
-    if (res == NULL && synced)
-        res = out[stmt];
     if (begin && result_ok(out[0]))
         tx->begin_pending = false; /* the transaction is open, whatever came after */
-    if (prepare && result_ok(out[begin]))
-        *prepared = true;
-    if (commit && synced && result_ok(out[n - 1]))
+    if (commit && synced && result_ok(out[q - 1]))
         tx->committed = true;
-    for (int i = 0; i < n; i++) {
-        if (out[i] != res)
+    for (int i = 0; i < n && ok; i++) {
+        /* a statement prepared stays so, whatever became of the transaction */
+        if (prep[i] >= 0 && result_ok(out[prep[i]]))
+            tx->cache->keys[tx->cache->n++] = sql_key(steps[i].sql);
+        res[i] = out[stmt[i]];
+        out[stmt[i]] = NULL;
+    }
+    for (int i = 0; i < q; i++) {
+        if (out[i] != *failed)
             PQclear(out[i]);
     }
-    return res;
+    return synced;
 }
 
 /* Runs sql as a statement prepared once per connection (parse and plan once, not per call);
@@ -390,54 +429,53 @@ static PGresult *exec_pipelined(struct ct_tx *tx, const char *name, bool prepare
 static PGresult *exec_prepared(struct ct_tx *tx, const char *sql, int nparams,
                                const char *const *params, const int *lengths, const int *formats)
 {
-    struct ct_stmt_cache *c = tx->cache;
-    bool pipeline = tx->begin_pending || tx->commit_next;
     char name[24];
-    unsigned long long key;
-    int i;
-
-    bool prepared;
+    bool prepare, named;
 
     if (PQpipelineStatus(tx->conn) != PQ_PIPELINE_OFF)
         return NULL; /* an earlier pipeline's answers never came: the connection is dropped */
-    if (c == NULL || c->n == CT_STMT_CACHE) {
-        if (pipeline)
-            return exec_pipelined(tx, NULL, false, sql, nparams, params, lengths, formats,
-                                  &prepared);
-        return await(tx, PQsendQueryParams(tx->conn, sql, nparams, NULL, params, lengths,
-                                           formats, 0));
-    }
-    key = sql_key(sql);
-    for (i = 0; i < c->n && c->keys[i] != key; i++)
-        ;
-    snprintf(name, sizeof(name), "ct%016llx", key);
-    if (pipeline) {
-        PGresult *res = exec_pipelined(tx, name, i == c->n, sql, nparams, params, lengths,
-                                       formats, &prepared);
-        if (prepared) /* it stays prepared whatever became of the transaction */
-            c->keys[c->n++] = key;
+    if (tx->begin_pending || tx->commit_next) {
+        struct ct_tx_step st = {.sql = sql};
+        PGresult *res, *failed;
+        if (nparams > CT_PARAMS_MAX)
+            return NULL;
+        st.p.n = nparams;
+        for (int i = 0; i < nparams; i++) {
+            st.p.v[i] = params[i];
+            st.p.len[i] = lengths != NULL ? lengths[i] : 0;
+            st.p.fmt[i] = formats != NULL ? formats[i] : 0;
+        }
+        bool synced = exec_pipelined(tx, &st, 1, &res, &failed);
+        if (failed != NULL) {
+            if (res != failed)
+                PQclear(res);
+            return failed;
+        }
+        if (!synced) {
+            PQclear(res);
+            return NULL;
+        }
         return res;
     }
-    if (i == c->n) {
+    named = stmt_name(tx, sql, name, &prepare);
+    if (!named)
+        return await(tx, PQsendQueryParams(tx->conn, sql, nparams, NULL, params, lengths,
+                                           formats, 0));
+    if (prepare) {
         PGresult *res = await(tx, PQsendPrepare(tx->conn, name, sql, nparams, NULL));
         if (res == NULL || PQresultStatus(res) != PGRES_COMMAND_OK)
             return res; /* the caller maps the error */
         PQclear(res);
-        c->keys[c->n++] = key;
+        tx->cache->keys[tx->cache->n++] = sql_key(sql);
     }
     return await(tx, PQsendQueryPrepared(tx->conn, name, nparams, params, lengths, formats, 0));
 }
 
-PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const char *const *params,
-                         const int *lengths, const int *formats, struct ct_err *err)
+/* Sets err from a failed statement's result (res may be NULL: no answer) and frees res. */
+static void map_failure(struct ct_tx *tx, PGresult *res, struct ct_err *err)
 {
-    PGresult *res = exec_prepared(tx, sql, nparams, params, lengths, formats);
-    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    const char *state;
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
-    if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
-        return res;
-    state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
     /* prepared statement missing, duplicate, or its plan's result type changed (another
      * instance migrated): this connection's cache is wrong, drop it when it goes back */
     if (tx->cache != NULL && state != NULL &&
@@ -474,7 +512,53 @@ PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const c
     if (err != NULL && state != NULL)
         snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", state);
     PQclear(res);
+}
+
+PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const char *const *params,
+                         const int *lengths, const int *formats, struct ct_err *err)
+{
+    PGresult *res = exec_prepared(tx, sql, nparams, params, lengths, formats);
+    if (result_ok(res))
+        return res;
+    map_failure(tx, res, err);
     return NULL;
+}
+
+ct_rc ct_tx_steps(struct ct_tx *tx, struct ct_tx_step *steps, int n, struct ct_err *err)
+{
+    PGresult *res[CT_TX_STEPS_MAX], *failed = NULL;
+    bool synced;
+
+    for (int i = 0; i < n; i++)
+        steps[i].res = NULL;
+    if (n < 1 || n > CT_TX_STEPS_MAX)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "%d statements in one pipeline", n);
+    if (PQpipelineStatus(tx->conn) != PQ_PIPELINE_OFF) {
+        map_failure(tx, NULL, err); /* an earlier pipeline's answers never came */
+        return err->rc;
+    }
+    synced = exec_pipelined(tx, steps, n, res, &failed);
+    if (synced && failed == NULL) {
+        for (int i = 0; i < n; i++)
+            steps[i].res = res[i];
+        return CT_OK;
+    }
+    for (int i = 0; i < n; i++) {
+        if (res[i] != failed)
+            PQclear(res[i]);
+    }
+    map_failure(tx, failed, err);
+    return err->rc;
+}
+
+void ct_tx_steps_clear(struct ct_tx_step *steps, int n)
+{
+    for (int i = 0; i < n; i++) {
+        PQclear(steps[i].res);
+        steps[i].res = NULL;
+        free(steps[i].owned);
+        steps[i].owned = NULL;
+    }
 }
 
 PGresult *ct_tx_exec(struct ct_tx *tx, const char *sql, int nparams, const char *const *params,

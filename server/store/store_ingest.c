@@ -153,30 +153,37 @@ out:
     return rc;
 }
 
-ct_rc ct_store_receipts_insert(struct ct_tx *tx, const struct ct_receipt_new *rs, size_t n,
-                               struct ct_receipt_out *out, struct ct_err *err)
+bool ct_receipts_step(struct ct_tx_step *st, const struct ct_receipt_new *rs, size_t n,
+                      struct ct_receipt_out *out)
 {
     cJSON *arr = cJSON_CreateArray();
-    PGresult *res = NULL;
-    bool earlier = false;
-    ct_rc rc = CT_OK;
 
     for (size_t i = 0; arr != NULL && i < n; i++) {
         ct_sha256_hex(rs[i].body, rs[i].len, out[i].sha256);
         out[i].id = 0;
         out[i].dup = false;
-        if (!ct_json_append(arr, receipt_json(&rs[i], i, out[i].sha256)))
-            goto oom;
+        if (!ct_json_append(arr, receipt_json(&rs[i], i, out[i].sha256))) {
+            cJSON_Delete(arr);
+            arr = NULL;
+        }
     }
-    res = ct_tx_query_json(tx, RECEIPTS_SQL, arr, NULL, err);
-    if (res == NULL) {
-        rc = err->rc;
-        goto out;
-    }
-    if ((size_t)PQntuples(res) != n) {
-        rc = ct_err_set(err, CT_E_INTERNAL, "internal", "receipts answer has the wrong length");
-        goto out;
-    }
+    st->sql = RECEIPTS_SQL;
+    st->owned = arr != NULL ? cJSON_PrintUnformatted(arr) : NULL;
+    cJSON_Delete(arr);
+    if (st->owned == NULL)
+        return false;
+    st->p = (struct ct_params){0};
+    ct_param_str(&st->p, st->owned);
+    return true;
+}
+
+ct_rc ct_receipts_read(struct ct_tx *tx, const PGresult *res, const struct ct_receipt_new *rs,
+                       size_t n, struct ct_receipt_out *out, struct ct_err *err)
+{
+    bool earlier = false;
+
+    if ((size_t)PQntuples(res) != n)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "receipts answer has the wrong length");
     for (size_t i = 0; i < n; i++) {
         bool first = strcmp(PQgetvalue(res, (int)i, 2), "t") == 0;
         if (out[i].known != NULL)
@@ -192,15 +199,7 @@ ct_rc ct_store_receipts_insert(struct ct_tx *tx, const struct ct_receipt_new *rs
                 out[i].id = out[k].id;
     for (size_t i = 0; i < n; i++)
         earlier = earlier || out[i].id == 0;
-    if (earlier)
-        rc = earlier_receipts(tx, out, n, err);
-    goto out;
-oom:
-    rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
-out:
-    PQclear(res);
-    cJSON_Delete(arr);
-    return rc;
+    return earlier ? earlier_receipts(tx, out, n, err) : CT_OK;
 }
 
 ct_rc ct_store_receipt_counts(struct ct_tx *tx, long long id, int messages, int statuses,

@@ -78,7 +78,7 @@ ct_rc ct_defer_event(struct ct_defer *d, int chain, const struct ct_event_new *e
 ct_rc ct_defer_flush(struct ct_tx *tx, struct ct_err *err);
 
 /* ---- a batched group's lookups, made together (store_preload.c) ----
- * ct_preload_contact and ct_preload_live answer from what ct_store_ingest_preload found (true)
+ * ct_preload_contact and ct_preload_live answer from what ct_store_group_open found (true)
  * or say it was not asked (false: run the statement). Every store function that changes a
  * contact or a ticket tells the preload first, so no answer outlives what it describes. */
 struct ct_preload;
@@ -159,6 +159,32 @@ bool ct_json_append(cJSON *arr, cJSON *item);
  * statements take a whole group's rows. NULL with err set on failure (a NULL a is OOM). */
 PGresult *ct_tx_query_json(struct ct_tx *tx, const char *sql, const cJSON *a, const cJSON *b,
                            struct ct_err *err);
+
+/* One statement of several sent in one round trip (ct_tx_steps). */
+#define CT_TX_STEPS_MAX 4
+struct ct_tx_step {
+    const char *sql;
+    struct ct_params p; /* its texts borrowed until ct_tx_steps returns */
+    char *owned;        /* a parameter's text the step owns (malloc), freed by ct_tx_steps_clear */
+    PGresult *res;      /* its result, set by ct_tx_steps when they all succeeded */
+};
+/* Runs steps[0..n) (n <= CT_TX_STEPS_MAX) in one round trip, in order, as ct_tx_query runs one
+ * (prepared once per connection; BEGIN and COMMIT go along as they would with one): the
+ * lookups of a group that do not depend on each other's answers. A failed step fails them all
+ * (the server skips what follows it) and sets err from it. */
+ct_rc ct_tx_steps(struct ct_tx *tx, struct ct_tx_step *steps, int n, struct ct_err *err);
+/* Frees what the steps hold (results and owned texts). */
+void ct_tx_steps_clear(struct ct_tx_step *steps, int n);
+
+/* A group's receipts statement and its complaint-rules statement, sent with its contacts'
+ * locks in one round trip (ct_store_group_open): each *_step fills a step (false on OOM),
+ * each *_read takes its answer (the receipts' may look up earlier receipts). */
+bool ct_receipts_step(struct ct_tx_step *st, const struct ct_receipt_new *rs, size_t n,
+                      struct ct_receipt_out *out);
+ct_rc ct_receipts_read(struct ct_tx *tx, const PGresult *res, const struct ct_receipt_new *rs,
+                       size_t n, struct ct_receipt_out *out, struct ct_err *err);
+bool ct_rules_step(struct ct_tx_step *st, const char *const *texts, size_t n);
+void ct_rules_read(struct ct_tx *tx, const PGresult *res, const char *const *texts, size_t n);
 
 /* ct_tx_exec / ct_tx_exec0 with a ct_params. */
 PGresult *ct_tx_query(struct ct_tx *tx, const char *sql, const struct ct_params *p,

@@ -248,12 +248,10 @@ static bool keep_contacts(struct ct_preload *pl, const struct ct_preload_key *ke
     return true;
 }
 
-static ct_rc lock_contacts(struct ct_tx *tx, struct ct_preload *pl,
-                           const struct ct_preload_key *keys, size_t n, struct ct_err *err)
+/* Fills st with CONTACTS_SQL for keys[0..n); false on OOM. */
+static bool contacts_step(struct ct_tx_step *st, const struct ct_preload_key *keys, size_t n)
 {
     cJSON *arr = cJSON_CreateArray();
-    PGresult *res = NULL;
-    ct_rc rc = CT_OK;
 
     for (size_t i = 0; arr != NULL && i < n; i++) {
         if (keys[i].phone_number_id == NULL)
@@ -264,17 +262,14 @@ static ct_rc lock_contacts(struct ct_tx *tx, struct ct_preload *pl,
             arr = NULL;
         }
     }
-    res = ct_tx_query_json(tx, CONTACTS_SQL, arr, NULL, err);
-    if (res == NULL) {
-        rc = err->rc;
-        goto out;
-    }
-    if (!keep_contacts(pl, keys, n, res))
-        rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
-out:
-    PQclear(res);
+    st->sql = CONTACTS_SQL;
+    st->owned = arr != NULL ? cJSON_PrintUnformatted(arr) : NULL;
     cJSON_Delete(arr);
-    return rc;
+    if (st->owned == NULL)
+        return false;
+    st->p = (struct ct_params){0};
+    ct_param_str(&st->p, st->owned);
+    return true;
 }
 
 /* Takes row r of LIVES_SQL ('t') into pl and its chain and salt into the transaction's held
@@ -353,24 +348,60 @@ out:
     return rc;
 }
 
-ct_rc ct_store_ingest_preload(struct ct_tx *tx, const struct ct_preload_key *keys, size_t n,
-                              size_t *locked, struct ct_err *err)
+/* The preload from CONTACTS_SQL's answer: the contacts, then LIVES_SQL. Half an answer is no
+ * answer: on failure there is no preload, and the group asks row by row. */
+static ct_rc preload(struct ct_tx *tx, const struct ct_group_open *g, const PGresult *contacts,
+                     struct ct_err *err)
 {
-    ct_rc rc;
-    *locked = 0;
-    if (tx->defer == NULL || tx->preload != NULL || n == 0)
-        return CT_OK;
-    if ((tx->preload = calloc(1, sizeof(*tx->preload))) == NULL)
-        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
-    rc = lock_contacts(tx, tx->preload, keys, n, err);
+    ct_rc rc = CT_OK;
+    if ((tx->preload = calloc(1, sizeof(*tx->preload))) == NULL ||
+        !keep_contacts(tx->preload, g->keys, g->nkeys, contacts))
+        rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
     if (rc == CT_OK)
-        rc = lock_lives(tx, tx->preload, keys, n, err);
-    if (rc != CT_OK) { /* half an answer is no answer: ask row by row */
+        rc = lock_lives(tx, tx->preload, g->keys, g->nkeys, err);
+    if (rc != CT_OK) {
         ct_preload_free(tx->preload);
         tx->preload = NULL;
-        return rc;
     }
-    for (size_t i = 0; i < tx->preload->ncontacts; i++)
-        *locked += tx->preload->contacts[i].found;
-    return CT_OK;
+    return rc;
+}
+
+ct_rc ct_store_group_open(struct ct_tx *tx, struct ct_group_open *g, struct ct_err *err)
+{
+    struct ct_tx_step st[3];
+    int n = 0, receipts = -1, rules = -1, contacts = -1;
+    bool ok = true;
+    ct_rc rc = CT_OK;
+
+    memset(st, 0, sizeof(st));
+    g->locked = 0;
+    if (tx->defer == NULL)
+        return CT_OK;
+    if (g->nreceipts > 0) {
+        receipts = n++;
+        ok = ct_receipts_step(&st[receipts], g->receipts, g->nreceipts, g->receipts_out);
+    }
+    if (ok && g->ntexts > 0) {
+        rules = n++;
+        ok = ct_rules_step(&st[rules], g->texts, g->ntexts);
+    }
+    if (ok && g->nkeys > 0 && tx->preload == NULL) {
+        contacts = n++;
+        ok = contacts_step(&st[contacts], g->keys, g->nkeys);
+    }
+    if (!ok)
+        rc = ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
+    else if (n > 0)
+        rc = ct_tx_steps(tx, st, n, err);
+    if (rc == CT_OK && receipts >= 0)
+        rc = ct_receipts_read(tx, st[receipts].res, g->receipts, g->nreceipts, g->receipts_out,
+                              err);
+    if (rc == CT_OK && rules >= 0)
+        ct_rules_read(tx, st[rules].res, g->texts, g->ntexts);
+    if (rc == CT_OK && contacts >= 0)
+        rc = preload(tx, g, st[contacts].res, err);
+    for (size_t i = 0; rc == CT_OK && tx->preload != NULL && i < tx->preload->ncontacts; i++)
+        g->locked += tx->preload->contacts[i].found;
+    ct_tx_steps_clear(st, n);
+    return rc;
 }

@@ -235,29 +235,25 @@ ct_rc ct_store_rules_replace(struct ct_tx *tx, const cJSON *rules, struct ct_err
     " r.match WHEN 'keyword' THEN strpos(t.lt, r.lp) > 0 ELSE t.text ~* r.pattern END"        \
     " ORDER BY id LIMIT 1) m ON true ORDER BY t.i"
 
-ct_rc ct_store_rules_prefetch(struct ct_tx *tx, const char *const *texts, size_t n,
-                              struct ct_err *err)
+bool ct_rules_step(struct ct_tx_step *st, const char *const *texts, size_t n)
 {
-    cJSON *arr = NULL;
-    PGresult *res = NULL;
-    ct_rc rc = CT_OK;
+    cJSON *arr = cJSON_CreateStringArray(texts, (int)n);
+    st->sql = RULES_SQL;
+    st->owned = arr != NULL ? cJSON_PrintUnformatted(arr) : NULL;
+    cJSON_Delete(arr);
+    if (st->owned == NULL)
+        return false;
+    st->p = (struct ct_params){0};
+    ct_param_str(&st->p, st->owned);
+    return true;
+}
 
-    if (tx->defer == NULL || n == 0)
-        return CT_OK;
-    arr = cJSON_CreateStringArray(texts, (int)n);
-    res = ct_tx_query_json(tx, RULES_SQL, arr, NULL, err);
-    if (res == NULL) {
-        rc = err->rc;
-        goto out;
-    }
+void ct_rules_read(struct ct_tx *tx, const PGresult *res, const char *const *texts, size_t n)
+{
     for (int i = 0; i < PQntuples(res) && (size_t)i < n; i++)
         ct_defer_rule_add(tx->defer, texts[i],
                           PQgetisnull(res, i, 0) ? 0 : atoll(PQgetvalue(res, i, 0)),
                           PQgetisnull(res, i, 1) ? "" : PQgetvalue(res, i, 1));
-out:
-    PQclear(res);
-    cJSON_Delete(arr);
-    return rc;
 }
 
 ct_rc ct_store_rule_match(struct ct_tx *tx, const char *text, long long *rule_id,
