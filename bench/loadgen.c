@@ -38,6 +38,7 @@ struct options {
     const char *secret;
     const char *get_path; /* GET this path instead of posting webhooks */
     const char *header;   /* one more request header line, e.g. Authorization */
+    const char *dump;     /* write the signed requests to this file instead of sending them */
     char run[RUN_MAX];
 };
 
@@ -76,11 +77,13 @@ static void usage(FILE *out)
     fprintf(out,
             "usage: loadgen --port P [--concurrency C] [--contacts N] [--contact-base B]\n"
             "               [--count M] [--seconds S] [--run ID] [--secret S]\n"
-            "               [--get PATH [--header LINE]]\n"
+            "               [--get PATH [--header LINE]] [--dump FILE]\n"
             "Posts up to M signed text-message webhooks (unique wamids, N contacts) to\n"
             "http://127.0.0.1:P/webhooks/whatsapp, C in flight at all times, for at most S\n"
             "seconds, and prints one JSON line. The secret defaults to $WHATSAPP_APP_SECRET.\n"
-            "--get PATH sends GET PATH instead (with LINE as one more header); no secret.\n");
+            "--get PATH sends GET PATH instead (with LINE as one more header); no secret.\n"
+            "--dump FILE writes the M signed requests to FILE, whole HTTP/1.1 requests each\n"
+            "followed by a NUL byte, and sends nothing (bench/wrk_webhooks.lua sends them).\n");
 }
 
 static double elapsed_s(const struct timespec *a, const struct timespec *b)
@@ -146,6 +149,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         } else if (strcmp(a, "--get") == 0) {
             good = good && val[0] == '/' && strlen(val) < 400 && strpbrk(val, " \r\n") == NULL;
             o->get_path = val;
+        } else if (strcmp(a, "--dump") == 0) {
+            o->dump = val;
         } else if (strcmp(a, "--header") == 0) {
             good = good && strchr(val, ':') != NULL && strpbrk(val, "\r\n") == NULL;
             o->header = val;
@@ -159,7 +164,8 @@ static int parse_args(int argc, char **argv, struct options *o)
             return 2;
         }
     }
-    if (o->port == 0 || (o->get_path == NULL && (o->secret == NULL || o->secret[0] == '\0'))) {
+    if ((o->port == 0 && o->dump == NULL) ||
+        (o->get_path == NULL && (o->secret == NULL || o->secret[0] == '\0'))) {
         fprintf(stderr, "loadgen: --port and a secret (--secret or $WHATSAPP_APP_SECRET) are "
                         "required\n");
         return 2;
@@ -454,6 +460,27 @@ static void report(const struct options *o, struct results *r)
     printf("}\n");
 }
 
+/* The requests as they go on the wire, for a client that sends prepared requests (wrk): the
+ * same bodies and signatures as a run with these options, each whole request then a NUL. */
+static bool dump_requests(const struct options *o, const struct hooks *h)
+{
+    FILE *f = fopen(o->dump, "wb");
+    bool ok = f != NULL;
+    for (long i = 0; ok && i < o->count; i++) {
+        ok = fprintf(f,
+                     "POST /webhooks/whatsapp HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                     "Content-Type: application/json\r\nX-Hub-Signature-256: sha256=%s\r\n"
+                     "Content-Length: %zu\r\n\r\n",
+                     h->sigs + (size_t)i * SIG_HEX, h->lens[i]) > 0 &&
+             fwrite(h->bodies + h->offs[i], 1, h->lens[i], f) == h->lens[i] && fputc('\0', f) == 0;
+    }
+    if (f != NULL && fclose(f) != 0)
+        ok = false;
+    if (!ok)
+        fprintf(stderr, "loadgen: could not write %s: %s\n", o->dump, strerror(errno));
+    return ok;
+}
+
 int main(int argc, char **argv)
 {
     struct options o;
@@ -473,6 +500,10 @@ int main(int argc, char **argv)
              o.get_path != NULL ? o.get_path : "/webhooks/whatsapp");
     if (o.get_path == NULL && !hooks_build(&o, &h))
         goto cleanup;
+    if (o.dump != NULL) {
+        exit_code = dump_requests(&o, &h) ? 0 : 1;
+        goto cleanup;
+    }
     slots = calloc((size_t)o.concurrency, sizeof(*slots));
     r.latency_ms = malloc((size_t)o.count * sizeof(double));
     if (slots == NULL || r.latency_ms == NULL) {
