@@ -114,3 +114,15 @@ ct_rc ct_tx_command(struct ct_tx *tx, const char *sql, const struct ct_params *p
     PQclear(res);
     return CT_OK;
 }
+
+bool ct_tx_step_json(struct ct_tx_step *st, const char *sql, cJSON *arr)
+{
+    st->sql = sql;
+    st->owned = arr != NULL ? cJSON_PrintUnformatted(arr) : NULL;
+    cJSON_Delete(arr);
+    if (st->owned == NULL)
+        return false;
+    st->p = (struct ct_params){0};
+    ct_param_str(&st->p, st->owned);
+    return true;
+}

@@ -167,14 +167,7 @@ bool ct_receipts_step(struct ct_tx_step *st, const struct ct_receipt_new *rs, si
             arr = NULL;
         }
     }
-    st->sql = RECEIPTS_SQL;
-    st->owned = arr != NULL ? cJSON_PrintUnformatted(arr) : NULL;
-    cJSON_Delete(arr);
-    if (st->owned == NULL)
-        return false;
-    st->p = (struct ct_params){0};
-    ct_param_str(&st->p, st->owned);
-    return true;
+    return ct_tx_step_json(st, RECEIPTS_SQL, arr);
 }
 
 ct_rc ct_receipts_read(struct ct_tx *tx, const PGresult *res, const struct ct_receipt_new *rs,

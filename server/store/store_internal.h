@@ -173,6 +173,9 @@ struct ct_tx_step {
  * lookups of a group that do not depend on each other's answers. A failed step fails them all
  * (the server skips what follows it) and sets err from it. */
 ct_rc ct_tx_steps(struct ct_tx *tx, struct ct_tx_step *steps, int n, struct ct_err *err);
+/* Makes st run sql with arr's JSON text as $1 (the step owns the text); takes arr (NULL: OOM)
+ * and frees it. false on OOM. */
+bool ct_tx_step_json(struct ct_tx_step *st, const char *sql, cJSON *arr);
 /* Frees what the steps hold (results and owned texts). */
 void ct_tx_steps_clear(struct ct_tx_step *steps, int n);
 

@@ -262,14 +262,7 @@ static bool contacts_step(struct ct_tx_step *st, const struct ct_preload_key *ke
             arr = NULL;
         }
     }
-    st->sql = CONTACTS_SQL;
-    st->owned = arr != NULL ? cJSON_PrintUnformatted(arr) : NULL;
-    cJSON_Delete(arr);
-    if (st->owned == NULL)
-        return false;
-    st->p = (struct ct_params){0};
-    ct_param_str(&st->p, st->owned);
-    return true;
+    return ct_tx_step_json(st, CONTACTS_SQL, arr);
 }
 
 /* Takes row r of LIVES_SQL ('t') into pl and its chain and salt into the transaction's held

@@ -238,14 +238,7 @@ ct_rc ct_store_rules_replace(struct ct_tx *tx, const cJSON *rules, struct ct_err
 bool ct_rules_step(struct ct_tx_step *st, const char *const *texts, size_t n)
 {
     cJSON *arr = cJSON_CreateStringArray(texts, (int)n);
-    st->sql = RULES_SQL;
-    st->owned = arr != NULL ? cJSON_PrintUnformatted(arr) : NULL;
-    cJSON_Delete(arr);
-    if (st->owned == NULL)
-        return false;
-    st->p = (struct ct_params){0};
-    ct_param_str(&st->p, st->owned);
-    return true;
+    return ct_tx_step_json(st, RULES_SQL, arr);
 }
 
 void ct_rules_read(struct ct_tx *tx, const PGresult *res, const char *const *texts, size_t n)
