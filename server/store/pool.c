@@ -360,8 +360,16 @@ static bool stmt_name(const struct ct_tx *tx, const char *sql, char name[24], bo
  * the first failed step's (also in res when it was a statement), NULL when all went well.
  * Returns false when the answers did not all come (the connection is then left mid-pipeline,
  * and dropped); the caller PQclear()s res[] and *failed. */
-static bool exec_pipelined(struct ct_tx *tx, const struct ct_tx_step *steps, int n,
-                           PGresult **res, PGresult **failed)
+/* One statement to pipeline: its text and parameters as libpq takes them (borrowed). */
+struct pstep {
+    const char *sql;
+    int nparams;
+    const char *const *params;
+    const int *lengths, *formats;
+};
+
+static bool exec_pipelined(struct ct_tx *tx, const struct pstep *steps, int n, PGresult **res,
+                           PGresult **failed)
 {
     /* BEGIN, a PREPARE and an execution per step, COMMIT */
     PGresult *out[2 + 2 * CT_TX_STEPS_MAX] = {NULL};
@@ -378,7 +386,7 @@ static bool exec_pipelined(struct ct_tx *tx, const struct ct_tx_step *steps, int
     ok = !begin || PQsendQueryParams(tx->conn, "BEGIN", 0, NULL, NULL, NULL, NULL, 0);
     q += begin;
     for (int i = 0; i < n && ok; i++) {
-        const struct ct_tx_step *st = &steps[i];
+        const struct pstep *st = &steps[i];
         bool prepare, named = stmt_name(tx, st->sql, names[i], &prepare), twice = false;
         /* the same new statement twice in one pipeline is prepared once */
         for (int k = 0; k < i && prepare; k++)
@@ -388,13 +396,13 @@ static bool exec_pipelined(struct ct_tx *tx, const struct ct_tx_step *steps, int
         prepare = prepare && !twice;
         nprep += prepare;
         prep[i] = prepare ? q : -1;
-        ok = !prepare || PQsendPrepare(tx->conn, names[i], st->sql, st->p.n, NULL);
+        ok = !prepare || PQsendPrepare(tx->conn, names[i], st->sql, st->nparams, NULL);
         q += prepare;
         stmt[i] = q++;
-        ok = ok && (named ? PQsendQueryPrepared(tx->conn, names[i], st->p.n, st->p.v, st->p.len,
-                                                st->p.fmt, 0)
-                          : PQsendQueryParams(tx->conn, st->sql, st->p.n, NULL, st->p.v,
-                                              st->p.len, st->p.fmt, 0));
+        ok = ok && (named ? PQsendQueryPrepared(tx->conn, names[i], st->nparams, st->params,
+                                                st->lengths, st->formats, 0)
+                          : PQsendQueryParams(tx->conn, st->sql, st->nparams, NULL, st->params,
+                                              st->lengths, st->formats, 0));
     }
     ok = ok && (!commit || PQsendQueryParams(tx->conn, "COMMIT", 0, NULL, NULL, NULL, NULL, 0));
     q += commit;
@@ -435,16 +443,8 @@ static PGresult *exec_prepared(struct ct_tx *tx, const char *sql, int nparams,
     if (PQpipelineStatus(tx->conn) != PQ_PIPELINE_OFF)
         return NULL; /* an earlier pipeline's answers never came: the connection is dropped */
     if (tx->begin_pending || tx->commit_next) {
-        struct ct_tx_step st = {.sql = sql};
+        struct pstep st = {sql, nparams, params, lengths, formats};
         PGresult *res, *failed;
-        if (nparams > CT_PARAMS_MAX)
-            return NULL;
-        st.p.n = nparams;
-        for (int i = 0; i < nparams; i++) {
-            st.p.v[i] = params[i];
-            st.p.len[i] = lengths != NULL ? lengths[i] : 0;
-            st.p.fmt[i] = formats != NULL ? formats[i] : 0;
-        }
         bool synced = exec_pipelined(tx, &st, 1, &res, &failed);
         if (failed != NULL) {
             if (res != failed)
@@ -527,17 +527,21 @@ PGresult *ct_tx_exec_bin(struct ct_tx *tx, const char *sql, int nparams, const c
 ct_rc ct_tx_steps(struct ct_tx *tx, struct ct_tx_step *steps, int n, struct ct_err *err)
 {
     PGresult *res[CT_TX_STEPS_MAX], *failed = NULL;
+    struct pstep ps[CT_TX_STEPS_MAX];
     bool synced;
 
     for (int i = 0; i < n; i++)
         steps[i].res = NULL;
     if (n < 1 || n > CT_TX_STEPS_MAX)
         return ct_err_set(err, CT_E_INTERNAL, "internal", "%d statements in one pipeline", n);
+    for (int i = 0; i < n; i++)
+        ps[i] = (struct pstep){steps[i].sql, steps[i].p.n, steps[i].p.v, steps[i].p.len,
+                               steps[i].p.fmt};
     if (PQpipelineStatus(tx->conn) != PQ_PIPELINE_OFF) {
         map_failure(tx, NULL, err); /* an earlier pipeline's answers never came */
         return err->rc;
     }
-    synced = exec_pipelined(tx, steps, n, res, &failed);
+    synced = exec_pipelined(tx, ps, n, res, &failed);
     if (synced && failed == NULL) {
         for (int i = 0; i < n; i++)
             steps[i].res = res[i];
