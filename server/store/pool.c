@@ -354,12 +354,6 @@ static bool stmt_name(const struct ct_tx *tx, const char *sql, char name[24], bo
     return true;
 }
 
-/* Statements steps[0..n) with the transaction's BEGIN ahead of them (when still to be sent) and
- * its COMMIT after them (when asked for), in one round trip: libpq's pipeline mode, one sync
- * point, so a failing step makes the server skip the rest. res[i] gets step i's result; *failed
- * the first failed step's (also in res when it was a statement), NULL when all went well.
- * Returns false when the answers did not all come (the connection is then left mid-pipeline,
- * and dropped); the caller PQclear()s res[] and *failed. */
 /* One statement to pipeline: its text and parameters as libpq takes them (borrowed). */
 struct pstep {
     const char *sql;
@@ -368,6 +362,12 @@ struct pstep {
     const int *lengths, *formats;
 };
 
+/* Statements steps[0..n) with the transaction's BEGIN ahead of them (when still to be sent) and
+ * its COMMIT after them (when asked for), in one round trip: libpq's pipeline mode, one sync
+ * point, so a failing step makes the server skip the rest. res[i] gets step i's result; *failed
+ * the first failed step's (also in res when it was a statement), NULL when all went well.
+ * Returns false when the answers did not all come (the connection is then left mid-pipeline,
+ * and dropped); the caller PQclear()s res[] and *failed. */
 static bool exec_pipelined(struct ct_tx *tx, const struct pstep *steps, int n, PGresult **res,
                            PGresult **failed)
 {
@@ -445,17 +445,11 @@ static PGresult *exec_prepared(struct ct_tx *tx, const char *sql, int nparams,
     if (tx->begin_pending || tx->commit_next) {
         struct pstep st = {sql, nparams, params, lengths, formats};
         PGresult *res, *failed;
-        bool synced = exec_pipelined(tx, &st, 1, &res, &failed);
-        if (failed != NULL) {
-            if (res != failed)
-                PQclear(res);
-            return failed;
-        }
-        if (!synced) {
+        if (exec_pipelined(tx, &st, 1, &res, &failed) && failed == NULL)
+            return res;
+        if (res != failed)
             PQclear(res);
-            return NULL;
-        }
-        return res;
+        return failed; /* NULL when no answer came: the caller maps the connection's state */
     }
     named = stmt_name(tx, sql, name, &prepare);
     if (!named)
