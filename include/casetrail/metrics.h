@@ -15,6 +15,7 @@ void ct_metrics_free(struct ct_metrics *m);
 enum ct_counter {
     CT_COUNTER_WEBHOOK_REJECTS, /* webhook entries refused and recorded beside their receipt */
     CT_COUNTER_BODY_TIMEOUTS,   /* request bodies cut off with 408 */
+    CT_COUNTER_CONNS_RECLAIMED, /* workers taken back from connections waiting for a head */
     CT_COUNTER_SENDS_SENT,      /* replies Graph accepted */
     CT_COUNTER_SENDS_RETRIED,   /* send attempts that will be retried */
     CT_COUNTER_SENDS_FAILED,    /* replies failed for good */

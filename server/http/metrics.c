@@ -40,6 +40,9 @@ static const struct {
                                     "Webhook entries refused and recorded beside their receipt."},
     [CT_COUNTER_BODY_TIMEOUTS] = {"casetrail_http_body_timeouts_total",
                                   "Request bodies cut off (408) for arriving too slowly."},
+    [CT_COUNTER_CONNS_RECLAIMED] = {"casetrail_http_connections_reclaimed_total",
+                                    "Connections closed while they only waited for a request "
+                                    "head, to give their worker to a waiting connection."},
     [CT_COUNTER_SENDS_SENT] = {"casetrail_sends_sent_total", "Replies the Graph API accepted."},
     [CT_COUNTER_SENDS_RETRIED] = {"casetrail_sends_retried_total",
                                   "Reply send attempts that will be retried."},

@@ -32,29 +32,85 @@ static long long now_ms(void)
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Counts connections from the moment a worker takes one until civetweb closes it. */
+/* A held connection's ends, for the watchdog (ct_peer_fn). civetweb sets them before
+ * init_connection and keeps them until the connection closes, but hides its request info
+ * until it starts reading the first head (just after init_connection): false until then. */
+static bool conn_peer(const void *arg, struct ct_peer *peer)
+{
+    const struct mg_connection *conn = arg;
+    const struct ct_server *srv = mg_get_user_data(mg_get_context(conn));
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+
+    if (ri == NULL)
+        return false;
+    ct_peer_set(peer, ri->remote_addr, ri->remote_port,
+                ri->server_port > 0 ? ri->server_port : srv->port);
+    return true;
+}
+
+/* Counts connections from the moment a worker takes one until civetweb closes it, and tells
+ * the watchdog, which may take the worker back while the connection only waits for a request
+ * head (see ct_watchdog_reclaim). */
 static int conn_opened(const struct mg_connection *conn, void **data)
 {
     struct ct_server *srv = mg_get_user_data(mg_get_context(conn));
-    *data = NULL;
+    struct ct_conn_watch *c = malloc(sizeof(*c)); /* freed by conn_closed */
+
+    *data = c;
     atomic_fetch_add(&srv->open_conns, 1);
+    if (c != NULL)
+        ct_watchdog_conn_open(srv->watchdog, c, conn_peer, conn);
     return 0;
 }
 
 static void conn_closed(const struct mg_connection *conn)
 {
     struct ct_server *srv = mg_get_user_data(mg_get_context(conn));
+    struct ct_conn_watch *c = mg_get_user_connection_data(conn);
+
+    if (c != NULL) {
+        if (ct_watchdog_conn_close(srv->watchdog, c))
+            ct_metrics_count(srv->metrics, CT_COUNTER_CONNS_RECLAIMED, 1);
+        free(c);
+    }
     atomic_fetch_sub(&srv->open_conns, 1);
+}
+
+static void end_request(const struct mg_connection *conn, int status)
+{
+    struct ct_server *srv = mg_get_user_data(mg_get_context(conn));
+    struct ct_conn_watch *c = mg_get_user_connection_data(conn);
+
+    (void)status;
+    if (c != NULL)
+        ct_watchdog_conn_busy(srv->watchdog, c, false); /* kept alive: waits for a head again */
+}
+
+static void send_busy(struct mg_connection *conn)
+{
+    static const char body[] = "{\"error\":{\"code\":\"server_busy\",\"message\":\"every "
+                               "worker is taken and this connection had not sent a whole request "
+                               "head: try again\"}}";
+    ct_http_write_head(conn, 503, "application/json", (long long)sizeof(body) - 1,
+                       CT_HTTP_RETRY_AFTER);
+    mg_write(conn, body, sizeof(body) - 1);
 }
 
 static int begin_request(struct mg_connection *conn)
 {
     struct ct_server *srv = mg_get_user_data(mg_get_context(conn));
+    struct ct_conn_watch *c = mg_get_user_connection_data(conn);
     int status;
 
     /* count first, then look at the flag: the drain loop cannot miss a request that passed */
     atomic_fetch_add(&srv->inflight, 1);
-    if (atomic_load(&srv->draining)) {
+    if (c != NULL && ct_watchdog_conn_busy(srv->watchdog, c, true)) {
+        /* the head was whole just as the watchdog took the worker back: its body can no longer
+         * be read */
+        mg_disable_connection_keep_alive(conn);
+        send_busy(conn);
+        status = 503;
+    } else if (atomic_load(&srv->draining)) {
         static const char body[] = "{\"error\":{\"code\":\"shutting_down\",\"message\":\"the "
                                    "server is stopping, try again\"}}";
         ct_http_write_head(conn, 503, "application/json", (long long)sizeof(body) - 1,
@@ -98,7 +154,15 @@ static int http_error(struct mg_connection *conn, int status, const char *errmsg
     const struct ct_server *srv = mg_get_user_data(mg_get_context(conn));
     char message[200];
     const char *code = status < 500 ? "bad_request" : "internal";
-    cJSON *root = cJSON_CreateObject();
+    struct ct_conn_watch *c = mg_get_user_connection_data(conn);
+    cJSON *root;
+
+    /* a head cut short because the watchdog took its worker back is told why */
+    if (c != NULL && ct_watchdog_conn_busy(srv->watchdog, c, true)) {
+        send_busy(conn);
+        return 0;
+    }
+    root = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(root, "error");
     char *text;
 
@@ -165,6 +229,7 @@ static ct_rc start_http(struct ct_server *srv, struct ct_err *err)
     cb.begin_request = begin_request;
     cb.init_connection = conn_opened;
     cb.connection_close = conn_closed;
+    cb.end_request = end_request;
     cb.log_message = log_message;
     cb.http_error = http_error;
     srv->mg = mg_start(&cb, srv, options);
@@ -175,6 +240,7 @@ static ct_rc start_http(struct ct_server *srv, struct ct_err *err)
     memset(ports, 0, sizeof(ports));
     if (mg_get_server_ports(srv->mg, 1, ports) >= 1)
         srv->port = ports[0].port;
+    ct_watchdog_reclaim(srv->watchdog, srv->cfg.threads, srv->port);
     return CT_OK;
 }
 

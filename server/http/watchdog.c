@@ -1,5 +1,7 @@
-/* watchdog.c: one thread that ends request-body reads which passed their deadline, by finding
- * the connection's socket among this process's descriptors and shutting it down. */
+/* watchdog.c: one thread that shuts sockets civetweb is blocked reading: request bodies past
+ * their deadline, and, when every worker is taken and a connection waits for one, connections
+ * that have only been waiting for a request head. It finds a socket among this process's
+ * descriptors by its two ends. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +22,12 @@
 #define ESCALATE_NS NS_PER_S
 /* without /proc, descriptors are probed one by one up to this many */
 #define MAX_PROBE_FDS 65536
+/* while every worker is taken, how often to look for connections waiting for one: soon again
+ * when the last look found some, less often when it found none (a look lists every socket) */
+#define RECLAIM_BUSY_NS (5 * NS_PER_MS)
+#define RECLAIM_IDLE_NS (20 * NS_PER_MS)
+/* at most one log line this often about reclaimed workers */
+#define RECLAIM_LOG_NS (10 * NS_PER_S)
 
 struct ct_watchdog {
     pthread_mutex_t mu;
@@ -28,6 +36,14 @@ struct ct_watchdog {
     struct ct_watch *head; /* armed watches; guarded by mu */
     int64_t wake_ns;       /* when the thread will wake by itself; INT64_MAX: never */
     bool stopping;
+    /* reclaiming (all guarded by mu) */
+    struct ct_conn_watch *conns; /* connections workers hold */
+    int nconns;
+    int workers;          /* 0: reclaiming is off */
+    int listen_port;
+    int64_t reclaim_ns;   /* the next look, while every worker is taken */
+    int64_t logged_ns;    /* the last log line about reclaiming */
+    unsigned long long unlogged; /* reclaimed since that line */
 };
 
 static int64_t now_ns(void)
@@ -37,9 +53,19 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec;
 }
 
-/* Does the socket with these ends belong to watch w? The peer's address and port identify the
- * connection; our port keeps outgoing sockets (to PostgreSQL, say) out. */
-static bool matches(const struct ct_watch *w, const struct sockaddr_storage *local,
+/* Our end's port, or -1. */
+static int port_of(const struct sockaddr_storage *sa)
+{
+    if (sa->ss_family == AF_INET)
+        return ntohs(((const struct sockaddr_in *)sa)->sin_port);
+    if (sa->ss_family == AF_INET6)
+        return ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
+    return -1;
+}
+
+/* Does the socket with these ends belong to connection w? The peer's address and port identify
+ * the connection; our port keeps outgoing sockets (to PostgreSQL, say) out. */
+static bool matches(const struct ct_peer *w, const struct sockaddr_storage *local,
                     const struct sockaddr_storage *peer)
 {
     const unsigned char *addr;
@@ -61,19 +87,23 @@ static bool matches(const struct ct_watch *w, const struct sockaddr_storage *loc
     } else {
         return false;
     }
-    if (local->ss_family == AF_INET)
-        lport = ntohs(((const struct sockaddr_in *)local)->sin_port);
-    else if (local->ss_family == AF_INET6)
-        lport = ntohs(((const struct sockaddr_in6 *)local)->sin6_port);
-    else
-        return false;
+    lport = port_of(local);
     return family == w->family && pport == w->peer_port && lport == w->local_port &&
            memcmp(addr, w->addr, family == AF_INET ? 4 : 16) == 0;
 }
 
-/* Shuts fd down for every due watch it belongs to. Called with mu held: an armed watch's
- * connection cannot close (the handler disarms under mu first), so fd is that connection's. */
-static void try_fd(struct ct_watchdog *wd, int fd, int64_t now)
+/* Every worker holds a connection: a look for connections waiting for one is worth its cost. */
+static bool saturated(const struct ct_watchdog *wd)
+{
+    return wd->workers > 0 && wd->nconns >= wd->workers;
+}
+
+/* Looks at descriptor fd: shuts it down for every due watch it belongs to, and, on a look for
+ * waiting connections (*accepted not NULL), counts it when it is a connection accepted on our
+ * port and remembers it as the socket of the held connection it is. Called with mu held: an
+ * armed watch's or a registered connection's socket cannot close meanwhile (both are removed
+ * under mu before civetweb closes it), so a descriptor that matches is that connection's. */
+static void try_fd(struct ct_watchdog *wd, int fd, int64_t now, int *accepted)
 {
     struct sockaddr_storage local, peer;
     socklen_t llen = sizeof(local), plen = sizeof(peer);
@@ -83,20 +113,35 @@ static void try_fd(struct ct_watchdog *wd, int fd, int64_t now)
     if (getpeername(fd, (struct sockaddr *)&peer, &plen) != 0)
         return; /* a listening or unconnected socket */
     for (struct ct_watch *w = wd->head; w != NULL; w = w->next) {
-        if (w->next_try_ns > now || w->shut >= 2 || !matches(w, &local, &peer))
+        if (w->next_try_ns > now || w->shut >= 2 || !matches(&w->peer, &local, &peer))
             continue;
         /* never close: civetweb owns the descriptor. Shutting the read side wakes its poll and
          * makes recv return 0, and still lets the handler send its 408. */
         if (shutdown(fd, w->shut == 0 ? SHUT_RD : SHUT_RDWR) == 0 || errno == ENOTCONN)
             w->shut++;
     }
+    if (accepted == NULL || port_of(&local) != wd->listen_port)
+        return;
+    (*accepted)++;
+    for (struct ct_conn_watch *c = wd->conns; c != NULL; c = c->next) {
+        if (c->fd < 0 && c->known && matches(&c->peer, &local, &peer)) {
+            c->fd = fd;
+            break;
+        }
+    }
 }
 
-/* Finds the sockets of the due watches and shuts them down. Called with mu held. */
-static void shut_due(struct ct_watchdog *wd, int64_t now)
+/* Learns the ends of held connections whose socket is not known yet. */
+static void learn_peers(struct ct_watchdog *wd)
 {
-    struct ct_watch *w;
+    for (struct ct_conn_watch *c = wd->conns; c != NULL; c = c->next)
+        if (!c->known)
+            c->known = c->peer_fn(c->conn, &c->peer);
+}
 
+/* Calls try_fd for every open descriptor. */
+static void scan_fds(struct ct_watchdog *wd, int64_t now, int *accepted)
+{
     /* only open descriptors are listed in /proc: far fewer than a high NOFILE limit */
     DIR *dir = opendir("/proc/self/fd");
     if (dir != NULL) {
@@ -105,7 +150,7 @@ static void shut_due(struct ct_watchdog *wd, int64_t now)
             char *end = NULL;
             long fd = strtol(de->d_name, &end, 10);
             if (de->d_name[0] >= '0' && de->d_name[0] <= '9' && *end == '\0' && fd != dirfd(dir))
-                try_fd(wd, (int)fd, now);
+                try_fd(wd, (int)fd, now, accepted);
         }
         closedir(dir);
     } else {
@@ -114,20 +159,92 @@ static void shut_due(struct ct_watchdog *wd, int64_t now)
         if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n)
             n = rl.rlim_cur;
         for (rlim_t fd = 0; fd < n; fd++)
-            try_fd(wd, (int)fd, now);
+            try_fd(wd, (int)fd, now, accepted);
     }
-    for (w = wd->head; w != NULL; w = w->next) {
+}
+
+/* After a scan: the due watches are shut or looked for again later. Called with mu held. */
+static void schedule_watches(struct ct_watchdog *wd, int64_t now)
+{
+    for (struct ct_watch *w = wd->head; w != NULL; w = w->next) {
         if (w->next_try_ns > now)
             continue;
         if (w->shut == 0 && !w->missed) {
             w->missed = true;
             ct_log_warn("watchdog: no socket found for an overdue request body (peer port %d); "
                         "its worker stays busy until the client stops",
-                        w->peer_port);
+                        w->peer.peer_port);
         }
         /* shut once: escalate later if still armed. Not found: look again later. */
         w->next_try_ns = w->shut >= 2 ? INT64_MAX : now + ESCALATE_NS;
     }
+}
+
+/* The held connection that has waited longest for a request head, at least the minimum age,
+ * and whose socket is known; NULL when there is none. */
+static struct ct_conn_watch *longest_waiting(struct ct_watchdog *wd, int64_t now)
+{
+    struct ct_conn_watch *best = NULL;
+    int64_t before = now - (int64_t)CT_RECLAIM_MIN_AGE_MS * NS_PER_MS;
+
+    for (struct ct_conn_watch *c = wd->conns; c != NULL; c = c->next) {
+        if (c->head_since_ns == 0 || c->head_since_ns > before || c->shut > 0 || c->fd < 0)
+            continue;
+        if (best == NULL || c->head_since_ns < best->head_since_ns)
+            best = c;
+    }
+    return best;
+}
+
+/* Gives one worker to each connection waiting for one, taken from the connections that only
+ * wait for a request head: an idle kept-alive connection can be closed at any time (HTTP
+ * clients reopen it), and a head trickled in for longer than the minimum age is not worth a
+ * worker others are waiting for. accepted counts the connections accepted on our port. */
+static void reclaim(struct ct_watchdog *wd, int64_t now, int accepted)
+{
+    int waiting = accepted - wd->nconns, shut = 0;
+    struct ct_conn_watch *c;
+
+    while (shut < waiting && (c = longest_waiting(wd, now)) != NULL) {
+        if (shutdown(c->fd, SHUT_RD) != 0 && errno != ENOTCONN) {
+            c->fd = -1; /* cannot happen (see try_fd); never try that descriptor again */
+            continue;
+        }
+        c->shut = 1;
+        c->reclaimed = true;
+        c->escalate_ns = now + ESCALATE_NS;
+        shut++;
+    }
+    wd->unlogged += (unsigned long long)shut;
+    if (wd->unlogged > 0 && now - wd->logged_ns >= RECLAIM_LOG_NS) {
+        ct_log_warn("every worker was taken: %llu connections waiting only for a request head "
+                    "were closed so that %d waiting connections could be served (and more like "
+                    "them since the last line: put a proxy in front, or raise CASETRAIL_THREADS)",
+                    wd->unlogged, waiting);
+        wd->unlogged = 0;
+        wd->logged_ns = now;
+    }
+    wd->reclaim_ns = now + (waiting > 0 ? RECLAIM_BUSY_NS : RECLAIM_IDLE_NS);
+}
+
+/* Shuts both sides of reclaimed connections that are still open a while after their read side
+ * was; returns the earliest later time one is due. Called with mu held. */
+static int64_t escalate(struct ct_watchdog *wd, int64_t now)
+{
+    int64_t next = INT64_MAX;
+
+    for (struct ct_conn_watch *c = wd->conns; c != NULL; c = c->next) {
+        if (c->shut != 1)
+            continue;
+        if (c->escalate_ns <= now) {
+            if (c->fd >= 0)
+                shutdown(c->fd, SHUT_RDWR);
+            c->shut = 2;
+        } else if (c->escalate_ns < next) {
+            next = c->escalate_ns;
+        }
+    }
+    return next;
 }
 
 static void *run(void *arg)
@@ -136,18 +253,26 @@ static void *run(void *arg)
 
     pthread_mutex_lock(&wd->mu);
     while (!wd->stopping) {
-        int64_t now = now_ns(), next = INT64_MAX;
-        bool due = false;
+        int64_t now = now_ns(), next = escalate(wd, now);
+        bool due = false, look = saturated(wd) && wd->reclaim_ns <= now;
         for (struct ct_watch *w = wd->head; w != NULL; w = w->next) {
             if (w->next_try_ns <= now)
                 due = true;
             else if (w->next_try_ns < next)
                 next = w->next_try_ns;
         }
-        if (due) {
-            shut_due(wd, now);
+        if (due || look) {
+            int accepted = 0;
+            if (look)
+                learn_peers(wd);
+            scan_fds(wd, now, look ? &accepted : NULL);
+            schedule_watches(wd, now);
+            if (look)
+                reclaim(wd, now, accepted);
             continue;
         }
+        if (saturated(wd) && wd->reclaim_ns < next)
+            next = wd->reclaim_ns;
         wd->wake_ns = next;
         if (next == INT64_MAX) {
             pthread_cond_wait(&wd->cv, &wd->mu);
@@ -204,16 +329,22 @@ void ct_watchdog_stop(struct ct_watchdog *wd)
     free(wd);
 }
 
+void ct_peer_set(struct ct_peer *p, const char *peer_addr, int peer_port, int local_port)
+{
+    memset(p, 0, sizeof(*p));
+    if (inet_pton(AF_INET, peer_addr, p->addr) == 1)
+        p->family = AF_INET;
+    else if (inet_pton(AF_INET6, peer_addr, p->addr) == 1)
+        p->family = AF_INET6;
+    p->peer_port = peer_port;
+    p->local_port = local_port;
+}
+
 void ct_watchdog_arm(struct ct_watchdog *wd, struct ct_watch *w, const char *peer_addr,
                      int peer_port, int local_port, int timeout_ms)
 {
     memset(w, 0, sizeof(*w));
-    if (inet_pton(AF_INET, peer_addr, w->addr) == 1)
-        w->family = AF_INET;
-    else if (inet_pton(AF_INET6, peer_addr, w->addr) == 1)
-        w->family = AF_INET6;
-    w->peer_port = peer_port;
-    w->local_port = local_port;
+    ct_peer_set(&w->peer, peer_addr, peer_port, local_port);
     w->deadline_ns = now_ns() + (int64_t)timeout_ms * NS_PER_MS;
     w->next_try_ns = w->deadline_ns;
     pthread_mutex_lock(&wd->mu);
@@ -244,4 +375,69 @@ bool ct_watchdog_disarm(struct ct_watchdog *wd, struct ct_watch *w)
     pthread_mutex_unlock(&wd->mu);
     w->prev = w->next = NULL;
     return fired;
+}
+
+void ct_watchdog_reclaim(struct ct_watchdog *wd, int workers, int listen_port)
+{
+    pthread_mutex_lock(&wd->mu);
+    wd->workers = workers;
+    wd->listen_port = listen_port;
+    pthread_cond_signal(&wd->cv);
+    pthread_mutex_unlock(&wd->mu);
+}
+
+void ct_watchdog_conn_open(struct ct_watchdog *wd, struct ct_conn_watch *c, ct_peer_fn peer_fn,
+                           const void *conn)
+{
+    memset(c, 0, sizeof(*c));
+    c->peer_fn = peer_fn;
+    c->conn = conn;
+    c->fd = -1;
+    c->head_since_ns = now_ns();
+    pthread_mutex_lock(&wd->mu);
+    c->next = wd->conns;
+    if (wd->conns != NULL)
+        wd->conns->prev = c;
+    wd->conns = c;
+    wd->nconns++;
+    /* the last free worker was just taken: look for connections waiting for one from now on */
+    if (saturated(wd) && wd->nconns == wd->workers) {
+        if (wd->reclaim_ns < c->head_since_ns)
+            wd->reclaim_ns = c->head_since_ns;
+        if (wd->reclaim_ns < wd->wake_ns) {
+            wd->wake_ns = wd->reclaim_ns;
+            pthread_cond_signal(&wd->cv);
+        }
+    }
+    pthread_mutex_unlock(&wd->mu);
+}
+
+bool ct_watchdog_conn_busy(struct ct_watchdog *wd, struct ct_conn_watch *c, bool busy)
+{
+    bool reclaimed;
+    int64_t now = busy ? 0 : now_ns();
+
+    pthread_mutex_lock(&wd->mu);
+    c->head_since_ns = now;
+    reclaimed = c->reclaimed;
+    pthread_mutex_unlock(&wd->mu);
+    return reclaimed;
+}
+
+bool ct_watchdog_conn_close(struct ct_watchdog *wd, struct ct_conn_watch *c)
+{
+    bool reclaimed;
+
+    pthread_mutex_lock(&wd->mu);
+    if (c->prev != NULL)
+        c->prev->next = c->next;
+    else
+        wd->conns = c->next;
+    if (c->next != NULL)
+        c->next->prev = c->prev;
+    wd->nconns--;
+    reclaimed = c->reclaimed;
+    pthread_mutex_unlock(&wd->mu);
+    c->prev = c->next = NULL;
+    return reclaimed;
 }

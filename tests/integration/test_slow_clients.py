@@ -227,6 +227,177 @@ class StalledBodies(SlowTest):
 
 
 
+WORKERS = 8         # CASETRAIL_THREADS for the tests of more slow connections than workers
+BEYOND = 16         # that many more than the workers: they fill civetweb's queue (20)
+
+
+class Besieger(threading.Thread):
+    """Keeps n connections open to the server at all times, as a slowloris attacker does: each
+    sends head and then one byte of drip every DRIP_EVERY seconds (nothing when drip is empty),
+    and when the server closes one, a new one takes its place. Records what the closed ones got
+    back."""
+
+    def __init__(self, port, n, head, drip):
+        super().__init__(daemon=True)
+        self.port, self.n, self.head, self.drip = port, n, head, drip
+        self.sel = selectors.DefaultSelector()
+        self.answers = []    # what each closed connection got back (bytes, maybe empty)
+        self.opened = 0
+        self.stop = threading.Event()
+        for _ in range(n):
+            self._open()
+        self.start()
+
+    def _open(self):
+        s = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+        s.sendall(self.head)
+        s.setblocking(False)
+        self.sel.register(s, selectors.EVENT_READ, {"sock": s, "data": b""})
+        self.opened += 1
+
+    def open_count(self):
+        """Connections held now: at least n from the start until finish."""
+        return len(self.sel.get_map())
+
+    def run(self):
+        give_up = time.monotonic() + GIVE_UP
+        next_drip = time.monotonic() + DRIP_EVERY
+        try:
+            while not self.stop.is_set() and time.monotonic() < give_up:
+                for key, _ in self.sel.select(0.05):
+                    c = key.data
+                    try:
+                        data = c["sock"].recv(65536)
+                    except OSError:
+                        data = b""
+                    c["data"] += data
+                    if not data:
+                        self._open()  # first: open_count never dips while one is replaced
+                        self.sel.unregister(c["sock"])
+                        c["sock"].close()
+                        self.answers.append(c["data"])
+                if self.drip and time.monotonic() >= next_drip:
+                    next_drip += DRIP_EVERY
+                    for key in list(self.sel.get_map().values()):
+                        try:
+                            key.fileobj.send(self.drip)
+                        except OSError:
+                            pass  # closed by the server: the select loop will see it
+        finally:
+            for key in list(self.sel.get_map().values()):
+                key.fileobj.close()
+
+    def finish(self):
+        self.stop.set()
+        self.join(GIVE_UP + 5)
+        return self.answers
+
+
+class BeyondWorkers(SlowTest):
+    """More slow or idle connections than workers: civetweb gives each connection a worker for
+    as long as it stays open, so without help the rest wait in its queue until one times out.
+    The watchdog takes workers back from connections that only wait for a request head while
+    another connection waits (see reclaim in server/http/watchdog.c), and a probe keeps being
+    served within 100 ms."""
+
+    server_env = dict(ENV, CASETRAIL_THREADS=str(WORKERS))
+
+    def probe(self, n=20):
+        """n sequential GET /healthz on new connections; returns the slowest (seconds)."""
+        worst = 0.0
+        for _ in range(n):
+            t0 = time.monotonic()
+            r = self.srv.get("/healthz", timeout=5)
+            worst = max(worst, time.monotonic() - t0)
+            self.assertEqual(r.status, 200, r)
+            time.sleep(0.05)
+        sys.stderr.write(f"{self.id()}: /healthz slowest of {n}: {worst * 1000:.1f} ms\n")
+        return worst
+
+    def reclaimed(self):
+        text = self.srv.get("/metrics").body.decode()
+        return [int(line.split()[1]) for line in text.splitlines()
+                if line.startswith("casetrail_http_connections_reclaimed_total ")][0]
+
+    def test_trickled_heads_beyond_the_workers_cannot_starve_a_probe(self):
+        head = b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\n"
+        before = self.reclaimed()
+        attacker = Besieger(self.srv.port, WORKERS + BEYOND, head, b"X")
+        try:
+            time.sleep(0.5)  # every worker taken, the queue full
+            self.assertGreaterEqual(attacker.open_count(), WORKERS + BEYOND)
+            worst = self.probe()
+            # a webhook meanwhile is stored and acknowledged
+            good = json.dumps(harness.text_payload("wamid.besieged-1", "923000000003",
+                                                   1760800000, "hello")).encode()
+            t0 = time.monotonic()
+            r = harness.post_webhook(self.srv, good)
+            took = time.monotonic() - t0
+            self.assertEqual(r.status, 200, r)
+            self.assertGreaterEqual(attacker.open_count(), WORKERS + BEYOND)  # the siege went on
+        finally:
+            answers = attacker.finish()
+        sys.stderr.write(f"{self.id()}: {attacker.opened} attacker connections, "
+                         f"{len(answers)} closed; webhook {took * 1000:.1f} ms\n")
+        self.assertLess(worst, HEALTHZ_MAX, f"/healthz took {worst * 1000:.0f} ms")
+        self.assertLess(took, 0.5)
+        # a cut-off head is told why (or reset, when it was still sending)
+        statuses = [status_of(a) for a in answers]
+        self.assertEqual([x for x in statuses if x not in (503, None)], [], statuses)
+        busy = [a for a in answers if status_of(a) == 503]
+        self.assertGreater(len(busy), 0)
+        for a in busy:
+            self.assertEqual(json_body(a)["error"]["code"], "server_busy", a)
+            self.assertIn(b"Retry-After:", a)
+        self.assertGreaterEqual(self.reclaimed() - before, len(busy))
+        self.assertEqual(self.one("SELECT count(*) FROM webhook_receipts"), "1")
+        self.assertIn("connections waiting only for a request head were closed",
+                      self.srv.read_log())
+
+    def test_idle_kept_alive_connections_give_way(self):
+        # WORKERS + BEYOND clients each make one request and then keep their connection open,
+        # idle (CASETRAIL_KEEPALIVE_TIMEOUT is 5 s): closing an idle one is allowed in HTTP/1.1
+        before = self.reclaimed()
+        conns = []
+        try:
+            for _ in range(WORKERS + BEYOND):
+                s = socket.create_connection(("127.0.0.1", self.srv.port), timeout=5)
+                s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+                conns.append(s)
+            time.sleep(0.5)
+            worst = self.probe()
+            self.assertLess(worst, HEALTHZ_MAX, f"/healthz took {worst * 1000:.0f} ms")
+            # every idle client got its answer before its connection was taken back
+            for s in conns:
+                s.settimeout(5)
+                data = b""
+                while b"\r\n\r\n" not in data:
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+                self.assertEqual(status_of(data), 200, data)
+        finally:
+            for s in conns:
+                s.close()
+        self.assertGreater(self.reclaimed(), before)
+
+    def test_requests_under_way_are_not_taken_back(self):
+        # slow bodies are requests under way: they keep their workers until CASETRAIL_BODY_TIMEOUT
+        # (408), never a 503 from the watchdog
+        before = self.reclaimed()
+        group = SlowGroup(self.srv.port, WORKERS, body_head(1000) + b'{"object":', b" ")
+        time.sleep(0.3)
+        extra = socket.create_connection(("127.0.0.1", self.srv.port), timeout=5)
+        with extra:
+            extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            conns = group.finish()
+            extra.settimeout(5)
+            self.assertEqual(status_of(extra.recv(65536)), 200)
+        self.assertEqual([status_of(c["data"]) for c in conns], [408] * WORKERS)
+        self.assertEqual(self.reclaimed(), before)
+
+
 class KeepAlive(ServerTest):
     """Connections are kept alive between requests (Meta reuses its connections) for at most
     CASETRAIL_KEEPALIVE_TIMEOUT idle, and closed after an answer that may leave a body unread,
