@@ -473,13 +473,16 @@ struct ct_timeline_page {
     char resume[CT_CURSOR_MAX]; /* the chain position this answer was read at */
 };
 
-/* Messages and events of a ticket in time order (ties: order of recording), `limit` of them:
- * from the start, after a 'l' cursor, before a 'b' cursor, or (latest) the last ones. Given
- * back as the cursor, page->resume returns what was recorded since (the next `limit` events of
- * the chain and the messages they record, in time order; next set when more follow). */
-ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit, bool latest,
-                        const struct ct_timeline_cursor *cur, cJSON **items,
-                        struct ct_timeline_page *page, struct ct_err *err);
+/* A ticket as ct_store_ticket_get gives it (*ticket), with a page of its messages and events
+ * in time order (ties: order of recording), `limit` of them (*items): from the start, after a
+ * 'l' cursor, before a 'b' cursor, or (latest) the last ones. Given back as the cursor,
+ * page->resume returns what was recorded since (the next `limit` events of the chain and the
+ * messages they record, in time order; next set when more follow). Both are read in one round
+ * trip and one snapshot; the caller frees both (NULL on error: ticket_not_found when there is
+ * no such ticket). */
+ct_rc ct_store_ticket_timeline(struct ct_tx *tx, long long ticket_id, int limit, bool latest,
+                               const struct ct_timeline_cursor *cur, cJSON **ticket,
+                               cJSON **items, struct ct_timeline_page *page, struct ct_err *err);
 
 /* ---- workflow ---- */
 

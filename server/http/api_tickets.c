@@ -183,10 +183,8 @@ static ct_rc timeline_tx(struct ct_tx *tx, void *arg, struct ct_err *err)
     j->ticket = NULL;
     cJSON_Delete(j->items);
     j->items = NULL;
-    ct_rc rc = ct_store_ticket_get(tx, j->id, &j->ticket, err);
-    if (rc == CT_OK)
-        rc = ct_store_timeline(tx, j->id, j->limit, j->latest, &j->cur, &j->items, &j->page,
-                               err);
+    ct_rc rc = ct_store_ticket_timeline(tx, j->id, j->limit, j->latest, &j->cur, &j->ticket,
+                                        &j->items, &j->page, err);
     /* on the connection the read already holds, after it (the ticket exists, the row can name
      * it): one short autocommitted INSERT, no second trip to the pool. A view that cannot be
      * recorded is not shown, as with evidence bundles. */
@@ -274,7 +272,6 @@ void ct_api_ticket_timeline(struct ct_req *req)
     if (!access_kind(req, j.cur.set, &j.log_what))
         return;
     j.user_id = req->user.id;
-    /* one snapshot for ticket and items would need a transaction; reads are fine without */
     if (ct_store_with_conn(req->srv->pool, timeline_tx, &j, &err) != CT_OK) {
         cJSON_Delete(j.ticket);
         ct_http_send_error(req, &err);

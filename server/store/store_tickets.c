@@ -360,24 +360,31 @@ ct_rc ct_store_tickets_list(struct ct_tx *tx, const struct ct_ticket_filter *fil
     return rc;
 }
 
+#define TICKET_BY_ID_SQL "SELECT " TICKET_JSON "::text" TICKET_FROM " WHERE t.id = $1"
+
+/* The ticket of TICKET_BY_ID_SQL's answer into *out (caller frees). */
+static ct_rc ticket_read(const PGresult *res, long long id, cJSON **out, struct ct_err *err)
+{
+    *out = NULL;
+    if (PQntuples(res) != 1)
+        return ct_err_set(err, CT_E_NOT_FOUND, "ticket_not_found", "ticket %lld not found", id);
+    *out = cJSON_Parse(PQgetvalue(res, 0, 0));
+    if (*out == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "could not decode a stored row");
+    return CT_OK;
+}
+
 ct_rc ct_store_ticket_get(struct ct_tx *tx, long long id, cJSON **out, struct ct_err *err)
 {
     struct ct_params p = {0};
     ct_param_ll(&p, id);
     *out = NULL;
-    PGresult *res = ct_tx_query(tx, "SELECT " TICKET_JSON "::text" TICKET_FROM " WHERE t.id = $1",
-                                &p, err);
+    PGresult *res = ct_tx_query(tx, TICKET_BY_ID_SQL, &p, err);
     if (res == NULL)
         return err->rc;
-    if (PQntuples(res) != 1) {
-        PQclear(res);
-        return ct_err_set(err, CT_E_NOT_FOUND, "ticket_not_found", "ticket %lld not found", id);
-    }
-    *out = cJSON_Parse(PQgetvalue(res, 0, 0));
+    ct_rc rc = ticket_read(res, id, out, err);
     PQclear(res);
-    if (*out == NULL)
-        return ct_err_set(err, CT_E_INTERNAL, "internal", "could not decode a stored row");
-    return CT_OK;
+    return rc;
 }
 
 /* Messages carry their type's object as received (image, location, reaction, ...). Events carry
@@ -537,20 +544,31 @@ static void row_cursor(const PGresult *res, int r, bool before, char out[CT_CURS
     ct_cursor_timeline_encode(&c, out);
 }
 
-/* Pages back from the cursor's key (or from the end): the extra row read first, when there is
- * one, says that more lie before the page. */
-static ct_rc timeline_back(struct ct_tx *tx, long long ticket_id, int limit, bool latest,
-                           const struct ct_timeline_cursor *cur, cJSON *items,
-                           struct ct_timeline_page *page, long long *last_seq,
-                           struct ct_err *err)
+/* The statement a timeline page runs (sql, with its parameters added to p). */
+static const char *timeline_statement(long long ticket_id, int limit, bool latest,
+                                      const struct ct_timeline_cursor *cur, struct ct_params *p)
 {
-    struct ct_params p = {0};
-    ct_param_ll(&p, ticket_id);
-    key_params(&p, cur, !latest, "infinity", limit + 1);
-    PGresult *res = ct_tx_query(tx, TIMELINE_BACK_SQL, &p, err);
-    if (res == NULL)
-        return err->rc;
-    int n = page_rows(res, last_seq), first = n > limit ? 1 : 0;
+    ct_param_ll(p, ticket_id);
+    if (latest || (cur->set && cur->before)) {
+        key_params(p, cur, !latest, "infinity", limit + 1);
+        return TIMELINE_BACK_SQL;
+    }
+    if (cur->since) {
+        ct_param_ll(p, cur->since_seq);
+        ct_param_ll(p, limit);
+        return TIMELINE_SINCE_SQL;
+    }
+    key_params(p, cur, cur->set, "-infinity", limit + 1);
+    return TIMELINE_SQL;
+}
+
+/* A page read backwards from the cursor's key (or from the end): the extra row read first,
+ * when there is one, says that more lie before the page. */
+static ct_rc timeline_back(const PGresult *res, int limit, bool latest, cJSON *items,
+                           struct ct_timeline_page *page, struct ct_err *err)
+{
+    long long last_seq;
+    int n = page_rows(res, &last_seq), first = n > limit ? 1 : 0;
     ct_rc rc = rows_to_array(res, first, n, items, err);
     if (rc == CT_OK && first == 1)
         row_cursor(res, first, true, page->prev);
@@ -558,37 +576,24 @@ static ct_rc timeline_back(struct ct_tx *tx, long long ticket_id, int limit, boo
      * cursors: nothing lies before the key) */
     if (rc == CT_OK && !latest && n > first)
         row_cursor(res, n - 1, false, page->next);
-    PQclear(res);
+    ct_cursor_since_encode(last_seq, page->resume);
     return rc;
 }
 
-ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit, bool latest,
-                        const struct ct_timeline_cursor *cur, cJSON **items,
-                        struct ct_timeline_page *page, struct ct_err *err)
+/* Reads the answer of timeline_statement's statement into *items (made here) and page. */
+static ct_rc timeline_read(const PGresult *res, int limit, bool latest,
+                           const struct ct_timeline_cursor *cur, cJSON **items,
+                           struct ct_timeline_page *page, struct ct_err *err)
 {
-    struct ct_params p = {0};
     long long last_seq = 0;
-    PGresult *res;
     ct_rc rc;
 
     memset(page, 0, sizeof(*page));
     *items = cJSON_CreateArray();
+    if (*items == NULL)
+        return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
     if (latest || (cur->set && cur->before)) {
-        rc = timeline_back(tx, ticket_id, limit, latest, cur, *items, page, &last_seq, err);
-        ct_cursor_since_encode(last_seq, page->resume);
-        goto done;
-    }
-    ct_param_ll(&p, ticket_id);
-    if (cur->since) {
-        ct_param_ll(&p, cur->since_seq);
-        ct_param_ll(&p, limit);
-        res = ct_tx_query(tx, TIMELINE_SINCE_SQL, &p, err);
-    } else {
-        key_params(&p, cur, cur->set, "-infinity", limit + 1);
-        res = ct_tx_query(tx, TIMELINE_SQL, &p, err);
-    }
-    if (res == NULL) {
-        rc = err->rc;
+        rc = timeline_back(res, limit, latest, *items, page, err);
         goto done;
     }
     int n = page_rows(res, &last_seq);
@@ -608,11 +613,37 @@ ct_rc ct_store_timeline(struct ct_tx *tx, long long ticket_id, int limit, bool l
             row_cursor(res, 0, true, page->prev);
         ct_cursor_since_encode(last_seq, page->resume);
     }
-    PQclear(res);
 done:
     if (rc != CT_OK) {
         cJSON_Delete(*items);
         *items = NULL;
     }
+    return rc;
+}
+
+ct_rc ct_store_ticket_timeline(struct ct_tx *tx, long long ticket_id, int limit, bool latest,
+                               const struct ct_timeline_cursor *cur, cJSON **ticket,
+                               cJSON **items, struct ct_timeline_page *page, struct ct_err *err)
+{
+    struct ct_tx_step steps[2];
+    ct_rc rc;
+
+    memset(steps, 0, sizeof(steps));
+    *ticket = *items = NULL;
+    steps[0].sql = TICKET_BY_ID_SQL;
+    ct_param_ll(&steps[0].p, ticket_id);
+    steps[1].sql = timeline_statement(ticket_id, limit, latest, cur, &steps[1].p);
+    /* one round trip, and (one sync point, no transaction open) one implicit transaction: the
+     * ticket and its page are read in the same snapshot */
+    rc = ct_tx_steps(tx, steps, 2, err);
+    if (rc == CT_OK)
+        rc = ticket_read(steps[0].res, ticket_id, ticket, err);
+    if (rc == CT_OK)
+        rc = timeline_read(steps[1].res, limit, latest, cur, items, page, err);
+    if (rc != CT_OK) {
+        cJSON_Delete(*ticket);
+        *ticket = NULL;
+    }
+    ct_tx_steps_clear(steps, 2);
     return rc;
 }
