@@ -35,6 +35,7 @@ struct options {
     long contact_base;
     long count;
     double seconds;
+    long rate;            /* requests started per second at most; 0: as fast as slots free up */
     const char *secret;
     const char *get_path; /* GET this path instead of posting webhooks */
     const char *header;   /* one more request header line, e.g. Authorization */
@@ -76,11 +77,13 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: loadgen --port P [--concurrency C] [--contacts N] [--contact-base B]\n"
-            "               [--count M] [--seconds S] [--run ID] [--secret S]\n"
+            "               [--count M] [--seconds S] [--rate R] [--run ID] [--secret S]\n"
             "               [--get PATH [--header LINE]] [--dump FILE]\n"
             "Posts up to M signed text-message webhooks (unique wamids, N contacts) to\n"
             "http://127.0.0.1:P/webhooks/whatsapp, C in flight at all times, for at most S\n"
             "seconds, and prints one JSON line. The secret defaults to $WHATSAPP_APP_SECRET.\n"
+            "--rate R starts request i no sooner than i/R seconds after the first (a steady\n"
+            "load, C in flight at most) instead of as soon as a slot is free.\n"
             "--get PATH sends GET PATH instead (with LINE as one more header); no secret.\n"
             "--dump FILE writes the M signed requests to FILE, whole HTTP/1.1 requests each\n"
             "followed by a NUL byte, and sends nothing (bench/wrk_webhooks.lua sends them).\n");
@@ -140,6 +143,8 @@ static int parse_args(int argc, char **argv, struct options *o)
         } else if (strcmp(a, "--seconds") == 0) {
             good = good && parse_long(val, 1, 86400, &v);
             o->seconds = (double)v;
+        } else if (strcmp(a, "--rate") == 0) {
+            good = good && parse_long(val, 1, 1000000, &o->rate);
         } else if (strcmp(a, "--run") == 0) {
             good = good && run_id_ok(val);
             if (good)
@@ -356,29 +361,44 @@ static bool may_start(const struct options *o, long next, struct results *r)
     return true;
 }
 
-/* Keeps C transfers in flight until the count or the time is used up, then lets the last ones
- * finish. Returns false when curl itself fails (not when the server answers badly). */
+/* Seconds until request `next` is due under --rate (0 or less: due now). */
+static double until_due(const struct options *o, long next, const struct results *r)
+{
+    struct timespec now;
+    if (o->rate <= 0)
+        return 0;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)next / (double)o->rate - elapsed_s(&r->start, &now);
+}
+
+/* Keeps C transfers in flight (started no faster than --rate) until the count or the time is
+ * used up, then lets the last ones finish. Returns false when curl itself fails (not when the
+ * server answers badly). */
 static bool drive(const struct options *o, const struct hooks *h, struct slot *slots,
                   struct results *r)
 {
     CURLM *multi = curl_multi_init();
-    long next = 0;
+    struct slot **idle = calloc((size_t)o->concurrency, sizeof(*idle)); /* free slots */
+    long next = 0, nidle = 0;
     int running = 0, msgs;
-    bool good = false;
+    bool good = false, more = true;
 
-    if (multi == NULL)
-        return false;
+    if (multi == NULL || idle == NULL)
+        goto cleanup;
     /* keep as many idle connections as there are slots, in case the server keeps them alive */
     curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, o->concurrency);
+    for (long k = o->concurrency - 1; k >= 0; k--)
+        idle[nidle++] = &slots[k];
     clock_gettime(CLOCK_MONOTONIC, &r->start);
     r->end = r->start;
-    for (long k = 0; k < o->concurrency && may_start(o, next, r); k++)
-        if (!(o->get_path != NULL ? slot_start_get(multi, &slots[k], o)
-                                  : slot_start(multi, &slots[k], h, next)))
-            goto cleanup;
-        else
-            next++;
     do {
+        while (nidle > 0 && (more = may_start(o, next, r)) && until_due(o, next, r) <= 0) {
+            struct slot *s = idle[--nidle];
+            if (!(o->get_path != NULL ? slot_start_get(multi, s, o)
+                                      : slot_start(multi, s, h, next)))
+                goto cleanup;
+            next++;
+        }
         if (curl_multi_perform(multi, &running) != CURLM_OK)
             goto cleanup;
         CURLMsg *m;
@@ -392,22 +412,25 @@ static bool drive(const struct options *o, const struct hooks *h, struct slot *s
             struct slot *s = (struct slot *)(void *)priv;
             record(r, s, result);
             curl_multi_remove_handle(multi, easy);
-            if (may_start(o, next, r)) {
-                if (!(o->get_path != NULL ? slot_start_get(multi, s, o)
-                                          : slot_start(multi, s, h, next)))
-                    goto cleanup;
-                next++;
-                running++;
-            }
+            idle[nidle++] = s;
         }
-        if (running > 0 && curl_multi_poll(multi, NULL, 0, 100, NULL) != CURLM_OK)
-            goto cleanup;
-    } while (running > 0);
+        more = more && may_start(o, next, r);
+        if (running > 0 || more) {
+            /* wake for an answer, or when the next paced request is due */
+            double due = nidle > 0 && more ? until_due(o, next, r) : 0.1;
+            int wait_ms = due <= 0 ? 0 : due >= 0.1 ? 100 : (int)(due * 1000) + 1;
+            if (curl_multi_poll(multi, NULL, 0, wait_ms, NULL) != CURLM_OK)
+                goto cleanup;
+        }
+    } while (running > 0 || more);
     good = true;
 cleanup:
-    for (long k = 0; k < o->concurrency; k++)
-        curl_multi_remove_handle(multi, slots[k].easy);
-    curl_multi_cleanup(multi);
+    if (multi != NULL) {
+        for (long k = 0; k < o->concurrency; k++)
+            curl_multi_remove_handle(multi, slots[k].easy);
+        curl_multi_cleanup(multi);
+    }
+    free(idle);
     return good;
 }
 

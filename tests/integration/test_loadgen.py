@@ -70,6 +70,20 @@ class Loadgen(ServerTest):
         self.assertEqual(r["webhooks_per_s"], 0)
         self.assertEqual(self.stored(run), "0")
 
+    def test_a_rate_paces_the_requests(self):
+        # 30 at 20/s: request i starts no sooner than i/20 s after the first, so the last (29)
+        # at 1.45 s at the earliest, however fast the server answers
+        run = run_id("rate")
+        code, r, err = loadgen(self.srv.port, "--count", "30", "--rate", "20", "--concurrency",
+                               "4", "--run", run, "--secret", harness.APP_SECRET)
+        self.assertEqual(code, 0, err)
+        self.assertEqual((r["requests"], r["ok"], r["stopped_by"]), (30, 30, "count"), r)
+        self.assertGreaterEqual(r["seconds"], 1.45, r)
+        self.assertLess(r["seconds"], 5, r)
+        self.assertEqual(self.stored(run), "30")
+        code, _, err = loadgen(self.srv.port, "--rate", "0", "--secret", harness.APP_SECRET)
+        self.assertEqual(code, 2, err)
+
     def test_it_stops_at_its_time(self):
         run = run_id("time")
         t0 = time.monotonic()
