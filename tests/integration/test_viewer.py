@@ -72,6 +72,9 @@ def artifacts_dir():
     return d
 
 
+# inbound messages fewer minutes ago than this are "today's" (see Viewer.inbound)
+RECENT_MINUTES = 120
+
 class Viewer(ServerTest):
     """One server and database seeded with a small helpdesk's day, then the browser run."""
 
@@ -101,7 +104,14 @@ class Viewer(ServerTest):
     def inbound(cls, wa_id, name, body, minutes_ago, pnid=harness.PNID_A, extra=None):
         cls._n[0] += 1
         wamid = f"wamid.viewer.{os.getpid()}.{cls._n[0]}"
-        ts = int(time.time()) - int(minutes_ago * 60)
+        now = time.time()
+        if minutes_ago < RECENT_MINUTES:
+            # "recent" means today (UTC, the server's days here) at any time of day: shortly
+            # after midnight the offsets shrink in proportion, keeping their order, so no
+            # recent ticket counts as yesterday's (the Active filter step expects one)
+            since_midnight = (now % 86400) / 60
+            minutes_ago *= max(0.001, min(1.0, (since_midnight - 0.2) / RECENT_MINUTES))
+        ts = int(now) - int(minutes_ago * 60)
         r = post_webhook(cls.srv, text_payload(wamid, wa_id, ts, body, name=name, pnid=pnid,
                                                extra=extra))
         if r.status != 200:
