@@ -66,7 +66,7 @@ bool ct_watchdog_disarm(struct ct_watchdog *wd, struct ct_watch *w);
  * listen_port waits for one, the connections that have waited longest for a request head
  * (idle between requests, or trickling one in) and at least CT_RECLAIM_MIN_AGE_MS get the read
  * side of their socket shut, one for each connection waiting, so their workers move on. */
-#define CT_RECLAIM_MIN_AGE_MS 10
+#define CT_RECLAIM_MIN_AGE_MS 5
 void ct_watchdog_reclaim(struct ct_watchdog *wd, int workers, int listen_port);
 
 /* A worker took connection conn; it now waits for a request head. Its ends are learnt through
