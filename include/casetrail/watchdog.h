@@ -42,10 +42,12 @@ struct ct_conn_watch {
     struct ct_peer peer;     /* valid once known */
     bool known;
     int fd;                  /* its socket, once a reclaim pass found it; -1 before */
+    int tid;                 /* the worker thread holding it (Linux thread id) */
     int64_t head_since_ns;   /* waiting for a request head since (CLOCK_MONOTONIC); 0 in one */
     int64_t escalate_ns;     /* after its read side was shut: when both sides are */
     int shut;                /* 0 untouched, 1 read side shut, 2 both sides shut */
     bool reclaimed;          /* its worker was taken back while it waited for a head */
+    bool skipped;            /* passed over in the current look (watchdog only) */
 };
 
 /* Starts the watchdog thread. NULL when it cannot (out of memory or threads). */
@@ -64,14 +66,17 @@ bool ct_watchdog_disarm(struct ct_watchdog *wd, struct ct_watch *w);
 
 /* Turns reclaiming on: when all `workers` hold a connection and a connection accepted on
  * listen_port waits for one, the connections that have waited longest for a request head
- * (idle between requests, or trickling one in) and at least CT_RECLAIM_MIN_AGE_MS get the read
- * side of their socket shut, one for each connection waiting, so their workers move on. */
+ * (idle between requests, or trickling one in) get the read side of their socket shut, one
+ * for each connection waiting, so their workers move on. Only a connection whose worker is
+ * asleep waiting on the client, with nothing unread in its socket, for at least
+ * CT_RECLAIM_MIN_AGE_MS (CT_RECLAIM_FRESH_MS while its client has sent no byte at all). */
 #define CT_RECLAIM_MIN_AGE_MS 5
+#define CT_RECLAIM_FRESH_MS 100
 void ct_watchdog_reclaim(struct ct_watchdog *wd, int workers, int listen_port);
 
-/* A worker took connection conn; it now waits for a request head. Its ends are learnt through
- * peer_fn(conn) when the watchdog first needs them: from the watchdog's thread, under its
- * mutex, while c is registered. */
+/* A worker took connection conn (call it on that worker's thread); it now waits for a request
+ * head. Its ends are learnt through peer_fn(conn) when the watchdog first needs them: from the
+ * watchdog's thread, under its mutex, while c is registered. */
 void ct_watchdog_conn_open(struct ct_watchdog *wd, struct ct_conn_watch *c, ct_peer_fn peer_fn,
                            const void *conn);
 /* The connection's request head arrived (busy) or its request ended (waiting for a head).

@@ -5,13 +5,18 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_received (glibc's stops short) */
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "casetrail/log.h"
 #include "casetrail/watchdog.h"
@@ -180,20 +185,65 @@ static void schedule_watches(struct ct_watchdog *wd, int64_t now)
     }
 }
 
-/* The held connection that has waited longest for a request head, at least the minimum age,
- * and whose socket is known; NULL when there is none. */
+/* Whether thread tid of this process is asleep (state S in /proc): a worker waiting on its
+ * client sleeps in poll, while one that is runnable is about to read or parse what came. */
+static bool thread_sleeps(int tid)
+{
+    char path[64], buf[512];
+    FILE *f;
+    size_t n;
+
+    snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+    if ((f = fopen(path, "re")) == NULL)
+        return false;
+    n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name may hold anything; the state follows it */
+    return p != NULL && p[1] == ' ' && p[2] == 'S';
+}
+
+/* Whether held connection c is only waiting on its client: its worker asleep, nothing unread
+ * in its socket, and for long enough (longer while the client has sent nothing at all: a
+ * client between connect and its first write, slowed by its own machine, is not an attack).
+ * A head that has arrived but that a busy machine has not let the worker read or parse yet
+ * must never be cut off: it would be answered 503 for the server's slowness. */
+static bool waits_on_client(const struct ct_conn_watch *c, int64_t now)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    int unread = 0;
+
+    if (now - c->head_since_ns < (int64_t)CT_RECLAIM_MIN_AGE_MS * NS_PER_MS)
+        return false;
+    if (ioctl(c->fd, FIONREAD, &unread) != 0 || unread > 0)
+        return false;
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+        return false;
+    if (ti.tcpi_bytes_received == 0 &&
+        now - c->head_since_ns < (int64_t)CT_RECLAIM_FRESH_MS * NS_PER_MS)
+        return false;
+    return thread_sleeps(c->tid);
+}
+
+/* The held connection that has waited longest for a request head and only waits on its
+ * client (waits_on_client); NULL when there is none. Those that do not are marked skipped for
+ * this look (skipped). */
 static struct ct_conn_watch *longest_waiting(struct ct_watchdog *wd, int64_t now)
 {
-    struct ct_conn_watch *best = NULL;
-    int64_t before = now - (int64_t)CT_RECLAIM_MIN_AGE_MS * NS_PER_MS;
-
-    for (struct ct_conn_watch *c = wd->conns; c != NULL; c = c->next) {
-        if (c->head_since_ns == 0 || c->head_since_ns > before || c->shut > 0 || c->fd < 0)
-            continue;
-        if (best == NULL || c->head_since_ns < best->head_since_ns)
-            best = c;
+    for (;;) {
+        struct ct_conn_watch *best = NULL;
+        for (struct ct_conn_watch *c = wd->conns; c != NULL; c = c->next) {
+            if (c->head_since_ns == 0 || c->shut > 0 || c->fd < 0 || c->skipped)
+                continue;
+            if (best == NULL || c->head_since_ns < best->head_since_ns)
+                best = c;
+        }
+        if (best == NULL || waits_on_client(best, now))
+            return best;
+        best->skipped = true; /* not this look: cleared when the look ends */
     }
-    return best;
 }
 
 /* Gives one worker to each connection waiting for one, taken from the connections that only
@@ -215,6 +265,8 @@ static void reclaim(struct ct_watchdog *wd, int64_t now, int accepted)
         c->escalate_ns = now + ESCALATE_NS;
         shut++;
     }
+    for (c = wd->conns; c != NULL; c = c->next)
+        c->skipped = false;
     wd->unlogged += (unsigned long long)shut;
     if (wd->unlogged > 0 && now - wd->logged_ns >= RECLAIM_LOG_NS) {
         ct_log_warn("every worker was taken: %llu connections waiting only for a request head "
@@ -393,6 +445,7 @@ void ct_watchdog_conn_open(struct ct_watchdog *wd, struct ct_conn_watch *c, ct_p
     c->peer_fn = peer_fn;
     c->conn = conn;
     c->fd = -1;
+    c->tid = (int)syscall(SYS_gettid); /* called on the worker thread itself */
     c->head_since_ns = now_ns();
     pthread_mutex_lock(&wd->mu);
     c->next = wd->conns;
