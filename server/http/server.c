@@ -86,15 +86,17 @@ static void end_request(const struct mg_connection *conn, int status)
         ct_watchdog_conn_busy(srv->watchdog, c, false); /* kept alive: waits for a head again */
 }
 
-static void send_busy(struct mg_connection *conn)
+/* A 503 that says to try again (Retry-After), with a fixed JSON error body. */
+static void send_503(struct mg_connection *conn, const char *body)
 {
-    static const char body[] = "{\"error\":{\"code\":\"server_busy\",\"message\":\"every "
-                               "worker is taken and this connection had not sent a whole request "
-                               "head: try again\"}}";
-    ct_http_write_head(conn, 503, "application/json", (long long)sizeof(body) - 1,
+    ct_http_write_head(conn, 503, "application/json", (long long)strlen(body),
                        CT_HTTP_RETRY_AFTER);
-    mg_write(conn, body, sizeof(body) - 1);
+    mg_write(conn, body, strlen(body));
 }
+
+static const char BUSY_BODY[] = "{\"error\":{\"code\":\"server_busy\",\"message\":\"every "
+                                "worker is taken and this connection had not sent a whole "
+                                "request head: try again\"}}";
 
 static int begin_request(struct mg_connection *conn)
 {
@@ -108,14 +110,11 @@ static int begin_request(struct mg_connection *conn)
         /* the head was whole just as the watchdog took the worker back: its body can no longer
          * be read */
         mg_disable_connection_keep_alive(conn);
-        send_busy(conn);
+        send_503(conn, BUSY_BODY);
         status = 503;
     } else if (atomic_load(&srv->draining)) {
-        static const char body[] = "{\"error\":{\"code\":\"shutting_down\",\"message\":\"the "
-                                   "server is stopping, try again\"}}";
-        ct_http_write_head(conn, 503, "application/json", (long long)sizeof(body) - 1,
-                           CT_HTTP_RETRY_AFTER);
-        mg_write(conn, body, sizeof(body) - 1);
+        send_503(conn, "{\"error\":{\"code\":\"shutting_down\",\"message\":\"the server is "
+                       "stopping, try again\"}}");
         status = 503;
     } else {
         status = ct_router_dispatch(srv, conn);
@@ -159,7 +158,7 @@ static int http_error(struct mg_connection *conn, int status, const char *errmsg
 
     /* a head cut short because the watchdog took its worker back is told why */
     if (c != NULL && ct_watchdog_conn_busy(srv->watchdog, c, true)) {
-        send_busy(conn);
+        send_503(conn, BUSY_BODY);
         return 0;
     }
     root = cJSON_CreateObject();
