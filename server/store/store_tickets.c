@@ -544,12 +544,19 @@ static void row_cursor(const PGresult *res, int r, bool before, char out[CT_CURS
     ct_cursor_timeline_encode(&c, out);
 }
 
+/* Whether a page is read backwards: the latest one, or the one before a 'b' cursor. The
+ * statement and the reading of its answer must agree on it. */
+static bool pages_back(bool latest, const struct ct_timeline_cursor *cur)
+{
+    return latest || (cur->set && cur->before);
+}
+
 /* The statement a timeline page runs (sql, with its parameters added to p). */
 static const char *timeline_statement(long long ticket_id, int limit, bool latest,
                                       const struct ct_timeline_cursor *cur, struct ct_params *p)
 {
     ct_param_ll(p, ticket_id);
-    if (latest || (cur->set && cur->before)) {
+    if (pages_back(latest, cur)) {
         key_params(p, cur, !latest, "infinity", limit + 1);
         return TIMELINE_BACK_SQL;
     }
@@ -592,7 +599,7 @@ static ct_rc timeline_read(const PGresult *res, int limit, bool latest,
     *items = cJSON_CreateArray();
     if (*items == NULL)
         return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
-    if (latest || (cur->set && cur->before)) {
+    if (pages_back(latest, cur)) {
         rc = timeline_back(res, limit, latest, *items, page, err);
         goto done;
     }
