@@ -173,6 +173,12 @@ struct ct_tx_step {
  * lookups of a group that do not depend on each other's answers. A failed step fails them all
  * (the server skips what follows it) and sets err from it. */
 ct_rc ct_tx_steps(struct ct_tx *tx, struct ct_tx_step *steps, int n, struct ct_err *err);
+
+/* The ticket read model (the API's JSON) of ticket id as a pipeline step (store_tickets.c), and
+ * its answer read into *out (caller frees); ticket_not_found when there is no such ticket. */
+void ct_store_ticket_by_id_step(struct ct_tx_step *step, long long id);
+ct_rc ct_store_ticket_by_id_read(const PGresult *res, long long id, cJSON **out,
+                                 struct ct_err *err);
 /* Makes st run sql with arr's JSON text as $1 (the step owns the text); takes arr (NULL: OOM)
  * and frees it. false on OOM. */
 bool ct_tx_step_json(struct ct_tx_step *st, const char *sql, cJSON *arr);

@@ -4,6 +4,7 @@ every message type, delivery statuses, and the read API. When it fails, look at 
 path in the assertion, server/whatsapp/webhook.c (parsing), server/domain/ingest.c (rules) and
 server/store/store_ingest.c (queries)."""
 import concurrent.futures
+import datetime
 import json
 import os
 import random
@@ -360,6 +361,46 @@ class Ingestion(IngestTest):
         after = counts(self)
         self.assertEqual(int(after[0]), int(before[0]) + 1)
         self.assertEqual(after[1:], before[1:])
+
+    def test_timeline_items_carry_what_was_stored(self):
+        """The timeline builds each item from the stored columns: a message's type object (under
+        content for a type the viewer does not know), its errors and forward flag with their null
+        members dropped at any depth (nulls in arrays kept), its times to the microsecond; an
+        event's fields, its data merged in, and its hash as stored."""
+        ts = 1760431500
+        payload = text_payload("wamid.shape", "923000000077", ts, "ignored", extra={
+            "type": "poll_vote",
+            "poll_vote": {"option": 2, "gone": None, "nested": {"keep": "x", "drop": None},
+                          "list": [None, 1]},
+            "context": {"forwarded": True},
+            "errors": [{"code": 131051, "title": "Message type unknown", "details": None}]})
+        del payload["entry"][0]["changes"][0]["value"]["messages"][0]["text"]
+        self.assertEqual(post_webhook(self.srv, payload).status, 200)
+        tid = self.ticket_of("923000000077")
+        items = self.api(f"/api/tickets/{tid}/timeline?limit=50")["items"]
+        msg = [i for i in items if i["kind"] == "message"][0]
+        self.assertEqual(msg["content"], {"option": 2, "nested": {"keep": "x"}, "list": [None, 1]})
+        self.assertNotIn("poll_vote", msg)
+        self.assertIs(msg["forwarded"], True)
+        self.assertEqual(msg["errors"], [{"code": 131051, "title": "Message type unknown"}])
+        self.assertNotIn("reply_to", msg)
+        self.assertIsNone(msg["text"])  # kept as null: the message has no text
+        self.assertEqual(msg["at"], datetime.datetime.fromtimestamp(ts, datetime.timezone.utc)
+                         .strftime("%Y-%m-%dT%H:%M:%S.000000Z"))
+        received = self.one("SELECT to_char(received_at AT TIME ZONE 'UTC',"
+                            " 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') FROM messages WHERE wamid = 'wamid.shape'")
+        self.assertEqual(msg["received_at"], received)
+        self.assertEqual(msg["id"], int(self.one("SELECT id FROM messages WHERE wamid = 'wamid.shape'")))
+        for ev in (i for i in items if i["kind"] == "event"):
+            row = self.q("SELECT encode(hash, 'hex'), coalesce(data, '{}'::jsonb)::text, actor_type,"
+                         " to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+                         " FROM events WHERE ticket_id = :'t' AND seq = :'s'", t=tid, s=ev["seq"])[0]
+            self.assertEqual(ev["hash"], row[0])
+            for k, v in json.loads(row[1]).items():
+                self.assertEqual(ev[k], v, (ev["action"], k))
+            self.assertEqual(ev["actor"]["type"], row[2])
+            self.assertEqual(ev["recorded_at"], row[3])
+            self.assertIn("reason", ev)
 
     def test_read_api(self):
         for i in range(5):
