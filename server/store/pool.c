@@ -696,6 +696,11 @@ ct_rc ct_store_with_conn(struct ct_pool *p, ct_tx_fn fn, void *arg, struct ct_er
     return run(p, false, false, fn, arg, err);
 }
 
+const char *ct_store_value(const PGresult *res, int row, int col)
+{
+    return PQgetisnull(res, row, col) ? NULL : PQgetvalue(res, row, col);
+}
+
 void ct_store_copy(char *dst, size_t cap, const PGresult *res, int row, int col)
 {
     if (PQgetisnull(res, row, col))

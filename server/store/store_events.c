@@ -18,17 +18,32 @@ long long ct_store_now_us(void)
     return (long long)ts.tv_sec * 1000000LL + ts.tv_nsec / 1000;
 }
 
-void ct_store_fmt_ts(long long us, char out[48])
+/* Unix microseconds as a UTC calendar time and the microseconds past its second. */
+static long split_us(long long us, struct tm *tm)
 {
     time_t secs = (time_t)(us / 1000000LL);
     long frac = (long)(us % 1000000LL);
-    struct tm tm;
     if (frac < 0) {
         frac += 1000000;
         secs -= 1;
     }
-    gmtime_r(&secs, &tm);
+    gmtime_r(&secs, tm);
+    return frac;
+}
+
+void ct_store_fmt_ts(long long us, char out[48])
+{
+    struct tm tm;
+    long frac = split_us(us, &tm);
     snprintf(out, 48, "%04d-%02d-%02d %02d:%02d:%02d.%06ld+00", tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
+}
+
+void ct_store_fmt_iso(long long us, char out[48])
+{
+    struct tm tm;
+    long frac = split_us(us, &tm);
+    snprintf(out, 48, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
 }
 

@@ -56,11 +56,6 @@ static PGresult *query_run(struct ct_tx *tx, struct query *q, struct ct_err *err
     return res;
 }
 
-static const char *col(const PGresult *res, int row, int c)
-{
-    return PQgetisnull(res, row, c) ? NULL : PQgetvalue(res, row, c);
-}
-
 ct_rc ct_store_use_zone(struct ct_tx *tx, const char *zone, struct ct_err *err)
 {
     struct ct_params p = {0};
@@ -96,9 +91,11 @@ static void approval_where(struct query *q, const struct ct_approval_filter *f)
 static bool approval_row(const struct ct_export_sink *sink, const PGresult *res, int r)
 {
     struct ct_export_approval a = {
-        col(res, r, 0), col(res, r, 1), col(res, r, 2), col(res, r, 3), col(res, r, 4),
-        col(res, r, 5), col(res, r, 6), col(res, r, 7), col(res, r, 8), col(res, r, 9),
-        col(res, r, 10), col(res, r, 11), col(res, r, 12), col(res, r, 13),
+        ct_store_value(res, r, 0), ct_store_value(res, r, 1), ct_store_value(res, r, 2),
+        ct_store_value(res, r, 3), ct_store_value(res, r, 4), ct_store_value(res, r, 5),
+        ct_store_value(res, r, 6), ct_store_value(res, r, 7), ct_store_value(res, r, 8),
+        ct_store_value(res, r, 9), ct_store_value(res, r, 10), ct_store_value(res, r, 11),
+        ct_store_value(res, r, 12), ct_store_value(res, r, 13),
     };
     return sink->approval(sink->arg, &a);
 }
@@ -177,9 +174,11 @@ static ct_rc event_where(struct ct_tx *tx, struct query *q, const struct ct_even
 static bool event_row(const struct ct_export_sink *sink, const PGresult *res, int r)
 {
     struct ct_export_event e = {
-        col(res, r, 0), col(res, r, 1), col(res, r, 2), col(res, r, 3), col(res, r, 4),
-        col(res, r, 5), col(res, r, 6), col(res, r, 7), col(res, r, 8), col(res, r, 9),
-        col(res, r, 10), col(res, r, 11), col(res, r, 12), col(res, r, 13),
+        ct_store_value(res, r, 0), ct_store_value(res, r, 1), ct_store_value(res, r, 2),
+        ct_store_value(res, r, 3), ct_store_value(res, r, 4), ct_store_value(res, r, 5),
+        ct_store_value(res, r, 6), ct_store_value(res, r, 7), ct_store_value(res, r, 8),
+        ct_store_value(res, r, 9), ct_store_value(res, r, 10), ct_store_value(res, r, 11),
+        ct_store_value(res, r, 12), ct_store_value(res, r, 13),
     };
     return sink->event(sink->arg, &e);
 }

@@ -209,11 +209,15 @@ ct_rc ct_tx_exec0(struct ct_tx *tx, const char *sql, int nparams, const char *co
  * connect timeout); NULL or a failed connection when it cannot. */
 PGconn *ct_store_connect(const char *database_url);
 
+/* A column's text (borrowed from res), NULL when SQL NULL. */
+const char *ct_store_value(const PGresult *res, int row, int col);
 /* Copies a text column or "" when NULL. */
 void ct_store_copy(char *dst, size_t cap, const PGresult *res, int row, int col);
 
 /* Formats Unix microseconds as a timestamptz literal PostgreSQL reads back exactly. */
 void ct_store_fmt_ts(long long us, char out[48]);
+/* Formats Unix microseconds as the API writes times (CT_SQL_ISO_US's format, UTC). */
+void ct_store_fmt_iso(long long us, char out[48]);
 /* Decodes a bytea in PostgreSQL's text output ("\x..."); false when NULL or malformed. */
 bool ct_store_bytea(const PGresult *res, int row, int col, unsigned char *out, size_t len);
 

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "store_internal.h"
 
@@ -122,29 +121,6 @@ enum tl_col {
 
 /* ---- items, built from a row's columns ---- */
 
-/* Column c of row r, NULL when SQL NULL. */
-static const char *col(const PGresult *res, int r, int c)
-{
-    return PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
-}
-
-/* Unix microseconds as the API writes times (CT_SQL_ISO_US's format, UTC). */
-static void iso_us(long long us, char out[64])
-{
-    long long secs = us / 1000000, frac = us % 1000000;
-    struct tm tm;
-    if (frac < 0) {
-        frac += 1000000;
-        secs--;
-    }
-    time_t t = (time_t)secs;
-    if (gmtime_r(&t, &tm) == NULL) {
-        snprintf(out, 64, "%lld", us);
-        return;
-    }
-    snprintf(out, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%06lldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, frac);
-}
 
 /* Drops every object member whose value is null, at any depth (jsonb_strip_nulls: a null in
  * an array stays). */
@@ -213,17 +189,17 @@ static const char *content_key(const char *type)
  * came from and whether it was forwarded (payload taken and freed). */
 static bool message_payload(cJSON *it, const PGresult *res, int r, cJSON *payload)
 {
-    const char *type = col(res, r, TL_M_TYPE);
+    const char *type = ct_store_value(res, r, TL_M_TYPE);
     cJSON *context = cJSON_GetObjectItemCaseSensitive(payload, "context");
     bool ok = true;
     if (type != NULL && strcmp(type, "text") != 0)
         ok = put(it, content_key(type), cJSON_DetachItemFromObjectCaseSensitive(payload, type));
-    ok = ok && put_str(it, "reply_to", col(res, r, TL_M_REPLY_TO)) &&
+    ok = ok && put_str(it, "reply_to", ct_store_value(res, r, TL_M_REPLY_TO)) &&
          put(it, "errors", cJSON_DetachItemFromObjectCaseSensitive(payload, "errors")) &&
          put(it, "referral", cJSON_DetachItemFromObjectCaseSensitive(payload, "referral")) &&
-         (col(res, r, TL_M_ERROR_CODE) == NULL ||
+         (ct_store_value(res, r, TL_M_ERROR_CODE) == NULL ||
           ct_json_add_int(it, "error_code", atoll(PQgetvalue(res, r, TL_M_ERROR_CODE)))) &&
-         put_str(it, "error_title", col(res, r, TL_M_ERROR_TITLE)) &&
+         put_str(it, "error_title", ct_store_value(res, r, TL_M_ERROR_TITLE)) &&
          put(it, "forwarded", cJSON_DetachItemFromObjectCaseSensitive(context, "forwarded"));
     cJSON_Delete(payload);
     return ok;
@@ -234,13 +210,13 @@ static bool message_payload(cJSON *it, const PGresult *res, int r, cJSON *payloa
 static bool message_related(cJSON *it, const PGresult *res, int r, long long id)
 {
     cJSON *original, *edits, *deleted;
-    const char *media = col(res, r, TL_M_MEDIA_STATUS);
+    const char *media = ct_store_value(res, r, TL_M_MEDIA_STATUS);
     char url[48];
     bool ok = parsed(res, r, TL_M_ORIGINAL, &original);
     ok = parsed(res, r, TL_M_EDITS, &edits) && ok;
     ok = parsed(res, r, TL_M_DELETED, &deleted) && ok;
     /* each put takes its value, whatever came before */
-    ok = put_str(it, "target_wamid", col(res, r, TL_M_TARGET)) && ok;
+    ok = put_str(it, "target_wamid", ct_store_value(res, r, TL_M_TARGET)) && ok;
     ok = put(it, "original", original) && ok;
     ok = put(it, "edits", edits) && ok;
     ok = put(it, "deleted", deleted) && ok;
@@ -250,12 +226,12 @@ static bool message_related(cJSON *it, const PGresult *res, int r, long long id)
         !put_str(it, "sent_from", "business_app"))
         return false;
     snprintf(url, sizeof(url), "/api/media/%lld", id);
-    return put_str(it, "author", col(res, r, TL_M_AUTHOR)) &&
+    return put_str(it, "author", ct_store_value(res, r, TL_M_AUTHOR)) &&
            put_str(it, "media_status", media) &&
-           put_str(it, "media_sha256", col(res, r, TL_M_MEDIA_SHA)) &&
-           (col(res, r, TL_M_MEDIA_SIZE) == NULL ||
+           put_str(it, "media_sha256", ct_store_value(res, r, TL_M_MEDIA_SHA)) &&
+           (ct_store_value(res, r, TL_M_MEDIA_SIZE) == NULL ||
             ct_json_add_int(it, "media_size", atoll(PQgetvalue(res, r, TL_M_MEDIA_SIZE)))) &&
-           put_str(it, "media_reason", col(res, r, TL_M_MEDIA_REASON)) &&
+           put_str(it, "media_reason", ct_store_value(res, r, TL_M_MEDIA_REASON)) &&
            (media == NULL || strcmp(media, "stored") != 0 || put_str(it, "media_url", url));
 }
 
@@ -263,19 +239,20 @@ static bool message_related(cJSON *it, const PGresult *res, int r, long long id)
 static cJSON *message_item(const PGresult *res, int r)
 {
     long long id = atoll(PQgetvalue(res, r, TL_ID));
-    char at[64], received[64];
+    char at[48], received[48];
     cJSON *it = cJSON_CreateObject(), *payload;
     bool ok = parsed(res, r, TL_M_PAYLOAD, &payload);
 
-    iso_us(atoll(PQgetvalue(res, r, TL_AT)), at);
-    iso_us(atoll(PQgetvalue(res, r, TL_REC)), received);
+    ct_store_fmt_iso(atoll(PQgetvalue(res, r, TL_AT)), at);
+    ct_store_fmt_iso(atoll(PQgetvalue(res, r, TL_REC)), received);
     ok = ok && it != NULL && ct_json_add_str(it, "kind", "message") &&
-         ct_json_add_int(it, "id", id) && ct_json_add_str(it, "wamid", col(res, r, TL_M_WAMID)) &&
-         ct_json_add_str(it, "direction", col(res, r, TL_M_DIRECTION)) &&
-         ct_json_add_str(it, "type", col(res, r, TL_M_TYPE)) &&
-         ct_json_add_str(it, "text", col(res, r, TL_M_BODY)) && ct_json_add_str(it, "at", at) &&
-         ct_json_add_str(it, "received_at", received) &&
-         ct_json_add_str(it, "status", col(res, r, TL_M_STATUS));
+         ct_json_add_int(it, "id", id) &&
+         ct_json_add_str(it, "wamid", ct_store_value(res, r, TL_M_WAMID)) &&
+         ct_json_add_str(it, "direction", ct_store_value(res, r, TL_M_DIRECTION)) &&
+         ct_json_add_str(it, "type", ct_store_value(res, r, TL_M_TYPE)) &&
+         ct_json_add_str(it, "text", ct_store_value(res, r, TL_M_BODY)) &&
+         ct_json_add_str(it, "at", at) && ct_json_add_str(it, "received_at", received) &&
+         ct_json_add_str(it, "status", ct_store_value(res, r, TL_M_STATUS));
     if (!ok) {
         cJSON_Delete(payload);
         cJSON_Delete(it);
@@ -314,15 +291,15 @@ static bool merge(cJSON *obj, cJSON *from, const char *skip1, const char *skip2)
 /* An event's who, what, from, to, why and when. */
 static bool event_fields(cJSON *it, const PGresult *res, int r, const cJSON *texts)
 {
-    const char *actor_type = col(res, r, TL_E_ACTOR_TYPE);
-    char at[64], recorded[64];
+    const char *actor_type = ct_store_value(res, r, TL_E_ACTOR_TYPE);
+    char at[48], recorded[48];
     cJSON *actor = cJSON_CreateObject();
     bool system = actor_type != NULL && strcmp(actor_type, "system") == 0;
 
-    iso_us(atoll(PQgetvalue(res, r, TL_AT)), at);
-    iso_us(atoll(PQgetvalue(res, r, TL_REC)), recorded);
+    ct_store_fmt_iso(atoll(PQgetvalue(res, r, TL_AT)), at);
+    ct_store_fmt_iso(atoll(PQgetvalue(res, r, TL_REC)), recorded);
     if (actor == NULL || !ct_json_add_str(actor, "type", actor_type) ||
-        !ct_json_add_str(actor, "id", col(res, r, TL_E_ACTOR_ID)) ||
+        !ct_json_add_str(actor, "id", ct_store_value(res, r, TL_E_ACTOR_ID)) ||
         !ct_json_add_str(actor, "name",
                          system ? "system"
                                 : cJSON_GetStringValue(
@@ -332,9 +309,9 @@ static bool event_fields(cJSON *it, const PGresult *res, int r, const cJSON *tex
         return false;
     }
     return ct_json_add_int(it, "seq", atoll(PQgetvalue(res, r, TL_E_SEQ))) &&
-           ct_json_add_str(it, "action", col(res, r, TL_E_ACTION)) &&
-           ct_json_add_str(it, "from", col(res, r, TL_E_FROM)) &&
-           ct_json_add_str(it, "to", col(res, r, TL_E_TO)) &&
+           ct_json_add_str(it, "action", ct_store_value(res, r, TL_E_ACTION)) &&
+           ct_json_add_str(it, "from", ct_store_value(res, r, TL_E_FROM)) &&
+           ct_json_add_str(it, "to", ct_store_value(res, r, TL_E_TO)) &&
            ct_json_add_str(it, "reason", cJSON_GetStringValue(
                                              cJSON_GetObjectItemCaseSensitive(texts, "reason"))) &&
            ct_json_add_str(it, "at", at) && ct_json_add_str(it, "recorded_at", recorded);
@@ -352,7 +329,7 @@ static cJSON *event_item(const PGresult *res, int r)
     /* merge takes what it merges, whatever came before */
     ok = merge(it, data, NULL, NULL) && ok;
     ok = merge(it, texts, "actor_name", "reason") && ok;
-    ok = ok && put_str(it, "hash", col(res, r, TL_E_HASH));
+    ok = ok && put_str(it, "hash", ct_store_value(res, r, TL_E_HASH));
     if (!ok) {
         cJSON_Delete(it);
         return NULL;
@@ -473,7 +450,8 @@ static ct_rc timeline_read(const PGresult *res, int limit, bool latest,
 
     memset(page, 0, sizeof(*page));
     if (PQnfields(res) != TL_NCOLS)
-        return ct_err_set(err, CT_E_INTERNAL, "internal", "the timeline statement's columns changed");
+        return ct_err_set(err, CT_E_INTERNAL, "internal",
+                          "the timeline statement's columns changed");
     *items = cJSON_CreateArray();
     if (*items == NULL)
         return ct_err_set(err, CT_E_INTERNAL, "internal", "out of memory");
