@@ -25,6 +25,13 @@ struct ct_watch {
     int64_t next_try_ns;       /* when the watchdog next acts on it */
     int shut;                  /* 0 untouched, 1 read side shut, 2 both sides shut */
     bool missed;               /* its socket was not found once (logged once) */
+    /* for reclaiming: a body arriving too slowly to keep a worker others wait for */
+    int tid;                   /* the reading thread (Linux thread id) */
+    int fd;                    /* its socket, once a look for waiting connections found it */
+    int64_t seen_ns;           /* when that look was, */
+    unsigned long long seen_bytes; /* and what the socket had received by then */
+    bool reclaimed;            /* shut for a waiting connection, not for its deadline */
+    bool skipped;              /* passed over in the current look (watchdog only) */
 };
 
 /* Fills in p from a peer address as civetweb prints it and the two ports. */
@@ -61,7 +68,8 @@ void ct_watchdog_stop(struct ct_watchdog *wd);
 void ct_watchdog_arm(struct ct_watchdog *wd, struct ct_watch *w, const char *peer_addr,
                      int peer_port, int local_port, int timeout_ms);
 /* Ends the watch (call it as soon as the read returns, before the connection can close).
- * Returns true when the deadline passed and the watchdog shut the socket. */
+ * Returns true when the watchdog shut the socket: for the deadline, or (w->reclaimed) for a
+ * connection waiting for a worker. */
 bool ct_watchdog_disarm(struct ct_watchdog *wd, struct ct_watch *w);
 
 /* Turns reclaiming on: when all `workers` hold a connection and a connection accepted on
@@ -72,6 +80,13 @@ bool ct_watchdog_disarm(struct ct_watchdog *wd, struct ct_watch *w);
  * CT_RECLAIM_MIN_AGE_MS (CT_RECLAIM_FRESH_MS while its client has sent no byte at all). */
 #define CT_RECLAIM_MIN_AGE_MS 5
 #define CT_RECLAIM_FRESH_MS 100
+/* With no such head left, armed body reads are taken back too, longest watched first: one
+ * whose body has arrived at under CT_RECLAIM_BODY_RATE bytes a second over at least the last
+ * CT_RECLAIM_BODY_MIN_MS, with its worker asleep and nothing unread (its handler answers 503
+ * server_busy). A webhook's body arrives in milliseconds; a trickled one would otherwise hold
+ * its worker until CASETRAIL_BODY_TIMEOUT. */
+#define CT_RECLAIM_BODY_MIN_MS 100
+#define CT_RECLAIM_BODY_RATE 8192
 void ct_watchdog_reclaim(struct ct_watchdog *wd, int workers, int listen_port);
 
 /* A worker took connection conn (call it on that worker's thread); it now waits for a request

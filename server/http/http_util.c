@@ -11,6 +11,7 @@
 #include "casetrail/http.h"
 #include "casetrail/json.h"
 #include "casetrail/log.h"
+#include "casetrail/metrics.h"
 #include "casetrail/text.h"
 #include "casetrail/watchdog.h"
 
@@ -266,8 +267,17 @@ out:
      * the watchdog may still look for it */
     if (watched)
         fired = ct_watchdog_disarm(req->srv->watchdog, &watch);
-    /* the watchdog's shutdown makes mg_read fail; a whole body that made it in time stands */
-    if (fired && rc == CT_E_INVALID) {
+    /* the watchdog's shutdown makes mg_read fail or end short; a whole body that made it in
+     * time stands */
+    if (fired && watch.reclaimed && (rc == CT_E_INVALID || stalled)) {
+        ct_log_warn("request body cut off: %zu of %lld bytes had arrived, too slowly to keep a "
+                    "worker others were waiting for (%s %s)",
+                    used, ri->content_length, req->method, req->path);
+        ct_metrics_count(req->srv->metrics, CT_COUNTER_CONNS_RECLAIMED, 1);
+        rc = ct_err_set(err, CT_E_UNAVAILABLE, "server_busy",
+                        "every worker was taken and this request's body was arriving too "
+                        "slowly to keep one: send it again");
+    } else if (fired && rc == CT_E_INVALID) {
         ct_log_warn("request body timed out: %zu of %lld bytes arrived within %d ms (%s %s)",
                     used, ri->content_length, req->srv->cfg.body_timeout_ms, req->method,
                     req->path);

@@ -1,7 +1,7 @@
 /* watchdog.c: one thread that shuts sockets civetweb is blocked reading: request bodies past
  * their deadline, and, when every worker is taken and a connection waits for one, connections
- * that have only been waiting for a request head. It finds a socket among this process's
- * descriptors by its two ends. */
+ * that have only been waiting for a request head, then bodies trickling in. It finds a socket
+ * among this process's descriptors by its two ends. */
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -103,6 +103,19 @@ static bool saturated(const struct ct_watchdog *wd)
     return wd->workers > 0 && wd->nconns >= wd->workers;
 }
 
+/* The bytes socket fd has received so far (TCP_INFO); false when it cannot be read. */
+static bool bytes_received(int fd, unsigned long long *out)
+{
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+        return false;
+    *out = ti.tcpi_bytes_received;
+    return true;
+}
+
 /* Looks at descriptor fd: shuts it down for every due watch it belongs to, and, on a look for
  * waiting connections (*accepted not NULL), counts it when it is a connection accepted on our
  * port and remembers it as the socket of the held connection it is. Called with mu held: an
@@ -118,6 +131,12 @@ static void try_fd(struct ct_watchdog *wd, int fd, int64_t now, int *accepted)
     if (getpeername(fd, (struct sockaddr *)&peer, &plen) != 0)
         return; /* a listening or unconnected socket */
     for (struct ct_watch *w = wd->head; w != NULL; w = w->next) {
+        if (accepted != NULL && w->fd < 0 && matches(&w->peer, &local, &peer)) {
+            w->fd = fd; /* from here on its rate is measured (body_too_slow) */
+            w->seen_ns = now;
+            if (!bytes_received(fd, &w->seen_bytes))
+                w->fd = -1;
+        }
         if (w->next_try_ns > now || w->shut >= 2 || !matches(&w->peer, &local, &peer))
             continue;
         /* never close: civetweb owns the descriptor. Shutting the read side wakes its poll and
@@ -210,19 +229,16 @@ static bool thread_sleeps(int tid)
  * must never be cut off: it would be answered 503 for the server's slowness. */
 static bool waits_on_client(const struct ct_conn_watch *c, int64_t now)
 {
-    struct tcp_info ti;
-    socklen_t len = sizeof(ti);
+    unsigned long long bytes;
     int unread = 0;
 
     if (now - c->head_since_ns < (int64_t)CT_RECLAIM_MIN_AGE_MS * NS_PER_MS)
         return false;
     if (ioctl(c->fd, FIONREAD, &unread) != 0 || unread > 0)
         return false;
-    memset(&ti, 0, sizeof(ti));
-    if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) != 0)
+    if (!bytes_received(c->fd, &bytes))
         return false;
-    if (ti.tcpi_bytes_received == 0 &&
-        now - c->head_since_ns < (int64_t)CT_RECLAIM_FRESH_MS * NS_PER_MS)
+    if (bytes == 0 && now - c->head_since_ns < (int64_t)CT_RECLAIM_FRESH_MS * NS_PER_MS)
         return false;
     return thread_sleeps(c->tid);
 }
@@ -246,6 +262,42 @@ static struct ct_conn_watch *longest_waiting(struct ct_watchdog *wd, int64_t now
     }
 }
 
+/* Whether armed body read w is too slow to keep its worker while others wait for one: watched
+ * for CT_RECLAIM_BODY_MIN_MS at least, it received under CT_RECLAIM_BODY_RATE bytes a second
+ * meanwhile, and its worker sleeps with nothing unread (so what came is not merely unread). */
+static bool body_too_slow(const struct ct_watch *w, int64_t now)
+{
+    int64_t watched = now - w->seen_ns;
+    unsigned long long bytes;
+    int unread = 0;
+
+    if (watched < (int64_t)CT_RECLAIM_BODY_MIN_MS * NS_PER_MS || !bytes_received(w->fd, &bytes))
+        return false;
+    if ((double)(bytes - w->seen_bytes) * NS_PER_S >= (double)CT_RECLAIM_BODY_RATE * watched)
+        return false;
+    if (ioctl(w->fd, FIONREAD, &unread) != 0 || unread > 0)
+        return false;
+    return thread_sleeps(w->tid);
+}
+
+/* The armed body read watched longest that is too slow (body_too_slow); NULL when none is.
+ * Those that are not are marked skipped for this look. */
+static struct ct_watch *slowest_body(struct ct_watchdog *wd, int64_t now)
+{
+    for (;;) {
+        struct ct_watch *best = NULL;
+        for (struct ct_watch *w = wd->head; w != NULL; w = w->next) {
+            if (w->shut > 0 || w->fd < 0 || w->skipped)
+                continue;
+            if (best == NULL || w->seen_ns < best->seen_ns)
+                best = w;
+        }
+        if (best == NULL || body_too_slow(best, now))
+            return best;
+        best->skipped = true;
+    }
+}
+
 /* Gives one worker to each connection waiting for one, taken from the connections that only
  * wait for a request head: an idle kept-alive connection can be closed at any time (HTTP
  * clients reopen it), and a head trickled in for longer than the minimum age is not worth a
@@ -265,13 +317,28 @@ static void reclaim(struct ct_watchdog *wd, int64_t now, int accepted)
         c->escalate_ns = now + ESCALATE_NS;
         shut++;
     }
+    /* then from bodies trickling in: their handlers answer 503 once the read ends */
+    struct ct_watch *w;
+    while (shut < waiting && (w = slowest_body(wd, now)) != NULL) {
+        if (shutdown(w->fd, SHUT_RD) != 0 && errno != ENOTCONN) {
+            w->skipped = true; /* cannot happen (see try_fd) */
+            continue;
+        }
+        w->shut = 1;
+        w->reclaimed = true;
+        w->next_try_ns = now + ESCALATE_NS; /* both sides then, if still armed */
+        shut++;
+    }
     for (c = wd->conns; c != NULL; c = c->next)
         c->skipped = false;
+    for (w = wd->head; w != NULL; w = w->next)
+        w->skipped = false;
     wd->unlogged += (unsigned long long)shut;
     if (wd->unlogged > 0 && now - wd->logged_ns >= RECLAIM_LOG_NS) {
-        ct_log_warn("every worker was taken: %llu connections waiting only for a request head "
-                    "were closed so that %d waiting connections could be served (and more like "
-                    "them since the last line: put a proxy in front, or raise CASETRAIL_THREADS)",
+        ct_log_warn("every worker was taken: %llu connections waiting only for a request head, "
+                    "or trickling a body, were closed so that %d waiting connections could be "
+                    "served (and more like them since the last line: put a proxy in front, or "
+                    "raise CASETRAIL_THREADS)",
                     wd->unlogged, waiting);
         wd->unlogged = 0;
         wd->logged_ns = now;
@@ -397,6 +464,8 @@ void ct_watchdog_arm(struct ct_watchdog *wd, struct ct_watch *w, const char *pee
 {
     memset(w, 0, sizeof(*w));
     ct_peer_set(&w->peer, peer_addr, peer_port, local_port);
+    w->fd = -1;
+    w->tid = (int)syscall(SYS_gettid); /* called on the reading thread itself */
     w->deadline_ns = now_ns() + (int64_t)timeout_ms * NS_PER_MS;
     w->next_try_ns = w->deadline_ns;
     pthread_mutex_lock(&wd->mu);

@@ -318,7 +318,7 @@ class BeyondWorkers(SlowTest):
     another connection waits (see reclaim in server/http/watchdog.c), and a probe keeps being
     served within 100 ms."""
 
-    server_env = dict(ENV, CASETRAIL_THREADS=str(WORKERS))
+    server_env = dict(ENV, CASETRAIL_THREADS=str(WORKERS), CASETRAIL_BODY_TIMEOUT="10000")
 
     def reclaimed(self):
         text = self.srv.get("/metrics").body.decode()
@@ -327,7 +327,7 @@ class BeyondWorkers(SlowTest):
 
     def test_trickled_heads_beyond_the_workers_cannot_starve_a_probe(self):
         head = b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\n"
-        before = self.reclaimed()
+        before, receipts = self.reclaimed(), int(self.receipts())
         t_start = time.monotonic()
         attacker = Besieger(self.srv.port, WORKERS + BEYOND, head, b"X")
         try:
@@ -365,9 +365,9 @@ class BeyondWorkers(SlowTest):
             self.assertEqual(json_body(a)["error"]["code"], "server_busy", a)
             self.assertIn(b"Retry-After:", a)
         self.assertGreaterEqual(self.reclaimed() - before, len(busy))
-        self.assertEqual(self.one("SELECT count(*) FROM webhook_receipts"), "1")
-        self.assertIn("connections waiting only for a request head were closed",
-                      self.srv.read_log())
+        self.assertEqual(int(self.receipts()), receipts + 1)  # the cut-off heads left none
+        self.assertIn("connections waiting only for a request head, or trickling a body, were "
+                      "closed", self.srv.read_log())
 
     def test_idle_kept_alive_connections_give_way(self):
         # WORKERS + BEYOND clients each make one request and then keep their connection open,
@@ -397,20 +397,78 @@ class BeyondWorkers(SlowTest):
                 s.close()
         self.assertGreater(self.reclaimed(), before)
 
-    def test_requests_under_way_are_not_taken_back(self):
-        # slow bodies are requests under way: they keep their workers until CASETRAIL_BODY_TIMEOUT
-        # (408), never a 503 from the watchdog
-        before = self.reclaimed()
-        group = SlowGroup(self.srv.port, WORKERS, body_head(1000) + b'{"object":', b" ")
+    def test_trickled_bodies_beyond_the_workers_give_way(self):
+        # bodies trickled a byte every DRIP_EVERY on more connections than workers, each
+        # replaced when closed: with no head left to take back, the watchdog takes workers from
+        # bodies arriving at under CT_RECLAIM_BODY_RATE (503 server_busy), long before
+        # CASETRAIL_BODY_TIMEOUT (10 s here) would free them
+        before, receipts = self.reclaimed(), int(self.receipts())
+        attacker = Besieger(self.srv.port, WORKERS + BEYOND, body_head(1000) + b'{"object":',
+                            b" ")
+        try:
+            time.sleep(0.5)  # every worker taken, the queue full
+            self.assertGreaterEqual(attacker.open_count(), WORKERS + BEYOND)
+            worst = self.probe(n=10, pause=0.05)
+            good = json.dumps(harness.text_payload("wamid.besieged-2", "923000000004",
+                                                   1760800100, "hello")).encode()
+            t0 = time.monotonic()
+            r = harness.post_webhook(self.srv, good)
+            took = time.monotonic() - t0
+            self.assertEqual(r.status, 200, r)
+            self.assertGreaterEqual(attacker.open_count(), WORKERS + BEYOND)  # the siege went on
+        finally:
+            answers = attacker.finish()
+        statuses = [status_of(a) for a in answers]
+        counted = {x: statuses.count(x) for x in set(statuses)}
+        sys.stderr.write(f"{self.id()}: webhook {took * 1000:.0f} ms; attacker opened "
+                         f"{attacker.opened}, answers {counted}\n")
+        self.assertLess(worst, BODY_GIVE_WAY, f"/healthz took {worst * 1000:.0f} ms")
+        self.assertLess(took, BODY_GIVE_WAY)
+        self.assertEqual(self.one("SELECT count(*) FROM messages WHERE wamid = 'wamid.besieged-2'"),
+                         "1")
+        self.assertEqual([x for x in statuses if x not in (503, None)], [], statuses)
+        busy = [a for a in answers if status_of(a) == 503]
+        self.assertGreater(len(busy), 0)
+        for a in busy:
+            self.assertEqual(json_body(a)["error"]["code"], "server_busy", a)
+            self.assertIn(b"Retry-After:", a)
+        self.assertGreaterEqual(self.reclaimed() - before, len(busy))
+        self.assertEqual(int(self.receipts()), receipts + 1)  # the cut-off bodies left none
+        self.assertIn("too slowly to keep a worker others were waiting for", self.srv.read_log())
+
+    def test_bodies_arriving_steadily_keep_their_workers(self):
+        # every worker but one holds a trickled body; the last one reads a body sent steadily
+        # at 25 KB/s (above CT_RECLAIM_BODY_RATE) while another connection waits: the waiting
+        # one is served by taking a trickled body's worker, and the steady body is read whole
+        # (answered for its made-up signature, never 503)
+        slow = SlowGroup(self.srv.port, WORKERS - 1, body_head(1000) + b'{"object":', b" ")
         time.sleep(0.3)
-        extra = socket.create_connection(("127.0.0.1", self.srv.port), timeout=5)
-        with extra:
-            extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-            conns = group.finish()
+        size, piece = 16384, 512
+        steady = socket.create_connection(("127.0.0.1", self.srv.port), timeout=5)
+        extra = None
+        try:
+            steady.sendall(body_head(size))
+            time.sleep(0.05)
+            extra = socket.create_connection(("127.0.0.1", self.srv.port), timeout=5)
+            extra.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            for i in range(0, size, piece):
+                steady.sendall(b" " * piece)
+                time.sleep(0.02)
+            steady.settimeout(5)
+            answer = steady.recv(65536)
             extra.settimeout(5)
             self.assertEqual(status_of(extra.recv(65536)), 200)
-        self.assertEqual([status_of(c["data"]) for c in conns], [408] * WORKERS)
-        self.assertEqual(self.reclaimed(), before)
+        finally:
+            steady.close()
+            if extra is not None:
+                extra.close()
+            conns = slow.finish()
+        self.assertIsNotNone(status_of(answer), answer)
+        self.assertNotEqual(status_of(answer), 503, answer)
+        self.assertIn(503, [status_of(c["data"]) for c in conns])
+
+
+BODY_GIVE_WAY = 1.0  # seconds: served this fast while bodies trickle in on every worker
 
 
 class KeepAlive(ServerTest):
