@@ -325,18 +325,17 @@ class BeyondWorkers(SlowTest):
         return [int(line.split()[1]) for line in text.splitlines()
                 if line.startswith("casetrail_http_connections_reclaimed_total ")][0]
 
-    def test_trickled_heads_beyond_the_workers_cannot_starve_a_probe(self):
-        head = b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\n"
-        before, receipts = self.reclaimed(), int(self.receipts())
-        t_start = time.monotonic()
-        attacker = Besieger(self.srv.port, WORKERS + BEYOND, head, b"X")
+    def siege(self, head, drip, wamid, wa_id, probes):
+        """Keeps WORKERS + BEYOND connections sending head then drip (a Besieger) while probes
+        /healthz ask on new connections and a webhook is posted (acknowledged 200). Returns the
+        slowest probe and the webhook's time (seconds), the attacker and what its closed
+        connections got back."""
+        attacker = Besieger(self.srv.port, WORKERS + BEYOND, head, drip)
         try:
             time.sleep(0.5)  # every worker taken, the queue full
             self.assertGreaterEqual(attacker.open_count(), WORKERS + BEYOND)
-            worst = self.probe(pause=0.05)
-            # a webhook meanwhile is stored and acknowledged
-            good = json.dumps(harness.text_payload("wamid.besieged-1", "923000000003",
-                                                   1760800000, "hello")).encode()
+            worst = self.probe(n=probes, pause=0.05)
+            good = json.dumps(harness.text_payload(wamid, wa_id, 1760800000, "hello")).encode()
             t0 = time.monotonic()
             r = harness.post_webhook(self.srv, good)
             took = time.monotonic() - t0
@@ -344,6 +343,25 @@ class BeyondWorkers(SlowTest):
             self.assertGreaterEqual(attacker.open_count(), WORKERS + BEYOND)  # the siege went on
         finally:
             answers = attacker.finish()
+        return worst, took, attacker, answers
+
+    def assert_told_busy(self, statuses, answers, reclaimed_before):
+        """Each closed attacker was answered 503 server_busy with Retry-After (or reset, when
+        it was still sending), at least one was, and each was counted."""
+        self.assertEqual([x for x in statuses if x not in (503, None)], [], statuses)
+        busy = [a for a in answers if status_of(a) == 503]
+        self.assertGreater(len(busy), 0)
+        for a in busy:
+            self.assertEqual(json_body(a)["error"]["code"], "server_busy", a)
+            self.assertIn(b"Retry-After:", a)
+        self.assertGreaterEqual(self.reclaimed() - reclaimed_before, len(busy))
+
+    def test_trickled_heads_beyond_the_workers_cannot_starve_a_probe(self):
+        head = b"POST /webhooks/whatsapp HTTP/1.1\r\nHost: x\r\n"
+        before, receipts = self.reclaimed(), int(self.receipts())
+        t_start = time.monotonic()
+        worst, took, attacker, answers = self.siege(head, b"X", "wamid.besieged-1",
+                                                    "923000000003", 20)
         t_end = time.monotonic()
         statuses = [status_of(a) for a in answers]
         stored = int(self.one("SELECT count(*) FROM messages WHERE wamid = 'wamid.besieged-1'"))
@@ -357,14 +375,7 @@ class BeyondWorkers(SlowTest):
         self.assertLess(worst, HEALTHZ_MAX, f"/healthz took {worst * 1000:.0f} ms")
         self.assertLess(took, 0.5)
         self.assertEqual(stored, 1)
-        # a cut-off head is told why (or reset, when it was still sending)
-        self.assertEqual([x for x in statuses if x not in (503, None)], [], statuses)
-        busy = [a for a in answers if status_of(a) == 503]
-        self.assertGreater(len(busy), 0)
-        for a in busy:
-            self.assertEqual(json_body(a)["error"]["code"], "server_busy", a)
-            self.assertIn(b"Retry-After:", a)
-        self.assertGreaterEqual(self.reclaimed() - before, len(busy))
+        self.assert_told_busy(statuses, answers, before)  # a cut-off head is told why
         self.assertEqual(int(self.receipts()), receipts + 1)  # the cut-off heads left none
         self.assertIn("connections waiting only for a request head, or trickling a body, were "
                       "closed", self.srv.read_log())
@@ -403,21 +414,8 @@ class BeyondWorkers(SlowTest):
         # bodies arriving at under CT_RECLAIM_BODY_RATE (503 server_busy), long before
         # CASETRAIL_BODY_TIMEOUT (10 s here) would free them
         before, receipts = self.reclaimed(), int(self.receipts())
-        attacker = Besieger(self.srv.port, WORKERS + BEYOND, body_head(1000) + b'{"object":',
-                            b" ")
-        try:
-            time.sleep(0.5)  # every worker taken, the queue full
-            self.assertGreaterEqual(attacker.open_count(), WORKERS + BEYOND)
-            worst = self.probe(n=10, pause=0.05)
-            good = json.dumps(harness.text_payload("wamid.besieged-2", "923000000004",
-                                                   1760800100, "hello")).encode()
-            t0 = time.monotonic()
-            r = harness.post_webhook(self.srv, good)
-            took = time.monotonic() - t0
-            self.assertEqual(r.status, 200, r)
-            self.assertGreaterEqual(attacker.open_count(), WORKERS + BEYOND)  # the siege went on
-        finally:
-            answers = attacker.finish()
+        worst, took, attacker, answers = self.siege(body_head(1000) + b'{"object":', b" ",
+                                                    "wamid.besieged-2", "923000000004", 10)
         statuses = [status_of(a) for a in answers]
         counted = {x: statuses.count(x) for x in set(statuses)}
         sys.stderr.write(f"{self.id()}: webhook {took * 1000:.0f} ms; attacker opened "
@@ -426,13 +424,7 @@ class BeyondWorkers(SlowTest):
         self.assertLess(took, BODY_GIVE_WAY)
         self.assertEqual(self.one("SELECT count(*) FROM messages WHERE wamid = 'wamid.besieged-2'"),
                          "1")
-        self.assertEqual([x for x in statuses if x not in (503, None)], [], statuses)
-        busy = [a for a in answers if status_of(a) == 503]
-        self.assertGreater(len(busy), 0)
-        for a in busy:
-            self.assertEqual(json_body(a)["error"]["code"], "server_busy", a)
-            self.assertIn(b"Retry-After:", a)
-        self.assertGreaterEqual(self.reclaimed() - before, len(busy))
+        self.assert_told_busy(statuses, answers, before)
         self.assertEqual(int(self.receipts()), receipts + 1)  # the cut-off bodies left none
         self.assertIn("too slowly to keep a worker others were waiting for", self.srv.read_log())
 
