@@ -42,7 +42,8 @@
  * (docs/PERFORMANCE.md, "Timeline read"). */
 enum tl_col {
     TL_AT, TL_REC, TL_KIND, TL_ID, TL_HEAD,
-    TL_M_WAMID, TL_M_DIRECTION, TL_M_TYPE, TL_M_BODY, TL_M_STATUS, TL_M_PAYLOAD, TL_M_REPLY_TO,
+    TL_M_WAMID, TL_M_DIRECTION, TL_M_TYPE, TL_M_BODY, TL_M_STATUS, TL_M_CONTENT, TL_M_ERRORS,
+    TL_M_REFERRAL, TL_M_FORWARDED, TL_M_REPLY_TO,
     TL_M_ERROR_CODE, TL_M_ERROR_TITLE, TL_M_TARGET, TL_M_ORIGINAL, TL_M_EDITS, TL_M_DELETED,
     TL_M_BUSINESS_APP, TL_M_AUTHOR, TL_M_MEDIA_STATUS, TL_M_MEDIA_SHA, TL_M_MEDIA_SIZE,
     TL_M_MEDIA_REASON,
@@ -52,10 +53,13 @@ enum tl_col {
 };
 
 /* A message (m) with its media (d): its columns TL_M_WAMID..TL_M_MEDIA_REASON, then the
- * event's as NULL. The payload goes whole: its type's object, errors, referral and forward
- * flag are taken from it here. */
+ * event's as NULL. Of the payload only what the item shows: its type's object (but a text's,
+ * whose body is m.body), errors, the ad it came from, the forward flag. */
 #define MESSAGE_COLS                                                                          \
-    " SELECT m.wamid, m.direction, m.type, m.body, m.status, m.payload::text,"               \
+    " SELECT m.wamid, m.direction, m.type, m.body, m.status,"                                 \
+    "  CASE WHEN m.type <> 'text' THEN (m.payload -> m.type)::text END,"                      \
+    "  (m.payload -> 'errors')::text, (m.payload -> 'referral')::text,"                      \
+    "  (m.payload #> '{context,forwarded}')::text,"                                           \
     "  m.context_wamid, m.error_code, m.error_title, m.target_wamid,"                         \
     /* an edit or deletion shows what it changes (once that has arrived: order is not kept) */ \
     "  (SELECT json_build_object('wamid', o.wamid, 'type', o.type, 'text', o.body,"          \
@@ -78,7 +82,7 @@ enum tl_col {
  * object. */
 #define EVENT_COLS                                                                            \
     " SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"  \
-    "  NULL, NULL, NULL, NULL, NULL, NULL,"                                                   \
+    "  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL,"                                 \
     "  e.seq, e.action, e.actor_type, e.actor_id,"                                            \
     /* an assignment's from and to are user ids: shown as the users' names */                 \
     "  CASE WHEN e.action = '" CT_EV_ASSIGNMENT "' THEN"                                      \
@@ -137,8 +141,29 @@ static void strip_nulls(cJSON *v)
     }
 }
 
-/* Sets obj's key to v (taken) with its nulls stripped, replacing what was there (jsonb's ||);
- * nothing when v is missing or null, as a stripped member. False on OOM. */
+/* Adds v (taken; NULL is OOM) under key, a string literal: cJSON keeps the pointer instead of
+ * a copy, one allocation fewer per field of every item. */
+static bool add_item(cJSON *obj, const char *key, cJSON *v)
+{
+    if (v != NULL && cJSON_AddItemToObjectCS(obj, key, v))
+        return true;
+    cJSON_Delete(v);
+    return false;
+}
+
+/* add_item of a string (copied), null when v is NULL; of a whole number. */
+static bool add_str(cJSON *obj, const char *key, const char *v)
+{
+    return add_item(obj, key, v != NULL ? cJSON_CreateString(v) : cJSON_CreateNull());
+}
+
+static bool add_int(cJSON *obj, const char *key, long long v)
+{
+    return add_item(obj, key, ct_json_int_item(v));
+}
+
+/* Sets obj's key (a string literal) to v (taken) with its nulls stripped, replacing what was
+ * there (jsonb's ||); nothing when v is missing or null, as a stripped member. False on OOM. */
 static bool put(cJSON *obj, const char *key, cJSON *v)
 {
     if (v == NULL || cJSON_IsNull(v)) {
@@ -147,11 +172,7 @@ static bool put(cJSON *obj, const char *key, cJSON *v)
     }
     strip_nulls(v);
     cJSON_DeleteItemFromObjectCaseSensitive(obj, key);
-    /* the key is copied before v's own name (which it may be) is freed */
-    if (cJSON_AddItemToObject(obj, key, v))
-        return true;
-    cJSON_Delete(v);
-    return false;
+    return add_item(obj, key, v);
 }
 
 /* put of a string, nothing when NULL. */
@@ -181,28 +202,31 @@ static const char *content_key(const char *type)
                                         "unsupported"};
     for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
         if (strcmp(type, known[i]) == 0)
-            return type;
+            return known[i]; /* the literal, not type: a key outlives the answer (add_item) */
     return "content";
 }
 
-/* The message's own fields and what its payload carries: its type's object, errors, the ad it
- * came from and whether it was forwarded (payload taken and freed). */
-static bool message_payload(cJSON *it, const PGresult *res, int r, cJSON *payload)
+/* What the message's payload carries: its type's object, errors, the ad it came from and
+ * whether it was forwarded. */
+static bool message_payload(cJSON *it, const PGresult *res, int r)
 {
+    static const struct {
+        int col;
+        const char *key;
+    } pieces[] = {{TL_M_ERRORS, "errors"}, {TL_M_REFERRAL, "referral"},
+                  {TL_M_FORWARDED, "forwarded"}};
     const char *type = ct_store_value(res, r, TL_M_TYPE);
-    cJSON *context = cJSON_GetObjectItemCaseSensitive(payload, "context");
+    cJSON *v;
     bool ok = true;
+
     if (type != NULL && strcmp(type, "text") != 0)
-        ok = put(it, content_key(type), cJSON_DetachItemFromObjectCaseSensitive(payload, type));
-    ok = ok && put_str(it, "reply_to", ct_store_value(res, r, TL_M_REPLY_TO)) &&
-         put(it, "errors", cJSON_DetachItemFromObjectCaseSensitive(payload, "errors")) &&
-         put(it, "referral", cJSON_DetachItemFromObjectCaseSensitive(payload, "referral")) &&
-         (ct_store_value(res, r, TL_M_ERROR_CODE) == NULL ||
-          ct_json_add_int(it, "error_code", atoll(PQgetvalue(res, r, TL_M_ERROR_CODE)))) &&
-         put_str(it, "error_title", ct_store_value(res, r, TL_M_ERROR_TITLE)) &&
-         put(it, "forwarded", cJSON_DetachItemFromObjectCaseSensitive(context, "forwarded"));
-    cJSON_Delete(payload);
-    return ok;
+        ok = parsed(res, r, TL_M_CONTENT, &v) && put(it, content_key(type), v);
+    ok = ok && put_str(it, "reply_to", ct_store_value(res, r, TL_M_REPLY_TO));
+    for (size_t i = 0; ok && i < sizeof(pieces) / sizeof(pieces[0]); i++)
+        ok = parsed(res, r, pieces[i].col, &v) && put(it, pieces[i].key, v);
+    return ok && (ct_store_value(res, r, TL_M_ERROR_CODE) == NULL ||
+                  add_int(it, "error_code", atoll(PQgetvalue(res, r, TL_M_ERROR_CODE)))) &&
+           put_str(it, "error_title", ct_store_value(res, r, TL_M_ERROR_TITLE));
 }
 
 /* Edits and deletions, who wrote it, and the customer's media as kept: pending, stored
@@ -230,7 +254,7 @@ static bool message_related(cJSON *it, const PGresult *res, int r, long long id)
            put_str(it, "media_status", media) &&
            put_str(it, "media_sha256", ct_store_value(res, r, TL_M_MEDIA_SHA)) &&
            (ct_store_value(res, r, TL_M_MEDIA_SIZE) == NULL ||
-            ct_json_add_int(it, "media_size", atoll(PQgetvalue(res, r, TL_M_MEDIA_SIZE)))) &&
+            add_int(it, "media_size", atoll(PQgetvalue(res, r, TL_M_MEDIA_SIZE)))) &&
            put_str(it, "media_reason", ct_store_value(res, r, TL_M_MEDIA_REASON)) &&
            (media == NULL || strcmp(media, "stored") != 0 || put_str(it, "media_url", url));
 }
@@ -240,25 +264,18 @@ static cJSON *message_item(const PGresult *res, int r)
 {
     long long id = atoll(PQgetvalue(res, r, TL_ID));
     char at[48], received[48];
-    cJSON *it = cJSON_CreateObject(), *payload;
-    bool ok = parsed(res, r, TL_M_PAYLOAD, &payload);
+    cJSON *it = cJSON_CreateObject();
 
     ct_store_fmt_iso(atoll(PQgetvalue(res, r, TL_AT)), at);
     ct_store_fmt_iso(atoll(PQgetvalue(res, r, TL_REC)), received);
-    ok = ok && it != NULL && ct_json_add_str(it, "kind", "message") &&
-         ct_json_add_int(it, "id", id) &&
-         ct_json_add_str(it, "wamid", ct_store_value(res, r, TL_M_WAMID)) &&
-         ct_json_add_str(it, "direction", ct_store_value(res, r, TL_M_DIRECTION)) &&
-         ct_json_add_str(it, "type", ct_store_value(res, r, TL_M_TYPE)) &&
-         ct_json_add_str(it, "text", ct_store_value(res, r, TL_M_BODY)) &&
-         ct_json_add_str(it, "at", at) && ct_json_add_str(it, "received_at", received) &&
-         ct_json_add_str(it, "status", ct_store_value(res, r, TL_M_STATUS));
-    if (!ok) {
-        cJSON_Delete(payload);
-        cJSON_Delete(it);
-        return NULL;
-    }
-    if (!message_payload(it, res, r, payload) || !message_related(it, res, r, id)) {
+    if (it == NULL || !add_str(it, "kind", "message") || !add_int(it, "id", id) ||
+        !add_str(it, "wamid", ct_store_value(res, r, TL_M_WAMID)) ||
+        !add_str(it, "direction", ct_store_value(res, r, TL_M_DIRECTION)) ||
+        !add_str(it, "type", ct_store_value(res, r, TL_M_TYPE)) ||
+        !add_str(it, "text", ct_store_value(res, r, TL_M_BODY)) || !add_str(it, "at", at) ||
+        !add_str(it, "received_at", received) ||
+        !add_str(it, "status", ct_store_value(res, r, TL_M_STATUS)) ||
+        !message_payload(it, res, r) || !message_related(it, res, r, id)) {
         cJSON_Delete(it);
         return NULL;
     }
@@ -298,23 +315,23 @@ static bool event_fields(cJSON *it, const PGresult *res, int r, const cJSON *tex
 
     ct_store_fmt_iso(atoll(PQgetvalue(res, r, TL_AT)), at);
     ct_store_fmt_iso(atoll(PQgetvalue(res, r, TL_REC)), recorded);
-    if (actor == NULL || !ct_json_add_str(actor, "type", actor_type) ||
-        !ct_json_add_str(actor, "id", ct_store_value(res, r, TL_E_ACTOR_ID)) ||
-        !ct_json_add_str(actor, "name",
+    if (actor == NULL || !add_str(actor, "type", actor_type) ||
+        !add_str(actor, "id", ct_store_value(res, r, TL_E_ACTOR_ID)) ||
+        !add_str(actor, "name",
                          system ? "system"
                                 : cJSON_GetStringValue(
                                       cJSON_GetObjectItemCaseSensitive(texts, "actor_name"))) ||
-        !ct_json_add_str(it, "kind", "event") || !cJSON_AddItemToObject(it, "actor", actor)) {
+        !add_str(it, "kind", "event") || !cJSON_AddItemToObjectCS(it, "actor", actor)) {
         cJSON_Delete(actor);
         return false;
     }
-    return ct_json_add_int(it, "seq", atoll(PQgetvalue(res, r, TL_E_SEQ))) &&
-           ct_json_add_str(it, "action", ct_store_value(res, r, TL_E_ACTION)) &&
-           ct_json_add_str(it, "from", ct_store_value(res, r, TL_E_FROM)) &&
-           ct_json_add_str(it, "to", ct_store_value(res, r, TL_E_TO)) &&
-           ct_json_add_str(it, "reason", cJSON_GetStringValue(
+    return add_int(it, "seq", atoll(PQgetvalue(res, r, TL_E_SEQ))) &&
+           add_str(it, "action", ct_store_value(res, r, TL_E_ACTION)) &&
+           add_str(it, "from", ct_store_value(res, r, TL_E_FROM)) &&
+           add_str(it, "to", ct_store_value(res, r, TL_E_TO)) &&
+           add_str(it, "reason", cJSON_GetStringValue(
                                              cJSON_GetObjectItemCaseSensitive(texts, "reason"))) &&
-           ct_json_add_str(it, "at", at) && ct_json_add_str(it, "recorded_at", recorded);
+           add_str(it, "at", at) && add_str(it, "recorded_at", recorded);
 }
 
 /* An event's item (caller frees): its fields, then its data and its other texts over them,
