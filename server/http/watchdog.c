@@ -117,8 +117,9 @@ static bool bytes_received(int fd, unsigned long long *out)
 }
 
 /* Looks at descriptor fd: shuts it down for every due watch it belongs to, and, on a look for
- * waiting connections (*accepted not NULL), counts it when it is a connection accepted on our
- * port and remembers it as the socket of the held connection it is. Called with mu held: an
+ * waiting connections (*accepted not NULL), remembers it as the socket of the armed body read
+ * it is, counts it when it is a connection accepted on our port, and remembers it as the
+ * socket of the held connection it is. Called with mu held: an
  * armed watch's or a registered connection's socket cannot close meanwhile (both are removed
  * under mu before civetweb closes it), so a descriptor that matches is that connection's. */
 static void try_fd(struct ct_watchdog *wd, int fd, int64_t now, int *accepted)
@@ -131,13 +132,16 @@ static void try_fd(struct ct_watchdog *wd, int fd, int64_t now, int *accepted)
     if (getpeername(fd, (struct sockaddr *)&peer, &plen) != 0)
         return; /* a listening or unconnected socket */
     for (struct ct_watch *w = wd->head; w != NULL; w = w->next) {
-        if (accepted != NULL && w->fd < 0 && matches(&w->peer, &local, &peer)) {
+        bool due = w->next_try_ns <= now && w->shut < 2, learn = accepted != NULL && w->fd < 0;
+        if ((!due && !learn) || !matches(&w->peer, &local, &peer))
+            continue;
+        if (learn) {
             w->fd = fd; /* from here on its rate is measured (body_too_slow) */
             w->seen_ns = now;
             if (!bytes_received(fd, &w->seen_bytes))
                 w->fd = -1;
         }
-        if (w->next_try_ns > now || w->shut >= 2 || !matches(&w->peer, &local, &peer))
+        if (!due)
             continue;
         /* never close: civetweb owns the descriptor. Shutting the read side wakes its poll and
          * makes recv return 0, and still lets the handler send its 408. */

@@ -125,7 +125,6 @@ enum tl_col {
 
 /* ---- items, built from a row's columns ---- */
 
-
 /* Drops every object member whose value is null, at any depth (jsonb_strip_nulls: a null in
  * an array stays). */
 static void strip_nulls(cJSON *v)
@@ -249,14 +248,17 @@ static bool message_related(cJSON *it, const PGresult *res, int r, long long id)
     if (strcmp(PQgetvalue(res, r, TL_M_BUSINESS_APP), "t") == 0 &&
         !put_str(it, "sent_from", "business_app"))
         return false;
+    if (!put_str(it, "author", ct_store_value(res, r, TL_M_AUTHOR)) ||
+        !put_str(it, "media_status", media) ||
+        !put_str(it, "media_sha256", ct_store_value(res, r, TL_M_MEDIA_SHA)) ||
+        (ct_store_value(res, r, TL_M_MEDIA_SIZE) != NULL &&
+         !add_int(it, "media_size", atoll(PQgetvalue(res, r, TL_M_MEDIA_SIZE)))) ||
+        !put_str(it, "media_reason", ct_store_value(res, r, TL_M_MEDIA_REASON)))
+        return false;
+    if (media == NULL || strcmp(media, "stored") != 0)
+        return true;
     snprintf(url, sizeof(url), "/api/media/%lld", id);
-    return put_str(it, "author", ct_store_value(res, r, TL_M_AUTHOR)) &&
-           put_str(it, "media_status", media) &&
-           put_str(it, "media_sha256", ct_store_value(res, r, TL_M_MEDIA_SHA)) &&
-           (ct_store_value(res, r, TL_M_MEDIA_SIZE) == NULL ||
-            add_int(it, "media_size", atoll(PQgetvalue(res, r, TL_M_MEDIA_SIZE)))) &&
-           put_str(it, "media_reason", ct_store_value(res, r, TL_M_MEDIA_REASON)) &&
-           (media == NULL || strcmp(media, "stored") != 0 || put_str(it, "media_url", url));
+    return put_str(it, "media_url", url);
 }
 
 /* A message's item (caller frees); NULL on OOM or stored JSON that does not parse. */
@@ -318,9 +320,9 @@ static bool event_fields(cJSON *it, const PGresult *res, int r, const cJSON *tex
     if (actor == NULL || !add_str(actor, "type", actor_type) ||
         !add_str(actor, "id", ct_store_value(res, r, TL_E_ACTOR_ID)) ||
         !add_str(actor, "name",
-                         system ? "system"
-                                : cJSON_GetStringValue(
-                                      cJSON_GetObjectItemCaseSensitive(texts, "actor_name"))) ||
+                 system ? "system"
+                        : cJSON_GetStringValue(
+                              cJSON_GetObjectItemCaseSensitive(texts, "actor_name"))) ||
         !add_str(it, "kind", "event") || !cJSON_AddItemToObjectCS(it, "actor", actor)) {
         cJSON_Delete(actor);
         return false;
@@ -329,8 +331,8 @@ static bool event_fields(cJSON *it, const PGresult *res, int r, const cJSON *tex
            add_str(it, "action", ct_store_value(res, r, TL_E_ACTION)) &&
            add_str(it, "from", ct_store_value(res, r, TL_E_FROM)) &&
            add_str(it, "to", ct_store_value(res, r, TL_E_TO)) &&
-           add_str(it, "reason", cJSON_GetStringValue(
-                                             cJSON_GetObjectItemCaseSensitive(texts, "reason"))) &&
+           add_str(it, "reason",
+                   cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(texts, "reason"))) &&
            add_str(it, "at", at) && add_str(it, "recorded_at", recorded);
 }
 
