@@ -253,9 +253,9 @@ struct ct_group_open {
     size_t nkeys;
     size_t locked; /* out: how many contacts the lock found */
 };
-/* In a batched transaction: receipts, rules and contact locks in one round trip (with the
- * transaction's BEGIN), then the live tickets in a second (after the locks, so it sees what
- * their earlier holders committed). Nothing otherwise. */
+/* In a batched transaction: receipts, rules, contact locks and then the live tickets in one
+ * round trip (with the transaction's BEGIN; the live tickets' statement runs after the locks,
+ * so it sees what their earlier holders committed). Nothing otherwise. */
 ct_rc ct_store_group_open(struct ct_tx *tx, struct ct_group_open *g, struct ct_err *err);
 /* Locks a ticket by id; CT_E_NOT_FOUND when it does not exist. */
 ct_rc ct_store_ticket_lock(struct ct_tx *tx, long long id, struct ct_ticket_ref *out,

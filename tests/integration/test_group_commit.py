@@ -279,6 +279,25 @@ class GroupPreload(ServerTest):
                                       " messages WHERE wamid IN (:'c', :'d', :'e')",
                                       c=f"wamid.gm.{c}.c", d=f"wamid.gm.{c}.d",
                                       e=f"wamid.gm.{c}.e"), keep)
+        # afterwards, groups that name either id (the group's live-ticket lookup must skip
+        # the contact merged away) still land on the one kept, on its one live ticket
+        later = [json.dumps(envelope([text(f"wamid.gm.{c}.f{k}", 1760900050 + k, "after",
+                                           **({"user_id": f"PK.gp{c:04d}"} if k % 2 else
+                                              {"wa_id": f"92372{c:07d}"}))],
+                                     [contact("Zara", **({"user_id": f"PK.gp{c:04d}"} if k % 2
+                                                         else {"wa_id": f"92372{c:07d}"}))]
+                                     )).encode() for c in range(6) for k in range(4)]
+        later += [json.dumps(text_payload(f"wamid.gm.y{k}", f"92374{k:07d}", 1760900000 + k,
+                                          "filler")).encode() for k in range(24)]
+        random.Random(12).shuffle(later)
+        self.assertEqual([a.status for a in send_all(self.srv, later) if a.status != 200], [])
+        for c in range(6):
+            keep = self.one("SELECT id FROM contacts WHERE wa_id = :'w'", w=f"92372{c:07d}")
+            self.assertEqual(self.one("SELECT string_agg(DISTINCT contact_id::text, ',') ||"
+                                      " '/' || string_agg(DISTINCT ticket_id::text, ',') FROM"
+                                      " messages WHERE wamid LIKE :'p'", p=f"wamid.gm.{c}.f%"),
+                             keep + "/" + self.one("SELECT id FROM tickets WHERE contact_id ="
+                                                   " :'k' AND status <> 'closed'", k=keep))
         GroupCommit.check_invariants(self, "wamid.gm.%")
 
 
