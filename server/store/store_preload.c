@@ -1,7 +1,7 @@
 /* store_preload.c: a batched group's contact and live-ticket lookups, made for every message of
- * the group in two statements sent together instead of two round trips per message (docs/DECISIONS.md
- * "Group preload"). The answers are kept on the transaction and dropped as soon as it changes
- * what they tell. */
+ * the group in two statements sent together instead of two round trips per message
+ * (docs/DECISIONS.md "Group preload"). The answers are kept on the transaction and dropped as
+ * soon as it changes what they tell. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -356,7 +356,7 @@ static ct_rc preload(struct ct_tx *tx, const struct ct_group_open *g, const PGre
 
 ct_rc ct_store_group_open(struct ct_tx *tx, struct ct_group_open *g, struct ct_err *err)
 {
-    struct ct_tx_step st[4];
+    struct ct_tx_step st[CT_TX_STEPS_MAX]; /* receipts, rules, contacts and their lives */
     int n = 0, receipts = -1, rules = -1, contacts = -1;
     bool ok = true;
     ct_rc rc = CT_OK;
